@@ -1,0 +1,252 @@
+"""Chat API benchmark: opening a long conversation, and many followed generations at once.
+
+Run from the repository: `.venv/bin/python bench/chat.py` (`-h` for flags). Starts the fake
+upstream and `chatgate serve` (single-user mode on loopback, SQLite unless --database-url) as
+child processes, then measures from this process with aiohttp:
+
+1. open: `GET /api/conversations/{id}` of an imported conversation of --messages messages
+   (targets: p50/p99 under 50 ms for 2,000 messages);
+2. follow: --concurrency generations started at once through `POST .../messages`, each followed
+   over SSE; the gaps between consecutive delta events at the client, against the same number
+   of streams read straight from the fake upstream in the same run (target: p99 under 10 ms
+   above the upstream's own chunk interval).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+HEADERS = {"X-Requested-With": "bench"}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="bench/chat.py",
+        description="Benchmark the chat API: open a long conversation; follow many generations.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--messages", type=int, default=2000, help="messages in the open test")
+    p.add_argument("--opens", type=int, default=100, help="timed opens")
+    p.add_argument("--concurrency", type=int, default=200, help="generations at once")
+    p.add_argument("--chunks", type=int, default=50, help="chunks per answer")
+    p.add_argument("--chunk-delay-ms", type=float, default=10.0, help="upstream chunk interval")
+    p.add_argument("--database-url", help="default: SQLite in a temporary directory")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    return p.parse_args(argv)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "p50_ms": round(pct(values, 0.50) * 1000, 2),
+        "p99_ms": round(pct(values, 0.99) * 1000, 2),
+        "max_ms": round(max(values) * 1000, 2) if values else float("nan"),
+        "mean_ms": round(statistics.fmean(values) * 1000, 2) if values else float("nan"),
+    }
+
+
+async def wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    async with aiohttp.ClientSession() as s:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+            try:
+                async with s.get(url) as r:
+                    if r.status < 500:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def start(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+
+
+async def bench_open(s: aiohttp.ClientSession, url: str, n: int, opens: int) -> dict[str, Any]:
+    messages = [
+        {"role": ("user", "assistant")[i % 2], "content": f"message {i}: " + "lorem ipsum " * 16}
+        for i in range(n)
+    ]
+    body = {"title": "long", "model": "fake-model", "messages": messages}
+    async with s.post(f"{url}/api/conversations/import", json=body, headers=HEADERS) as r:
+        assert r.status == 201, await r.text()
+        cid = (await r.json())["id"]
+    times = []
+    for _ in range(opens + 5):
+        t0 = time.perf_counter()
+        async with s.get(f"{url}/api/conversations/{cid}") as r:
+            data = await r.read()
+        times.append(time.perf_counter() - t0)
+    assert len(json.loads(data)["messages"]) == n
+    return {"messages": n, "bytes": len(data), **summary(times[5:])}
+
+
+async def arrivals(response: aiohttp.ClientResponse, delta: bytes) -> list[float]:
+    """Arrival time of each event line containing ``delta``, until a done or the end."""
+    times = []
+    async for line in response.content:
+        if delta in line:
+            times.append(time.perf_counter())
+        elif b'"type":"done"' in line or line.startswith(b"data: [DONE]"):
+            break
+    return times
+
+
+def gaps(series: list[list[float]]) -> list[float]:
+    return [b - a for times in series for a, b in itertools.pairwise(times)]
+
+
+async def follow_one(
+    s: aiohttp.ClientSession, url: str, cid: str, started: list[float]
+) -> list[float]:
+    async with s.post(
+        f"{url}/api/conversations/{cid}/messages", json={"content": "go"}, headers=HEADERS
+    ) as r:
+        assert r.status == 202, await r.text()
+        gid = (await r.json())["generation_id"]
+    started.append(time.perf_counter())
+    async with s.get(f"{url}/api/generations/{gid}/events") as r:
+        return await arrivals(r, b'"type":"delta"')
+
+
+def steady(series: list[list[float]], since: float) -> list[float]:
+    """The gaps after every generation had been started (no start-up traffic in between)."""
+    return [b - a for times in series for a, b in itertools.pairwise(times) if a >= since]
+
+
+async def direct_one(s: aiohttp.ClientSession, fake: str) -> list[float]:
+    body = {"model": "fake-model", "stream": True, "messages": [{"role": "user", "content": "go"}]}
+    async with s.post(f"{fake}/v1/chat/completions", json=body) as r:
+        return await arrivals(r, b'"content"')
+
+
+async def bench_follow(s: aiohttp.ClientSession, url: str, fake: str, n: int) -> dict[str, Any]:
+    cids = []
+    for _ in range(n):
+        async with s.post(f"{url}/api/conversations", json={"model": "fake-model"},
+                          headers=HEADERS) as r:  # fmt: skip
+            cids.append((await r.json())["id"])
+    t0 = time.perf_counter()
+    direct = await asyncio.gather(*(direct_one(s, fake) for _ in range(n)))
+    direct_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    started: list[float] = []
+    followed = await asyncio.gather(*(follow_one(s, url, cid, started) for cid in cids))
+    followed_s = time.perf_counter() - t0
+    all_started = max(started)
+    return {
+        "generations": n,
+        "chunks_received": sum(map(len, followed)),
+        "direct_upstream": {"wall_s": round(direct_s, 2), **summary(gaps(direct))},
+        "chatgate_followed": {"wall_s": round(followed_s, 2), **summary(gaps(followed))},
+        "chatgate_followed_steady": {
+            "wall_s": round(followed_s - (all_started - t0), 2),
+            **summary(steady(followed, all_started)),
+        },
+    }
+
+
+async def run(args: argparse.Namespace, url: str, fake: str) -> dict[str, Any]:
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as s:
+        opened = await bench_open(s, url, args.messages, args.opens)
+        follow = await bench_follow(s, url, fake, args.concurrency)
+    return {"open_conversation": opened, "follow": follow}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="chatgate-bench-chat-"))
+    fake_port, port = free_port(), free_port()
+    fake, url = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{port}"
+    config = tmp / "config.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "discover_env": False,
+                "local_model": False,
+                "providers": {"fake": {"type": "openai", "base_url": fake + "/v1",
+                                       "models": ["fake-model"]}},
+                "chat": {"model_titles": False},
+            }
+        )  # JSON is YAML
+    )  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    database = args.database_url or f"sqlite+aiosqlite:///{tmp / 'chat.db'}"
+    py = sys.executable
+    procs = [
+        start([py, "-m", "tests.fakes.upstream", "--port", str(fake_port), "--chunks",
+               str(args.chunks), "--chunk-delay-ms", str(args.chunk_delay_ms)], env),
+        start([py, "-m", "chatgate.cli", "serve", "--config", str(config), "--port", str(port),
+               "--database-url", database, "--log-level", "warning"], env),
+    ]  # fmt: skip
+    try:
+        asyncio.run(wait_up(fake + "/_fake/stats", procs[0]))
+        asyncio.run(wait_up(url + "/health", procs[1]))
+        try:
+            import uvloop
+
+            result = uvloop.run(run(args, url, fake))
+        except ImportError:
+            result = asyncio.run(run(args, url, fake))
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    result["upstream_chunk_delay_ms"] = args.chunk_delay_ms
+    result["database"] = "postgresql" if "postgres" in database else "sqlite"
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        o, f = result["open_conversation"], result["follow"]
+        print(f"open a {o['messages']}-message conversation ({o['bytes']} bytes): "
+              f"p50 {o['p50_ms']} ms, p99 {o['p99_ms']} ms  (target < 50 ms)")  # fmt: skip
+        for name in ("direct_upstream", "chatgate_followed", "chatgate_followed_steady"):
+            g = f[name]
+            print(
+                f"{name:>24}: {f['generations']} streams at once, inter-chunk gap "
+                f"p50 {g['p50_ms']} ms, p99 {g['p99_ms']} ms, max {g['max_ms']} ms "
+                f"(upstream interval {args.chunk_delay_ms} ms), wall {g['wall_s']} s"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+/**
+ * Local mode: conversations live in this browser (IndexedDB) and answers stream straight from
+ * /v1/chat/completions. Used while the server has no /api (GET /api/me is not 200).
+ */
+
+import { type Idb, openDb, Idb as IdbImpl } from "./idb";
+import { requestBody, streamChat } from "./openai";
+import type {
+  ChatBackend,
+  ChatSettings,
+  Conversation,
+  ConversationPatch,
+  GenerationSink,
+  Message,
+  SearchHit,
+  SendRequest,
+  StartedGeneration,
+} from "./types";
+import { newId } from "../lib/ids";
+import { fold, snippet } from "../lib/search";
+
+export class LocalBackend implements ChatBackend {
+  readonly mode = "local" as const;
+
+  constructor(private readonly db: Idb) {}
+
+  static async open(): Promise<LocalBackend> {
+    return new LocalBackend(new IdbImpl(await openDb()));
+  }
+
+  async listConversations(): Promise<Conversation[]> {
+    return this.db.allConversations();
+  }
+
+  async createConversation(settings: ChatSettings, title = ""): Promise<Conversation> {
+    const now = Date.now();
+    const c: Conversation = {
+      id: newId(),
+      title,
+      pinned: false,
+      createdAt: now,
+      updatedAt: now,
+      settings: { ...settings },
+      leafId: null,
+    };
+    await this.db.putConversation(c);
+    return c;
+  }
+
+  async updateConversation(id: string, patch: ConversationPatch): Promise<Conversation> {
+    const next = await this.db.updateConversation(id, (old) => ({
+      ...old,
+      ...(patch.title !== undefined ? { title: patch.title } : {}),
+      ...(patch.pinned !== undefined ? { pinned: patch.pinned } : {}),
+      ...(patch.leafId !== undefined ? { leafId: patch.leafId } : {}),
+      settings: { ...old.settings, ...patch.settings },
+      updatedAt: Date.now(),
+    }));
+    if (!next) throw new Error(`conversation ${id} not found`);
+    return next;
+  }
+
+  async deleteConversation(id: string): Promise<void> {
+    await this.db.deleteConversation(id);
+  }
+
+  async loadMessages(id: string): Promise<Message[]> {
+    const all = await this.db.messagesOf(id);
+    return all.sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  async search(query: string): Promise<SearchHit[]> {
+    const q = fold(query.trim());
+    if (!q) return [];
+    const [conversations, messages] = await Promise.all([
+      this.db.allConversations(),
+      this.db.allMessages(),
+    ]);
+    const byId = new Map(conversations.map((c) => [c.id, c]));
+    const hits: SearchHit[] = [];
+    const seen = new Set<string>();
+    for (const c of conversations) {
+      if (fold(c.title).includes(q)) {
+        hits.push({ conversationId: c.id, messageId: null, title: c.title, snippet: c.title });
+        seen.add(c.id);
+      }
+    }
+    messages.sort((a, b) => b.createdAt - a.createdAt);
+    for (const m of messages) {
+      const c = byId.get(m.conversationId);
+      if (!c) continue;
+      const s = snippet(m.content, query);
+      if (s === null) continue;
+      hits.push({ conversationId: c.id, messageId: m.id, title: c.title, snippet: s });
+      seen.add(c.id);
+      if (hits.length >= 50) break;
+    }
+    return hits;
+  }
+
+  async send(request: SendRequest, sink: GenerationSink): Promise<StartedGeneration> {
+    const { conversation } = request;
+    const now = Date.now();
+    let parentId = request.parentId;
+    let userMessage: Message | null = null;
+    let history = request.history;
+    if (request.content !== null) {
+      userMessage = {
+        id: newId(),
+        conversationId: conversation.id,
+        parentId,
+        role: "user",
+        content: request.content,
+        status: "done",
+        createdAt: now,
+      };
+      parentId = userMessage.id;
+      history = [...history, userMessage];
+      await this.db.putMessages([userMessage]);
+    }
+    const assistant: Message = {
+      id: newId(),
+      conversationId: conversation.id,
+      parentId,
+      role: "assistant",
+      content: "",
+      status: "streaming",
+      model: conversation.settings.model,
+      createdAt: now + 1,
+    };
+    const controller = new AbortController();
+    const done = streamChat(requestBody(conversation.settings, history), sink, controller.signal);
+    return {
+      userMessage,
+      assistant,
+      done,
+      stop: () => {
+        controller.abort();
+      },
+    };
+  }
+
+  resume(): null {
+    // A local answer streams in the tab that asked; it is not resumable.
+    return null;
+  }
+
+  async saveMessage(message: Message): Promise<void> {
+    await this.db.putMessages([message]);
+  }
+}

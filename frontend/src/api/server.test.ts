@@ -1,0 +1,76 @@
+import { describe, expect, it } from "vitest";
+import { interpretEvent, toConversation, toMessage } from "./server";
+
+const ev = (data: object) => ({ id: "1", event: "message", data: JSON.stringify(data) });
+
+describe("interpretEvent (GET /api/generations/{id}/events)", () => {
+  it("reads deltas, snapshots and the end", () => {
+    expect(interpretEvent(ev({ type: "start", message_id: "m1" }))).toEqual({});
+    expect(interpretEvent(ev({ type: "delta", content: "a", reasoning: "r" }))).toEqual({ content: "a", reasoning: "r" });
+    expect(interpretEvent(ev({ type: "snapshot", message: { content: "all", reasoning: null } }))).toEqual({
+      snapshot: { content: "all", reasoning: "" },
+    });
+    expect(
+      interpretEvent(ev({ type: "done", status: "done", usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 }, error: null })),
+    ).toEqual({ end: { status: "done" }, usage: { promptTokens: 1, completionTokens: 2, totalTokens: 3 } });
+    expect(interpretEvent(ev({ type: "done", status: "stopped", usage: null, error: null }))).toEqual({
+      end: { status: "stopped" },
+    });
+    expect(interpretEvent(ev({ type: "done", status: "error", error: { message: "429" } }))).toEqual({
+      end: { status: "error", error: "429" },
+    });
+  });
+});
+
+describe("payload mapping", () => {
+  it("maps a conversation with its sampling params", () => {
+    const c = toConversation({
+      id: "c1",
+      title: "T",
+      model: "fake-model",
+      system_prompt: null,
+      params: { temperature: 0.5, max_tokens: 64 },
+      pinned: true,
+      created_at: "2026-01-01T00:00:00",
+      updated_at: "2026-01-02T00:00:00Z",
+      active_leaf_id: "m9",
+    });
+    expect(c).toEqual({
+      id: "c1",
+      title: "T",
+      pinned: true,
+      createdAt: Date.UTC(2026, 0, 1),
+      updatedAt: Date.UTC(2026, 0, 2),
+      settings: { model: "fake-model", systemPrompt: "", temperature: 0.5, maxTokens: 64 },
+      leafId: "m9",
+    });
+  });
+
+  it("maps a message with siblings, usage and context", () => {
+    const m = toMessage(
+      {
+        id: "m2",
+        parent_id: "m1",
+        role: "assistant",
+        content: "hi",
+        reasoning: null,
+        status: "done",
+        usage: { prompt_tokens: 4, completion_tokens: 2, total_tokens: 6 },
+        context: { sent: ["m1"], dropped: ["m0"], summarised: [], summary_id: null },
+        sibling_ids: ["m2", "m3"],
+        created_at: "2026-01-01T00:00:00Z",
+      },
+      "c1",
+    );
+    expect(m).toMatchObject({
+      id: "m2",
+      conversationId: "c1",
+      parentId: "m1",
+      role: "assistant",
+      siblingIds: ["m2", "m3"],
+      context: { sent: 1, dropped: 1, summarised: 0, summaryId: null },
+      usage: { promptTokens: 4, completionTokens: 2, totalTokens: 6 },
+    });
+    expect(m.reasoning).toBeUndefined();
+  });
+});

@@ -1,0 +1,358 @@
+/**
+ * Server mode: conversations under /api (PRODUCT §3), generation owned by the server and followed
+ * over SSE (`GET /api/generations/{id}/events`, resumed with Last-Event-ID). Chosen when
+ * GET /api/me answers 200. All /api payload mapping lives in this file.
+ */
+
+import { errorMessage, parseUsage } from "./openai";
+import { readSse, SseParser, type SseEvent } from "./sse";
+import type {
+  ChatBackend,
+  ChatSettings,
+  ContextInfo,
+  Conversation,
+  ConversationPatch,
+  GenerationResult,
+  GenerationSink,
+  Message,
+  MessageStatus,
+  Role,
+  RunningGeneration,
+  SearchHit,
+  SendRequest,
+  StartedGeneration,
+  Usage,
+} from "./types";
+
+type Json = Record<string, unknown>;
+
+const str = (v: unknown, d = ""): string => (typeof v === "string" ? v : d);
+const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
+/** An id as the server sent it (string or number); `fallback` when absent. */
+const idOf = (v: unknown, fallback: string): string =>
+  typeof v === "string" ? v : typeof v === "number" ? String(v) : fallback;
+const obj = (v: unknown): Json => (v && typeof v === "object" && !Array.isArray(v) ? (v as Json) : {});
+const ids = (v: unknown): string[] => (Array.isArray(v) ? v.map((x) => idOf(x, "")).filter(Boolean) : []);
+
+function time(v: unknown): number {
+  if (typeof v === "number") return v < 1e12 ? v * 1000 : v;
+  if (typeof v === "string") {
+    // The API's datetimes are UTC; a naive ISO string is read as UTC too.
+    const t = Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(v) ? v : `${v}Z`);
+    if (!Number.isNaN(t)) return t;
+  }
+  return Date.now();
+}
+
+function list(body: unknown, key = "data"): Json[] {
+  if (Array.isArray(body)) return body as Json[];
+  const o = obj(body);
+  return Array.isArray(o[key]) ? (o[key] as Json[]) : [];
+}
+
+const STATUSES: readonly MessageStatus[] = ["streaming", "done", "stopped", "error"];
+const ROLES: readonly Role[] = ["system", "user", "assistant", "summary"];
+
+export function toConversation(o: Json): Conversation {
+  const params = obj(o.params);
+  const settings: ChatSettings = {
+    model: str(o.model),
+    systemPrompt: str(o.system_prompt),
+    temperature: num(params.temperature),
+    maxTokens: num(params.max_tokens),
+  };
+  const leaf = o.active_leaf_id;
+  return {
+    id: idOf(o.id, ""),
+    title: str(o.title),
+    pinned: Boolean(o.pinned),
+    createdAt: time(o.created_at),
+    updatedAt: time(o.updated_at ?? o.created_at),
+    settings,
+    leafId: leaf === null || leaf === undefined ? null : idOf(leaf, "") || null,
+  };
+}
+
+function toContext(v: unknown): ContextInfo | undefined {
+  if (!v || typeof v !== "object") return undefined;
+  const c = v as Json;
+  return {
+    sent: ids(c.sent).length,
+    dropped: ids(c.dropped).length,
+    summarised: ids(c.summarised).length,
+    summaryId: c.summary_id === null || c.summary_id === undefined ? null : idOf(c.summary_id, "") || null,
+  };
+}
+
+export function toMessage(o: Json, conversationId: string): Message {
+  const role = str(o.role, "assistant") as Role;
+  const status = str(o.status, "done") as MessageStatus;
+  const m: Message = {
+    id: idOf(o.id, ""),
+    conversationId: idOf(o.conversation_id, conversationId),
+    parentId: idOf(o.parent_id, "") || null,
+    role: ROLES.includes(role) ? role : "assistant",
+    content: str(o.content),
+    status: STATUSES.includes(status) ? status : "done",
+    createdAt: time(o.created_at),
+  };
+  if (typeof o.reasoning === "string" && o.reasoning) m.reasoning = o.reasoning;
+  const usage = parseUsage(o.usage);
+  if (usage) m.usage = usage;
+  if (typeof o.model === "string") m.model = o.model;
+  if (typeof o.error === "string" && o.error) m.error = o.error;
+  if (typeof o.generation_id === "string" && o.generation_id) m.generationId = o.generation_id;
+  const siblings = ids(o.sibling_ids);
+  if (siblings.length > 1) m.siblingIds = siblings;
+  const context = toContext(o.context);
+  if (context) m.context = context;
+  return m;
+}
+
+/** What one event of /api/generations/{id}/events means for the UI. */
+export interface GenerationEvent {
+  reasoning?: string;
+  content?: string;
+  /** Replace everything so far (a generation served from the database). */
+  snapshot?: { content: string; reasoning: string };
+  usage?: Usage;
+  end?: GenerationResult;
+}
+
+/**
+ * Events are JSON objects with a `type`: `start`, `context`, `delta` ({content, reasoning}),
+ * `snapshot` ({message}), `done` ({status, usage, error}).
+ */
+export function interpretEvent(ev: SseEvent): GenerationEvent {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(ev.data);
+  } catch {
+    return {};
+  }
+  const o = obj(parsed);
+  switch (str(o.type)) {
+    case "delta": {
+      const out: GenerationEvent = {};
+      if (typeof o.content === "string" && o.content) out.content = o.content;
+      if (typeof o.reasoning === "string" && o.reasoning) out.reasoning = o.reasoning;
+      return out;
+    }
+    case "snapshot": {
+      const m = obj(o.message);
+      return { snapshot: { content: str(m.content), reasoning: str(m.reasoning) } };
+    }
+    case "done": {
+      const s = str(o.status, "done");
+      const status: GenerationResult["status"] = s === "stopped" || s === "error" ? s : "done";
+      const out: GenerationEvent = { end: { status } };
+      const err = o.error;
+      if (status === "error") {
+        out.end = { status, error: typeof err === "string" ? err : str(obj(err).message, "error") };
+      }
+      const usage = parseUsage(o.usage);
+      if (usage) out.usage = usage;
+      return out;
+    }
+    case "error":
+      return { end: { status: "error", error: str(o.message, str(obj(o.error).message, "error")) } };
+    default:
+      return {};
+  }
+}
+
+async function api(path: string, init: RequestInit = {}): Promise<unknown> {
+  // X-Requested-With: the server's CSRF guard wants it (or a JSON body) on state changes.
+  const headers: Record<string, string> = { Accept: "application/json", "X-Requested-With": "chatgate" };
+  if (init.body !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(path, { credentials: "same-origin", ...init, headers });
+  if (!res.ok) throw new Error(await errorMessage(res));
+  if (res.status === 204) return null;
+  const text = await res.text();
+  return text ? (JSON.parse(text) as unknown) : null;
+}
+
+const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => {
+    setTimeout(resolve, ms);
+  });
+
+/** Follow a generation's events to the end, resuming with Last-Event-ID after a dropped connection. */
+export async function followGeneration(
+  id: string,
+  sink: GenerationSink,
+  signal: AbortSignal,
+  retries = 8,
+): Promise<GenerationResult> {
+  const parser = new SseParser();
+  const st: { end: GenerationResult | null } = { end: null };
+  // Read through a function: st.end is written by the event callback, out of narrowing's sight.
+  const ended = (): GenerationResult | null => st.end;
+  for (let attempt = 0; attempt <= retries && !ended(); attempt++) {
+    try {
+      const headers: Record<string, string> = { Accept: "text/event-stream" };
+      if (parser.lastEventId) headers["Last-Event-ID"] = parser.lastEventId;
+      const res = await fetch(`/api/generations/${encodeURIComponent(id)}/events`, {
+        headers,
+        credentials: "same-origin",
+        signal,
+      });
+      if (!res.ok || !res.body) return { status: "error", error: await errorMessage(res) };
+      await readSse(
+        res.body,
+        (ev) => {
+          if (st.end) return;
+          const e = interpretEvent(ev);
+          if (e.snapshot) sink.replace(e.snapshot.content, e.snapshot.reasoning);
+          if (e.reasoning) sink.reasoning(e.reasoning);
+          if (e.content) sink.content(e.content);
+          if (e.usage) sink.usage(e.usage);
+          if (e.end) st.end = e.end;
+        },
+        parser,
+      );
+    } catch (e) {
+      if (signal.aborted) return { status: "stopped" };
+      if (attempt === retries) return { status: "error", error: e instanceof Error ? e.message : String(e) };
+    }
+    if (!ended()) await sleep(Math.min(250 * 2 ** attempt, 4000));
+  }
+  return ended() ?? { status: "error", error: "The answer stream ended early." };
+}
+
+function settingsBody(s: ChatSettings): Json {
+  const params: Json = {};
+  if (s.temperature !== null) params.temperature = s.temperature;
+  if (s.maxTokens !== null) params.max_tokens = s.maxTokens;
+  const out: Json = { system_prompt: s.systemPrompt || null, params };
+  if (s.model) out.model = s.model;
+  return out;
+}
+
+export class ServerBackend implements ChatBackend {
+  readonly mode = "server" as const;
+
+  async listConversations(): Promise<Conversation[]> {
+    return list(await api("/api/conversations?limit=1000")).map(toConversation);
+  }
+
+  async createConversation(settings: ChatSettings, title = ""): Promise<Conversation> {
+    const body = await api("/api/conversations", {
+      method: "POST",
+      body: JSON.stringify({ title, ...settingsBody(settings) }),
+    });
+    return toConversation(obj(body));
+  }
+
+  async updateConversation(id: string, patch: ConversationPatch): Promise<Conversation> {
+    const body: Json = {};
+    if (patch.title !== undefined) body.title = patch.title;
+    if (patch.pinned !== undefined) body.pinned = patch.pinned;
+    if (patch.leafId !== undefined && patch.leafId !== null) body.active_leaf_id = patch.leafId;
+    if (patch.settings) {
+      const full = settingsBody({ model: "", systemPrompt: "", temperature: null, maxTokens: null, ...patch.settings });
+      if (patch.settings.model !== undefined) body.model = full.model;
+      if (patch.settings.systemPrompt !== undefined) body.system_prompt = full.system_prompt;
+      // params is replaced whole: the store passes complete settings.
+      if (patch.settings.temperature !== undefined || patch.settings.maxTokens !== undefined) {
+        body.params = full.params;
+      }
+    }
+    const out = await api(`/api/conversations/${encodeURIComponent(id)}`, {
+      method: "PATCH",
+      body: JSON.stringify(body),
+    });
+    return toConversation(obj(out));
+  }
+
+  async deleteConversation(id: string): Promise<void> {
+    await api(`/api/conversations/${encodeURIComponent(id)}`, { method: "DELETE" });
+  }
+
+  /** The active branch (with summaries and each turn's sibling ids): the server keeps the tree. */
+  async loadMessages(id: string): Promise<Message[]> {
+    const body = await api(`/api/conversations/${encodeURIComponent(id)}`);
+    return list(body, "messages").map((m) => toMessage(m, id));
+  }
+
+  async search(query: string): Promise<SearchHit[]> {
+    const body = await api(`/api/search?q=${encodeURIComponent(query)}`);
+    return list(body).map((h) => ({
+      conversationId: idOf(h.conversation_id, ""),
+      messageId: idOf(h.message_id, "") || null,
+      title: str(h.title ?? h.conversation_title),
+      snippet: str(h.snippet ?? h.content),
+    }));
+  }
+
+  async send(request: SendRequest, sink: GenerationSink): Promise<StartedGeneration> {
+    const { conversation } = request;
+    const body: Json = {};
+    if (request.regenerateOf !== undefined) body.regenerate_of = request.regenerateOf;
+    else if (request.editOf !== undefined) {
+      body.edit_of = request.editOf;
+      body.content = request.content;
+    } else {
+      body.content = request.content;
+      body.parent_id = request.parentId;
+    }
+    const out = obj(
+      await api(`/api/conversations/${encodeURIComponent(conversation.id)}/messages`, {
+        method: "POST",
+        body: JSON.stringify(body),
+      }),
+    );
+    const genId = idOf(out.generation_id, "");
+    const now = Date.now();
+    const userId = idOf(out.user_message_id, "");
+    const userMessage: Message | null =
+      request.content === null || !userId
+        ? null
+        : {
+            id: userId,
+            conversationId: conversation.id,
+            parentId: request.parentId,
+            role: "user",
+            content: request.content,
+            status: "done",
+            createdAt: now,
+          };
+    const assistant: Message = {
+      id: idOf(out.message_id, `a-${genId}`),
+      conversationId: conversation.id,
+      parentId: idOf(out.parent_id, "") || (userMessage ? userMessage.id : request.parentId),
+      role: "assistant",
+      content: "",
+      status: "streaming",
+      model: conversation.settings.model,
+      createdAt: now + 1,
+    };
+    return { userMessage, assistant, ...this.follow(genId, sink) };
+  }
+
+  resume(message: Message, sink: GenerationSink): RunningGeneration | null {
+    return message.generationId ? this.follow(message.generationId, sink) : null;
+  }
+
+  /** Follow a generation from its first event (everything so far, then the rest). */
+  private follow(genId: string, sink: GenerationSink): RunningGeneration {
+    const controller = new AbortController();
+    return {
+      done: followGeneration(genId, sink, controller.signal),
+      stop: () => {
+        // The server cancels the upstream call and ends the event stream with "stopped";
+        // if it cannot be reached, stop following anyway.
+        api(`/api/generations/${encodeURIComponent(genId)}/stop`, { method: "POST" }).catch(() => {
+          controller.abort();
+        });
+        setTimeout(() => {
+          controller.abort();
+        }, 5000);
+      },
+    };
+  }
+
+  async saveMessage(): Promise<void> {
+    // The server owns and persists generations.
+  }
+}

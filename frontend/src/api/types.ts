@@ -1,0 +1,132 @@
+/** The UI's data model, shared by the local (browser) and server (/api) backends. */
+
+/** "summary": a server-side checkpoint standing for earlier turns the model no longer sees. */
+export type Role = "system" | "user" | "assistant" | "summary";
+
+export type MessageStatus = "streaming" | "done" | "stopped" | "error";
+
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+  reasoningTokens?: number;
+}
+
+export interface ChatSettings {
+  model: string;
+  systemPrompt: string;
+  /** null: the model's default. */
+  temperature: number | null;
+  /** null: no limit sent. */
+  maxTokens: number | null;
+}
+
+export interface Conversation {
+  id: string;
+  title: string;
+  pinned: boolean;
+  createdAt: number;
+  updatedAt: number;
+  settings: ChatSettings;
+  /** The newest message of the branch on screen (messages form a tree through parentId). */
+  leafId: string | null;
+}
+
+/** What the server sent the model for an answer (counts of message ids). */
+export interface ContextInfo {
+  sent: number;
+  dropped: number;
+  summarised: number;
+  summaryId: string | null;
+}
+
+export interface Message {
+  id: string;
+  conversationId: string;
+  parentId: string | null;
+  role: Role;
+  content: string;
+  reasoning?: string;
+  status?: MessageStatus;
+  error?: string;
+  usage?: Usage;
+  model?: string;
+  createdAt: number;
+  /** Server mode: the generation writing this answer (followed again after a reload). */
+  generationId?: string;
+  /** Server mode: every version of this turn (the server sends only the active branch). */
+  siblingIds?: string[];
+  context?: ContextInfo;
+}
+
+export interface SearchHit {
+  conversationId: string;
+  messageId: string | null;
+  title: string;
+  snippet: string;
+}
+
+export type ConversationPatch = Partial<Pick<Conversation, "title" | "pinned" | "leafId">> & {
+  settings?: Partial<ChatSettings>;
+};
+
+/** What a running generation reports, in order; the store batches it per animation frame. */
+export interface GenerationSink {
+  reasoning(text: string): void;
+  content(text: string): void;
+  usage(usage: Usage): void;
+  /** The whole text so far, replacing what was received (a resumed or stored generation). */
+  replace(content: string, reasoning: string): void;
+}
+
+export interface GenerationResult {
+  status: Exclude<MessageStatus, "streaming">;
+  error?: string;
+}
+
+export interface RunningGeneration {
+  /** Settles when the answer ends, however it ends. Never rejects. */
+  done: Promise<GenerationResult>;
+  stop(): void;
+}
+
+export interface StartedGeneration {
+  /** The user's message (absent when regenerating an existing turn). */
+  userMessage: Message | null;
+  /** The assistant message being written (status "streaming"). */
+  assistant: Message;
+  /** Settles when the answer ends, however it ends. Never rejects. */
+  done: Promise<GenerationResult>;
+  stop(): void;
+}
+
+export interface SendRequest {
+  conversation: Conversation;
+  /** Messages of the branch the new turn continues, oldest first (used for the local mode). */
+  history: Message[];
+  /** Parent of the new user message (or of the new answer when regenerating). */
+  parentId: string | null;
+  /** The user's text; null regenerates the answer to the message at parentId. */
+  content: string | null;
+  /** The user message this one replaces (edit and resend: a new branch). */
+  editOf?: string;
+  /** The answer this one replaces (regenerate: a new branch). */
+  regenerateOf?: string;
+}
+
+export interface ChatBackend {
+  readonly mode: "local" | "server";
+  listConversations(): Promise<Conversation[]>;
+  createConversation(settings: ChatSettings, title?: string): Promise<Conversation>;
+  updateConversation(id: string, patch: ConversationPatch): Promise<Conversation>;
+  deleteConversation(id: string): Promise<void>;
+  /** Every message of the conversation's tree, oldest first. */
+  loadMessages(id: string): Promise<Message[]>;
+  search(query: string): Promise<SearchHit[]>;
+  send(request: SendRequest, sink: GenerationSink): Promise<StartedGeneration>;
+  /** Follow an answer that is still being written elsewhere (server mode: after a reload, or
+   * in a second tab); null when this backend cannot. */
+  resume(message: Message, sink: GenerationSink): RunningGeneration | null;
+  /** Persist a finished local answer (no-op for the server, which owns generation). */
+  saveMessage(message: Message): Promise<void>;
+}

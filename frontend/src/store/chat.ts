@@ -1,0 +1,483 @@
+/**
+ * The chat state and every action on it, outside React. Components subscribe to slices
+ * (useChat(selector)); updates replace only what changed, so memoised components skip work.
+ * A streaming answer does not go through here per token: it lives in a StreamBuffer that only
+ * the streaming message subscribes to.
+ */
+
+import { useSyncExternalStore } from "react";
+import { detectCapability, openBackend, type Capability } from "../api";
+import { listModels, type ModelInfo } from "../api/openai";
+import type {
+  ChatBackend,
+  ChatSettings,
+  Conversation,
+  ConversationPatch,
+  GenerationResult,
+  Message,
+  SearchHit,
+} from "../api/types";
+import { StreamBuffer } from "../lib/streamBuffer";
+import { deepestLeaf, threadOf, type MessageMap } from "../lib/tree";
+
+export interface Generation {
+  conversationId: string;
+  assistantId: string;
+  buffer: StreamBuffer;
+  stop(): void;
+}
+
+export interface ChatState {
+  status: "starting" | "ready" | "login" | "failed";
+  mode: Capability | null;
+  startError: string | null;
+  conversations: Conversation[];
+  activeId: string | null;
+  /** Loaded conversations' message trees. */
+  messages: ReadonlyMap<string, MessageMap>;
+  generation: Generation | null;
+  models: ModelInfo[];
+  modelsError: string | null;
+  /** Settings for the next new chat (and the chat shown before it has a first message). */
+  draft: ChatSettings;
+  searchQuery: string;
+  searchHits: SearchHit[] | null;
+  /** A message to bring into view (search result). */
+  focusMessageId: string | null;
+  notice: string | null;
+  /** Writes to the backend not yet finished (the page shows data-saved="false" meanwhile). */
+  pendingWrites: number;
+}
+
+export const SETTINGS_KEY = "chatgate.settings";
+const EMPTY_MAP: MessageMap = new Map();
+
+export function defaultSettings(): ChatSettings {
+  const base: ChatSettings = { model: "", systemPrompt: "", temperature: null, maxTokens: null };
+  try {
+    const saved = JSON.parse(localStorage.getItem(SETTINGS_KEY) ?? "null") as Partial<ChatSettings> | null;
+    if (saved && typeof saved === "object") return { ...base, ...saved };
+  } catch {
+    // nothing saved
+  }
+  return base;
+}
+
+/** Pinned first, then most recently updated. */
+export function sortConversations(list: readonly Conversation[]): Conversation[] {
+  return [...list].sort((a, b) => Number(b.pinned) - Number(a.pinned) || b.updatedAt - a.updatedAt);
+}
+
+export function titleFrom(text: string): string {
+  const line = text.trim().split("\n")[0]?.trim() ?? "";
+  return line.length > 48 ? line.slice(0, 47).trimEnd() + "…" : line;
+}
+
+export class ChatStore {
+  private state: ChatState;
+  private readonly listeners = new Set<() => void>();
+  private backend: ChatBackend | null = null;
+  private searchSeq = 0;
+
+  constructor() {
+    this.state = {
+      status: "starting",
+      mode: null,
+      startError: null,
+      conversations: [],
+      activeId: null,
+      messages: new Map(),
+      generation: null,
+      models: [],
+      modelsError: null,
+      draft: defaultSettings(),
+      searchQuery: "",
+      searchHits: null,
+      focusMessageId: null,
+      notice: null,
+      pendingWrites: 0,
+    };
+  }
+
+  readonly getState = (): ChatState => this.state;
+
+  readonly subscribe = (l: () => void): (() => void) => {
+    this.listeners.add(l);
+    return () => {
+      this.listeners.delete(l);
+    };
+  };
+
+  private set(patch: Partial<ChatState>): void {
+    this.state = { ...this.state, ...patch };
+    for (const l of this.listeners) l();
+  }
+
+  // ---- start ----------------------------------------------------------------------------
+  async start(initialId: string | null): Promise<void> {
+    void this.loadModels();
+    try {
+      const mode = await detectCapability();
+      if (mode === "login") {
+        this.set({ status: "login", mode });
+        return;
+      }
+      this.backend = await openBackend(mode);
+      const conversations = sortConversations(await this.backend.listConversations());
+      this.set({ status: "ready", mode, conversations });
+      if (initialId && conversations.some((c) => c.id === initialId)) await this.open(initialId);
+    } catch (e) {
+      this.set({ status: "failed", startError: e instanceof Error ? e.message : String(e) });
+    }
+  }
+
+  async loadModels(): Promise<void> {
+    try {
+      const models = await listModels();
+      const draft = this.state.draft;
+      const patch: Partial<ChatState> = { models, modelsError: null };
+      if (models.length && !models.some((m) => m.id === draft.model)) {
+        patch.draft = { ...draft, model: models[0]?.id ?? "" };
+      }
+      this.set(patch);
+    } catch (e) {
+      this.set({ modelsError: e instanceof Error ? e.message : String(e) });
+    }
+  }
+
+  private need(): ChatBackend {
+    if (!this.backend) throw new Error("not started");
+    return this.backend;
+  }
+
+  // ---- selectors ------------------------------------------------------------------------
+  active(): Conversation | null {
+    const { activeId, conversations } = this.state;
+    return activeId === null ? null : (conversations.find((c) => c.id === activeId) ?? null);
+  }
+
+  settings(): ChatSettings {
+    return this.active()?.settings ?? this.state.draft;
+  }
+
+  messagesOf(id: string | null): MessageMap {
+    return id === null ? EMPTY_MAP : (this.state.messages.get(id) ?? EMPTY_MAP);
+  }
+
+  thread(id: string | null = this.state.activeId): Message[] {
+    const c = id === null ? null : this.state.conversations.find((x) => x.id === id);
+    return threadOf(this.messagesOf(id), c?.leafId ?? null);
+  }
+
+  // ---- conversations --------------------------------------------------------------------
+  newChat(): void {
+    this.set({ activeId: null, focusMessageId: null });
+  }
+
+  async open(id: string, focusMessageId: string | null = null): Promise<void> {
+    this.set({ activeId: id, focusMessageId });
+    if (this.state.messages.has(id)) return;
+    try {
+      const list = await this.need().loadMessages(id);
+      this.putMessages(id, list);
+      this.resumeIfStreaming(id);
+    } catch (e) {
+      this.notify(e);
+    }
+  }
+
+  /** Run one backend write, counted in pendingWrites while it runs. */
+  private async write<T>(run: () => Promise<T>): Promise<T> {
+    this.set({ pendingWrites: this.state.pendingWrites + 1 });
+    try {
+      return await run();
+    } finally {
+      this.set({ pendingWrites: this.state.pendingWrites - 1 });
+    }
+  }
+
+  private putMessages(conversationId: string, list: readonly Message[]): void {
+    const map = new Map(this.state.messages.get(conversationId) ?? EMPTY_MAP);
+    for (const m of list) map.set(m.id, m);
+    const messages = new Map(this.state.messages);
+    messages.set(conversationId, map);
+    this.set({ messages });
+  }
+
+  private replaceConversation(c: Conversation, add = true): void {
+    const exists = this.state.conversations.some((x) => x.id === c.id);
+    if (!exists && !add) return;
+    const list = exists
+      ? this.state.conversations.map((x) => (x.id === c.id ? c : x))
+      : [c, ...this.state.conversations];
+    this.set({ conversations: sortConversations(list) });
+  }
+
+  async update(id: string, patch: ConversationPatch): Promise<void> {
+    // Optimistic: the list reacts at once; the stored copy follows.
+    const old = this.state.conversations.find((c) => c.id === id);
+    if (old) {
+      this.replaceConversation({
+        ...old,
+        ...(patch.title !== undefined ? { title: patch.title } : {}),
+        ...(patch.pinned !== undefined ? { pinned: patch.pinned } : {}),
+        ...(patch.leafId !== undefined ? { leafId: patch.leafId } : {}),
+        settings: { ...old.settings, ...patch.settings },
+      });
+    }
+    // The backend gets complete settings (the server replaces sampling params whole).
+    const full: ConversationPatch =
+      old && patch.settings ? { ...patch, settings: { ...old.settings, ...patch.settings } } : patch;
+    try {
+      const stored = await this.write(() => this.need().updateConversation(id, full));
+      this.replaceConversation(stored, false); // deleted meanwhile: stays deleted
+    } catch (e) {
+      if (old) this.replaceConversation(old, false);
+      this.notify(e);
+    }
+  }
+
+  rename(id: string, title: string): Promise<void> {
+    return this.update(id, { title: title.trim() });
+  }
+
+  togglePin(id: string): Promise<void> {
+    const c = this.state.conversations.find((x) => x.id === id);
+    return this.update(id, { pinned: !c?.pinned });
+  }
+
+  async remove(id: string): Promise<void> {
+    if (this.state.generation?.conversationId === id) this.stop();
+    const conversations = this.state.conversations.filter((c) => c.id !== id);
+    const messages = new Map(this.state.messages);
+    messages.delete(id);
+    this.set({
+      conversations,
+      messages,
+      activeId: this.state.activeId === id ? null : this.state.activeId,
+    });
+    try {
+      await this.write(() => this.need().deleteConversation(id));
+    } catch (e) {
+      this.notify(e);
+    }
+  }
+
+  updateSettings(patch: Partial<ChatSettings>): void {
+    const c = this.active();
+    const draft = { ...this.state.draft, ...patch };
+    this.set({ draft });
+    try {
+      localStorage.setItem(SETTINGS_KEY, JSON.stringify(draft));
+    } catch {
+      // not remembered
+    }
+    if (c) void this.update(c.id, { settings: patch });
+  }
+
+  async search(query: string): Promise<void> {
+    const seq = ++this.searchSeq;
+    this.set({ searchQuery: query });
+    if (!query.trim()) {
+      this.set({ searchHits: null });
+      return;
+    }
+    try {
+      const hits = await this.need().search(query);
+      if (seq === this.searchSeq) this.set({ searchHits: hits });
+    } catch (e) {
+      this.notify(e);
+    }
+  }
+
+  /** Show another version (sibling) of a message: its newest branch becomes the leaf. */
+  switchBranch(conversationId: string, siblingId: string): void {
+    if (this.state.generation?.conversationId === conversationId) return;
+    if (this.state.mode === "server") {
+      // The server holds the tree: point the conversation at the sibling, load that branch.
+      void this.update(conversationId, { leafId: siblingId }).then(() => this.reload(conversationId));
+      return;
+    }
+    const leaf = deepestLeaf(this.messagesOf(conversationId), siblingId);
+    void this.update(conversationId, { leafId: leaf });
+  }
+
+  /** Server mode: replace a conversation's messages with the server's branch (and its title). */
+  async reload(conversationId: string): Promise<void> {
+    try {
+      const backend = this.need();
+      const list = await backend.loadMessages(conversationId);
+      const messages = new Map(this.state.messages);
+      messages.set(conversationId, new Map(list.map((m) => [m.id, m])));
+      const leaf = [...list].reverse().find((m) => m.role !== "summary");
+      this.set({ messages });
+      const c = this.state.conversations.find((x) => x.id === conversationId);
+      if (c && leaf) this.replaceConversation({ ...c, leafId: leaf.id });
+      const fresh = await backend.listConversations();
+      const again = fresh.find((x) => x.id === conversationId);
+      if (again) this.replaceConversation(again);
+    } catch (e) {
+      this.notify(e);
+    }
+  }
+
+  // ---- generation -----------------------------------------------------------------------
+  /** Send a new message at the end of the branch on screen. */
+  async send(text: string): Promise<void> {
+    const content = text.trim();
+    if (!content || this.state.generation || this.state.status !== "ready") return;
+    let c = this.active();
+    if (!c) {
+      try {
+        const draft = this.state.draft;
+        c = await this.write(() => this.need().createConversation(draft, titleFrom(content)));
+      } catch (e) {
+        this.notify(e);
+        return;
+      }
+      this.replaceConversation(c);
+      const messages = new Map(this.state.messages);
+      messages.set(c.id, new Map());
+      this.set({ activeId: c.id, messages });
+    }
+    const history = this.thread(c.id);
+    const parentId = history[history.length - 1]?.id ?? null;
+    await this.generate(c, history, parentId, content);
+  }
+
+  /** A new answer to the user message before `assistantId`. */
+  async regenerate(assistantId: string): Promise<void> {
+    const c = this.active();
+    if (!c || this.state.generation) return;
+    const thread = this.thread(c.id);
+    const at = thread.findIndex((m) => m.id === assistantId);
+    const parent = thread[at - 1];
+    if (at < 0 || !parent) return;
+    await this.generate(c, thread.slice(0, at), parent.id, null, { regenerateOf: assistantId });
+  }
+
+  /** Replace a user message with new text (a new branch) and answer it. */
+  async editAndResend(userMessageId: string, text: string): Promise<void> {
+    const c = this.active();
+    const content = text.trim();
+    if (!c || !content || this.state.generation) return;
+    const thread = this.thread(c.id);
+    const at = thread.findIndex((m) => m.id === userMessageId);
+    if (at < 0) return;
+    const parentId = thread[at]?.parentId ?? null;
+    await this.generate(c, thread.slice(0, at), parentId, content, { editOf: userMessageId });
+  }
+
+  stop(): void {
+    this.state.generation?.stop();
+  }
+
+  private async generate(
+    conversation: Conversation,
+    history: Message[],
+    parentId: string | null,
+    content: string | null,
+    intent: { editOf?: string; regenerateOf?: string } = {},
+  ): Promise<void> {
+    const backend = this.need();
+    const buffer = new StreamBuffer();
+    let started;
+    try {
+      started = await backend.send({ conversation, history, parentId, content, ...intent }, buffer);
+    } catch (e) {
+      this.notify(e);
+      return;
+    }
+    const { userMessage, assistant } = started;
+    this.putMessages(conversation.id, userMessage ? [userMessage, assistant] : [assistant]);
+    this.set({
+      generation: {
+        conversationId: conversation.id,
+        assistantId: assistant.id,
+        buffer,
+        stop: () => {
+          started.stop();
+        },
+      },
+    });
+    const first = !history.length && conversation.title === "" && content !== null;
+    if (backend.mode === "server") {
+      // The server already moved its active leaf (and titles the chat itself).
+      const c = this.state.conversations.find((x) => x.id === conversation.id);
+      if (c) this.replaceConversation({ ...c, leafId: assistant.id, updatedAt: Date.now() });
+    } else {
+      void this.update(conversation.id, {
+        leafId: assistant.id,
+        ...(first ? { title: titleFrom(content) } : {}),
+      });
+    }
+
+    await this.finish(backend, assistant, buffer, await started.done);
+  }
+
+  /** An answer ended: keep what the buffer holds, then store it (local) or re-read it (server). */
+  private async finish(
+    backend: ChatBackend,
+    assistant: Message,
+    buffer: StreamBuffer,
+    result: GenerationResult,
+  ): Promise<void> {
+    const snap = buffer.close();
+    const final: Message = {
+      ...assistant,
+      content: snap.content,
+      status: result.status,
+      ...(snap.reasoning ? { reasoning: snap.reasoning } : {}),
+      ...(snap.usage ? { usage: snap.usage } : {}),
+      ...(result.error !== undefined ? { error: result.error } : {}),
+    };
+    this.putMessages(assistant.conversationId, [final]);
+    this.set({ generation: null });
+    if (backend.mode === "server") {
+      await this.reload(assistant.conversationId);
+      return;
+    }
+    try {
+      await this.write(() => backend.saveMessage(final));
+    } catch (e) {
+      this.notify(e);
+    }
+  }
+
+  /** Server mode: an answer still being written (reloaded page, second tab) is followed live. */
+  private resumeIfStreaming(conversationId: string): void {
+    if (this.state.generation || !this.backend) return;
+    const backend = this.backend;
+    const live = this.thread(conversationId).find((m) => m.role === "assistant" && m.status === "streaming");
+    if (!live) return;
+    const buffer = new StreamBuffer();
+    const run = backend.resume(live, buffer);
+    if (!run) return;
+    this.set({
+      generation: {
+        conversationId,
+        assistantId: live.id,
+        buffer,
+        stop: () => {
+          run.stop();
+        },
+      },
+    });
+    void run.done.then((result) => this.finish(backend, live, buffer, result));
+  }
+
+  // ---- notices --------------------------------------------------------------------------
+  notify(e: unknown): void {
+    this.set({ notice: e instanceof Error ? e.message : String(e) });
+  }
+
+  dismissNotice(): void {
+    this.set({ notice: null });
+  }
+}
+
+export const store = new ChatStore();
+
+export function useChat<T>(selector: (s: ChatState) => T): T {
+  return useSyncExternalStore(store.subscribe, () => selector(store.getState()));
+}

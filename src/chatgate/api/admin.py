@@ -1,0 +1,269 @@
+"""Admin API under ``/admin/``: client keys, usage, upstream key health, cache stats and flush.
+
+Protected by ``auth.admin_key`` (``Authorization: Bearer <admin key>``) when one is set; with no
+admin key configured — the zero-config local run — it is open, like the rest of the API.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from chatgate.errors import AuthenticationError, InvalidRequestError, NotFoundError
+from chatgate.storage import ANONYMOUS, ClientKey
+from chatgate.storage.keys import MAX_BUDGET, MAX_EXPIRES_DAYS, MAX_RATE
+
+if TYPE_CHECKING:
+    from chatgate.state import AppState
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.gateway.require_state()
+    return state
+
+
+def require_admin(request: Request) -> AppState:
+    state = _state(request)
+    key = state.config.auth.admin_key
+    if key is None:
+        return state
+    given = request.headers.get("authorization", "")
+    token = given[7:] if given[:7].lower() == "bearer " else ""
+    if not hmac.compare_digest(token.encode(), key.get_secret_value().encode()):
+        raise AuthenticationError("This endpoint needs the admin key (Authorization: Bearer …).")
+    return state
+
+
+class KeyCreate(BaseModel):
+    """A new client key; every limit is optional (none: unlimited, all models, no expiry)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "ci-bot", "rpm": 60, "models": ["local"]}]},
+    )
+
+    name: str = Field(min_length=1, max_length=200, description="Who or what the key is for.")
+    rpm: int | None = Field(None, ge=1, le=MAX_RATE, description="Requests per minute.")
+    tpm: int | None = Field(None, ge=1, le=MAX_RATE, description="Tokens per minute.")
+    budget_tokens: int | None = Field(
+        None, ge=1, le=MAX_BUDGET, description="Total token budget, all time."
+    )
+    models: list[str] | None = Field(
+        None, min_length=1, description="Models the key may use (default: all)."
+    )
+    expires_days: float | None = Field(
+        None, gt=0, le=MAX_EXPIRES_DAYS, description="Expire after this many days."
+    )
+
+
+class KeyRecord(BaseModel):
+    """A client key as stored: never its secret (``prefix`` is its first characters)."""
+
+    id: str
+    name: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    active: bool
+    rpm: int | None
+    tpm: int | None
+    budget_tokens: int | None
+    tokens_used: int
+    models: list[str] | None
+
+    @classmethod
+    def of(cls, key: ClientKey) -> KeyRecord:
+        return cls(
+            id=key.id,
+            name=key.name,
+            prefix=key.prefix,
+            created_at=key.created_at,
+            expires_at=key.expires_at,
+            revoked_at=key.revoked_at,
+            active=key.is_active(),
+            rpm=key.rpm,
+            tpm=key.tpm,
+            budget_tokens=key.budget_tokens,
+            tokens_used=key.tokens_used,
+            models=key.models,
+        )
+
+
+class KeyCreated(KeyRecord):
+    key: str = Field(description="The key itself: returned this once, never stored or shown.")
+
+
+class KeyList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[KeyRecord]
+
+
+class UsageCounters(BaseModel):
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class UsageDay(UsageCounters):
+    key_id: str | None = Field(description="None: requests made without a client key.")
+    model: str
+    day: date
+
+
+class UsageTotal(UsageCounters):
+    key_id: str | None
+    name: str | None
+
+
+class UsageReport(BaseModel):
+    since: date | None
+    until: date | None
+    data: list[UsageDay] = Field(description="Per key, model and UTC day.")
+    totals: list[UsageTotal] = Field(description="Per key over the period.")
+
+
+def _counters(requests: int, prompt: int, completion: int) -> dict[str, int]:
+    return {
+        "requests": requests,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def _public_url(url: str | None) -> str | None:
+    """The URL without any user:password part."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=host))
+
+
+def _guard(request: Request) -> None:
+    require_admin(request)
+
+
+def admin_router() -> APIRouter:
+    router = APIRouter(prefix="/admin", tags=["Admin"], dependencies=[Depends(_guard)])
+
+    @router.get("/keys", summary="List client keys (never their secrets)")
+    async def list_keys(request: Request) -> KeyList:
+        keys = await _state(request).auth.keys.list()
+        return KeyList(data=[KeyRecord.of(k) for k in keys])
+
+    @router.post("/keys", status_code=201, summary="Create a client key (its secret shown once)")
+    async def create_key(request: Request, body: KeyCreate) -> KeyCreated:
+        key, secret = await _state(request).auth.keys.create(
+            body.name,
+            rpm=body.rpm,
+            tpm=body.tpm,
+            budget_tokens=body.budget_tokens,
+            models=body.models,
+            expires_days=body.expires_days,
+        )
+        return KeyCreated(**KeyRecord.of(key).model_dump(), key=secret)
+
+    @router.get("/keys/{key_id}", summary="One client key")
+    async def get_key(request: Request, key_id: str) -> KeyRecord:
+        key = await _state(request).auth.keys.get(key_id)
+        if key is None:
+            raise NotFoundError(f"No key with id `{key_id}`.", param="key_id")
+        return KeyRecord.of(key)
+
+    @router.delete("/keys/{key_id}", summary="Revoke a client key")
+    async def revoke_key(request: Request, key_id: str) -> KeyRecord:
+        state = _state(request)
+        if not await state.auth.keys.revoke(key_id):
+            raise NotFoundError(f"No key with id `{key_id}`.", param="key_id")
+        state.auth.forget()  # this replica at once; the others within auth.key_cache_ttl
+        key = await state.auth.keys.get(key_id)
+        if key is None:
+            raise NotFoundError(f"No key with id `{key_id}`.", param="key_id")
+        return KeyRecord.of(key)
+
+    @router.get("/usage", summary="Tokens per key, model and UTC day, and totals per key")
+    async def usage(
+        request: Request,
+        key_id: str | None = None,
+        since: date | None = None,
+        until: date | None = None,
+    ) -> UsageReport:
+        """`key_id=anonymous` selects requests made without a key; days are inclusive."""
+        if since is not None and until is not None and since > until:
+            raise InvalidRequestError("`since` is after `until`.", param="since")
+        state = _state(request)
+        await state.usage.flush()  # what this replica has not written yet
+        wanted = ANONYMOUS if key_id == "anonymous" else key_id or None
+        rows = await state.usage.repo.query(wanted, since, until)
+        totals = await state.usage.repo.totals_by_key(since, until)
+        names = {k.id: k.name for k in await state.auth.keys.list()}
+        return UsageReport(
+            since=since,
+            until=until,
+            data=[
+                UsageDay(
+                    key_id=r.key_id or None,
+                    model=r.model,
+                    day=r.day,
+                    **_counters(r.requests, r.prompt_tokens, r.completion_tokens),
+                )
+                for r in rows
+            ],
+            totals=[
+                UsageTotal(
+                    key_id=t.key_id or None,
+                    name=names.get(t.key_id, "anonymous" if t.key_id == ANONYMOUS else None),
+                    **_counters(t.requests, t.prompt_tokens, t.completion_tokens),
+                )
+                for t in sorted(totals.values(), key=lambda t: t.key_id)
+                if wanted is None or t.key_id == wanted
+            ],
+        )
+
+    @router.get("/upstreams", summary="Each provider's upstream keys (masked) and queue")
+    async def upstreams(request: Request) -> dict[str, Any]:
+        state = _state(request)
+        data = []
+        for name, cfg in sorted(state.config.providers.items()):
+            pool = state.pools.get(name)
+            queue = state.queues.get(name)
+            data.append(
+                {
+                    "name": name,
+                    "type": cfg.type,
+                    "base_url": _public_url(cfg.base_url),
+                    "keys": pool.snapshot() if pool is not None else [],
+                    "queue": queue.snapshot() if queue is not None else None,
+                }
+            )
+        return {"object": "list", "data": data}
+
+    @router.get("/cache", summary="Cache statistics per tier")
+    async def cache_stats(request: Request) -> dict[str, Any]:
+        state = require_admin(request)
+        if state.tiers is None:
+            return {"enabled": False, "tiers": []}
+        stats = await state.tiers.stats()
+        return {
+            "enabled": True,
+            "in_flight": len(state.pipeline.cache.flights) if state.pipeline.cache else 0,
+            "tiers": [{"name": name, **s.as_dict()} for name, s in stats.items()],
+        }
+
+    @router.delete("/cache", summary="Remove every cached answer")
+    async def cache_flush(request: Request) -> dict[str, Any]:
+        state = require_admin(request)
+        if state.tiers is None:
+            raise NotFoundError("The cache is not enabled (serve --enable-cache).")
+        removed = await state.tiers.clear()
+        return {"removed": max(removed.values(), default=0), "per_tier": removed}
+
+    return router

@@ -1,0 +1,280 @@
+"""Chat application API under ``/api/``: conversations, messages, generations, search, export.
+
+Every route acts for the signed-in (or implicit) user; another user's conversation or
+generation is answered 404, exactly like one that does not exist. Sending a message returns at
+once with the generation's id: the answer is produced by a job the server owns and followed over
+``GET /api/generations/{id}/events`` (SSE, resumable with ``Last-Event-ID``) or ``/api/ws``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter, Body, Depends, Header, Query, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from chatgate.api.auth import chat_service, csrf_guard, current_account
+from chatgate.chat.accounts import Account
+from chatgate.chat.generations import Job
+from chatgate.chat.search import search
+from chatgate.chat.service import ChatService, Send
+from chatgate.chat.transfer import conversation_view, export_json, export_markdown, parse_import
+from chatgate.chat.tree import Tree
+from chatgate.errors import InvalidRequestError, NotFoundError
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class JSON(Response):
+    """orjson-rendered JSON (datetimes included); the API's responses are plain dicts."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def _storable_params(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Params are stored and served as JSON: refuse what JSON here cannot carry (integers
+    beyond 64 bits, found by fuzzing), at the door, before it reaches the database."""
+    if value is not None:
+        try:
+            orjson.dumps(value)
+        except TypeError as exc:
+            raise ValueError(f"params cannot be stored as JSON: {exc}") from None
+    return value
+
+
+class NewConversation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field("", max_length=300)
+    model: str | None = Field(None, description="Default: chat.default_model, else `local`.")
+    system_prompt: str | None = None
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Sampling parameters sent with every request."
+    )
+    pinned: bool = False
+
+    _check_params = field_validator("params")(_storable_params)
+
+
+class ConversationPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(None, max_length=300)
+    pinned: bool | None = None
+    model: str | None = None
+    system_prompt: str | None = None
+    params: dict[str, Any] | None = None
+    active_leaf_id: str | None = Field(None, description="Switch branch: any message of it.")
+
+    _check_params = field_validator("params")(_storable_params)
+
+
+class NewMessage(BaseModel):
+    """A new user message (after ``parent_id``, default the active branch's last message), an
+    edit (``edit_of``: a sibling of that user message), or a regenerate (``regenerate_of``: a
+    sibling of that answer, no new user message)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content: str | None = None
+    parent_id: str | None = None
+    edit_of: str | None = None
+    regenerate_of: str | None = None
+    model: str | None = Field(None, description="This answer only; default the conversation's.")
+
+
+class MessagePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    content: str
+
+
+def _check_model(chat: ChatService, model: str | None) -> None:
+    if model is not None:
+        chat.router.resolve(model)
+
+
+def chat_router() -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["Chat"], dependencies=[Depends(csrf_guard)])
+    Chat = Depends(chat_service)
+    Me = Depends(current_account)
+
+    @router.get("/conversations", summary="Your conversations: pinned first, then newest")
+    async def list_conversations(
+        limit: int = Query(100, ge=1, le=1000),
+        offset: int = Query(0, ge=0, le=2**31 - 1),
+        chat: ChatService = Chat,
+        me: Account = Me,
+    ) -> JSON:
+        return JSON({"data": await chat.store.list_for(me.id, limit, offset)})
+
+    @router.post("/conversations", status_code=201, summary="Start a conversation")
+    async def create_conversation(
+        body: NewConversation, chat: ChatService = Chat, me: Account = Me
+    ) -> JSON:
+        model = body.model or chat.default_model()
+        _check_model(chat, model)
+        values = body.model_dump()
+        values["model"] = model
+        return JSON(await chat.store.create(me.id, values), status_code=201)
+
+    @router.get("/conversations/{cid}", summary="A conversation with its active branch")
+    async def get_conversation(cid: str, chat: ChatService = Chat, me: Account = Me) -> JSON:
+        conv = await chat.store.get(me.id, cid)
+        return JSON(conversation_view(conv, await chat.store.messages(cid)))
+
+    @router.patch("/conversations/{cid}", summary="Rename, pin, switch branch, change settings")
+    async def patch_conversation(
+        cid: str, body: ConversationPatch, chat: ChatService = Chat, me: Account = Me
+    ) -> JSON:
+        values = body.model_dump(exclude_unset=True)
+        for key in ("title", "pinned", "model", "params", "active_leaf_id"):
+            if key in values and values[key] is None:
+                raise InvalidRequestError(f"`{key}` cannot be null.", param=key)
+        _check_model(chat, values.get("model"))
+        await chat.store.get(me.id, cid)
+        rows = await chat.store.messages(cid)
+        if "active_leaf_id" in values:
+            tree = Tree(rows)
+            leaf = tree.by_id.get(values["active_leaf_id"])
+            if leaf is None or leaf["role"] == "summary":
+                raise NotFoundError("No such message in this conversation.", param="active_leaf_id")
+        conv = await chat.store.update(me.id, cid, values)
+        return JSON(conversation_view(conv, rows))
+
+    @router.delete("/conversations/{cid}", status_code=204, summary="Delete a conversation")
+    async def delete_conversation(cid: str, chat: ChatService = Chat, me: Account = Me) -> None:
+        await chat.store.get(me.id, cid)
+        for job in list(chat.generations.jobs.values()):
+            if job.conversation_id == cid:
+                await chat.generations.stop(job)
+        await chat.store.delete(me.id, cid)
+
+    @router.post(
+        "/conversations/{cid}/messages",
+        status_code=202,
+        summary="Send a message (or edit, or regenerate): starts a generation",
+    )
+    async def send_message(
+        cid: str, body: NewMessage, chat: ChatService = Chat, me: Account = Me
+    ) -> JSON:
+        send = Send(
+            content=body.content,
+            parent_id=body.parent_id,
+            parent_given="parent_id" in body.model_fields_set,
+            edit_of=body.edit_of,
+            regenerate_of=body.regenerate_of,
+            model=body.model,
+        )
+        return JSON(await chat.send(me, cid, send), status_code=202)
+
+    @router.patch(
+        "/conversations/{cid}/messages/{mid}",
+        summary="Edit a summary checkpoint (edit other messages with `edit_of`: a new branch)",
+    )
+    async def patch_message(
+        cid: str, mid: str, body: MessagePatch, chat: ChatService = Chat, me: Account = Me
+    ) -> JSON:
+        await chat.store.get(me.id, cid)
+        row = await chat.store.message(mid)
+        if row["role"] != "summary":
+            raise InvalidRequestError(
+                "Only summaries are edited in place; send the message with `edit_of` instead.",
+                param="mid",
+            )
+        return JSON(await chat.store.edit_message(me.id, cid, mid, body.content))
+
+    @router.get("/conversations/{cid}/export", summary="Export as JSON (whole tree) or Markdown")
+    async def export(
+        cid: str,
+        format: Literal["json", "markdown"] = Query("json"),
+        chat: ChatService = Chat,
+        me: Account = Me,
+    ) -> Response:
+        conv = await chat.store.get(me.id, cid)
+        rows = await chat.store.messages(cid)
+        filename = f"conversation-{cid}"
+        if format == "markdown":
+            return Response(
+                export_markdown(conv, rows),
+                media_type="text/markdown; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{filename}.md"'},
+            )
+        return JSON(
+            export_json(conv, rows),
+            headers={"Content-Disposition": f'attachment; filename="{filename}.json"'},
+        )
+
+    @router.post("/conversations/import", status_code=201, summary="Import a JSON export")
+    async def import_conversation(
+        data: Any = Body(...),  # noqa: B008
+        chat: ChatService = Chat,
+        me: Account = Me,
+    ) -> JSON:
+        values, rows, leaf = parse_import(data, chat.default_model())
+        conv = await chat.store.create(me.id, values)
+        if rows:
+            await chat.store.add_messages(conv["id"], rows, leaf)
+        conv = await chat.store.get(me.id, conv["id"])
+        return JSON(conversation_view(conv, await chat.store.messages(conv["id"])), status_code=201)
+
+    @router.get("/search", summary="Full-text search over your messages")
+    async def search_messages(
+        q: str = Query(..., min_length=1, max_length=500),
+        limit: int = Query(50, ge=1, le=200),
+        chat: ChatService = Chat,
+        me: Account = Me,
+    ) -> JSON:
+        return JSON({"data": await search(chat.db, me.id, q, limit)})
+
+    @router.get(
+        "/generations/{gid}/events",
+        summary="Follow a generation (SSE): everything so far, then the rest",
+        response_class=StreamingResponse,
+    )
+    async def events(
+        gid: str,
+        after: int | None = Query(None, ge=0, description="Resume after this event id."),
+        last_event_id: str | None = Header(None),
+        chat: ChatService = Chat,
+        me: Account = Me,
+    ) -> StreamingResponse:
+        source = await chat.find(me, gid)
+        start = after if after is not None else _event_id(last_event_id)
+
+        async def stream() -> AsyncIterator[bytes]:
+            yield b"retry: 1000\n\n"
+            async for batch in chat.follow(source, start):
+                yield b"".join([e.sse for e in batch]) if batch else b": keep-alive\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    @router.get("/generations/{gid}", summary="A generation's state")
+    async def generation(gid: str, chat: ChatService = Chat, me: Account = Me) -> JSON:
+        source = await chat.find(me, gid)
+        if isinstance(source, Job):
+            row = await chat.store.message(source.message_id)
+            row["content"] = "".join(source.content)
+        else:
+            row = await chat.stored(me, gid)
+        row.pop("updated_at", None)
+        return JSON({"generation_id": gid, "message": row})
+
+    @router.post("/generations/{gid}/stop", summary="Stop: cancels the upstream, keeps the text")
+    async def stop(gid: str, chat: ChatService = Chat, me: Account = Me) -> JSON:
+        return JSON(await chat.stop(me, gid))
+
+    return router
+
+
+def _event_id(value: str | None) -> int:
+    try:
+        return max(int(value), 0) if value else 0
+    except ValueError:
+        return 0

@@ -1,0 +1,93 @@
+"""OpenAPI description of ``POST /v1/chat/completions`` (served raw, so FastAPI cannot infer it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": ["string", "null"]},
+            },
+            "required": ["message", "type", "param", "code"],
+        }
+    },
+    "required": ["error"],
+}
+
+_REQUEST = {
+    "type": "object",
+    "required": ["model", "messages"],
+    "additionalProperties": True,
+    "description": "Any OpenAI chat-completions field is accepted and passed through unchanged.",
+    "properties": {
+        "model": {"type": "string", "examples": ["local"]},
+        "messages": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["role"],
+                "additionalProperties": True,
+                "properties": {
+                    "role": {
+                        "type": "string",
+                        "enum": ["system", "developer", "user", "assistant", "tool", "function"],
+                    },
+                    "content": {"type": ["string", "array", "null"]},
+                },
+            },
+        },
+        "stream": {"type": "boolean", "default": False},
+        "temperature": {"type": "number"},
+        "top_p": {"type": "number"},
+        "max_tokens": {"type": "integer"},
+        "n": {"type": "integer", "minimum": 1},
+        "stop": {"type": ["string", "array"]},
+        "tools": {"type": "array"},
+        "response_format": {"type": "object"},
+        "stream_options": {"type": "object"},
+    },
+}
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
+
+
+def chat_completions_openapi() -> dict[str, Any]:
+    return {
+        "post": {
+            "tags": ["OpenAI-compatible"],
+            "summary": "Create a chat completion (OpenAI-compatible; stream or not)",
+            "operationId": "create_chat_completion",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _REQUEST}},
+            },
+            "responses": {
+                "200": {
+                    "description": "A `chat.completion` object, or with `stream: true` an SSE "
+                    "stream of `chat.completion.chunk` objects ending with `data: [DONE]`.",
+                    "content": {
+                        "application/json": {"schema": {"type": "object"}},
+                        "text/event-stream": {"schema": {"type": "string"}},
+                    },
+                },
+                "400": _error_response("Invalid JSON or field types"),
+                "401": _error_response("Missing or invalid API key"),
+                "404": _error_response("Unknown model (`model_not_found`)"),
+                "413": _error_response("Request body too large"),
+                "429": _error_response("Rate limited (see Retry-After)"),
+                "502": _error_response("Upstream failed"),
+                "503": _error_response("Queue timeout or not ready (see Retry-After)"),
+                "504": _error_response("Upstream timed out"),
+            },
+        }
+    }

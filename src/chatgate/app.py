@@ -1,0 +1,199 @@
+"""Application factory: ``create_app(config)`` builds the ASGI app; its lifespan builds AppState.
+
+The top-level ASGI callable sends ``POST /v1/chat/completions`` straight to its raw handler (the
+hot path) and everything else to FastAPI (docs, models, health, seed endpoints, later the chat API).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from chatgate.api.admin import admin_router
+from chatgate.api.asgi import Receive, Scope, Send, send_error
+from chatgate.api.auth import auth_router
+from chatgate.api.chat import chat_router
+from chatgate.api.health import health_router
+from chatgate.api.legacy import legacy_router
+from chatgate.api.metrics import metrics_router
+from chatgate.api.openai import ChatCompletions, models_router, not_ready
+from chatgate.api.ui import ui_router
+from chatgate.api.ws import ws_router
+from chatgate.config import Config
+from chatgate.discovery import read_env, with_discovered
+from chatgate.errors import (
+    GatewayError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
+from chatgate.observability.metrics import Metrics
+from chatgate.providers.registry import ProviderRegistry
+from chatgate.state import AppState, build_state, close_state
+
+log = logging.getLogger("chatgate")
+
+CHAT_PATH = "/v1/chat/completions"
+
+
+class Gateway:
+    """The ASGI application."""
+
+    def __init__(self, config: Config, registry: ProviderRegistry | None = None) -> None:
+        self.config = config
+        self.registry = registry
+        self.state: AppState | None = None
+        self.stopping = False
+        self.metrics = Metrics()
+        self.chat = ChatCompletions(self)
+        self.api = self._build_api()
+
+    def require_state(self) -> AppState:
+        if self.state is None or self.stopping:
+            raise not_ready()
+        return self.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if scope["path"] == CHAT_PATH and scope["method"] == "POST":
+                await self.chat(scope, receive, send)
+                return
+            if _declared_length(scope) > self.config.server.max_body_bytes:
+                limit = self.config.server.max_body_bytes
+                err = PayloadTooLargeError(f"Request body is larger than {limit} bytes.")
+                await send_error(send, err, [])
+                return
+        await self.api(scope, receive, send)
+
+    @asynccontextmanager
+    async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
+        self.state = await build_state(self.config, self.registry, self.metrics)
+        models = [name for name, _ in self.state.router.public_models()]
+        log.info("chatgate ready: %d models (%s)", len(models), ", ".join(models[:8]))
+        # Everything built so far lives as long as the process: keep the collector from
+        # walking it on every full collection (a p99 cost under load).
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            self.stopping = True
+            await close_state(self.state)
+            self.state = None
+
+    def _build_api(self) -> FastAPI:
+        api = FastAPI(
+            title="chatgate",
+            summary="OpenAI-compatible LLM gateway and chat service",
+            version=_version(),
+            lifespan=self.lifespan,
+        )
+        api.state.gateway = self
+        api.include_router(health_router())
+        api.include_router(models_router())
+        api.include_router(legacy_router())
+        api.include_router(admin_router())
+        api.include_router(metrics_router())
+        api.include_router(auth_router())
+        api.include_router(chat_router())
+        api.include_router(ws_router())
+        # Last: `/` and the UI's own paths; every API route above wins.
+        api.include_router(ui_router())
+        _install_error_handlers(api)
+        _document_chat_completions(api)
+        return api
+
+
+def _declared_length(scope: Scope) -> int:
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
+def _install_error_handlers(api: FastAPI) -> None:
+    def render(exc: GatewayError) -> JSONResponse:
+        return JSONResponse(exc.to_body(), status_code=exc.status, headers=exc.headers())
+
+    @api.exception_handler(GatewayError)
+    async def gateway_error(_request: Request, exc: GatewayError) -> JSONResponse:
+        return render(exc)
+
+    @api.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+        param = ".".join(loc) or None
+        message = str(first.get("msg", "Invalid request"))
+        if first.get("type") == "json_invalid":
+            message = "Request body is not valid JSON."
+        return render(InvalidRequestError(f"{param}: {message}" if param else message, param=param))
+
+    @api.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return render(GatewayError("Internal error; see the server log."))
+
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return render(NotFoundError("Not found."))
+        body = {
+            "error": {
+                "message": str(exc.detail),
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
+        }
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def _document_chat_completions(api: FastAPI) -> None:
+    """Describe the raw-ASGI chat endpoint in the OpenAPI schema FastAPI serves at /docs."""
+    from chatgate.api.schema import chat_completions_openapi
+
+    original = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            schema = original()
+            schema.setdefault("paths", {})[CHAT_PATH] = chat_completions_openapi()
+            api.openapi_schema = schema
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("chatgate")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def create_app(config: Config, registry: ProviderRegistry | None = None) -> Gateway:
+    return Gateway(config, registry)
+
+
+def app_from_env() -> Gateway:
+    """Entry point for uvicorn workers: settings come back from ``CHATGATE_*`` (set by the CLI)."""
+    from chatgate.config import load_config, load_settings
+
+    env = read_env(dict(os.environ))
+    config = with_discovered(load_config(load_settings(), env), env)
+    return create_app(config)

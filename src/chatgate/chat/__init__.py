@@ -1,0 +1,1 @@
+"""The chat application: accounts, conversations, server-owned generations, context building."""

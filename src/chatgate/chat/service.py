@@ -1,0 +1,336 @@
+"""ChatService: the chat application's state, built once at start-up and held by AppState.
+
+It ties the parts together for the API: accounts, the conversation store, the context builder
+and the generation jobs; and it holds the request-side logic of sending a message (where in
+the tree the new messages go, the rate-limit reservation, starting the job) and of following
+or stopping a generation, live from its job or, once the job is gone, from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from chatgate.chat.accounts import Account, Accounts, is_loopback
+from chatgate.chat.context import ContextBuilder
+from chatgate.chat.generations import Generations, Job, Spec
+from chatgate.chat.ids import new_id
+from chatgate.chat.joblog import LogEvent
+from chatgate.chat.shared import SharedLogs
+from chatgate.chat.store import ConversationStore, Row
+from chatgate.chat.tokens import TokenCounter
+from chatgate.chat.tree import Tree
+from chatgate.config import Config
+from chatgate.errors import InvalidRequestError, NotFoundError, ServiceUnavailableError
+from chatgate.gateway.pipeline import Pipeline
+from chatgate.gateway.ratelimit import Limit, RateLimiter
+from chatgate.gateway.usage import UsageRecorder
+from chatgate.storage import Database
+
+log = logging.getLogger(__name__)
+
+# Body fields the conversation's params may not set: the service decides them.
+RESERVED_PARAMS = frozenset({"model", "messages", "stream", "stream_options", "n"})
+TITLE_WORDS = 8
+_NO_LIMIT = Limit()
+_STALE_POLLS = 60  # a database-served follow gives up after this many polls without progress
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """What ``POST /api/conversations/{id}/messages`` asks for."""
+
+    content: str | None = None
+    parent_id: str | None = None
+    parent_given: bool = False  # parent_id was sent (null: a new first message)
+    edit_of: str | None = None
+    regenerate_of: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    """A generation running on another replica, followed through Redis."""
+
+    generation_id: str
+
+
+def first_words(text: str, n: int = TITLE_WORDS) -> str:
+    words = text.split()
+    title = " ".join(words[:n])
+    return (title + "…" if len(words) > n else title)[:120]
+
+
+def not_found(gid: str) -> NotFoundError:
+    return NotFoundError(f"Generation {gid} not found.", code="generation_not_found")
+
+
+class ChatService:
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        pipeline: Pipeline,
+        limiter: RateLimiter,
+        usage: UsageRecorder,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.router = pipeline.router
+        self.limiter = limiter
+        self.accounts = Accounts(
+            db, config.auth.single_user, is_loopback(config.server.host), config.auth.session_days
+        )
+        self.store = ConversationStore(db)
+        self.tokens = TokenCounter()
+        self.context = ContextBuilder(self.tokens, config.chat.summarize, config.chat.reply_tokens)
+        self.shared = (
+            SharedLogs(config.redis.url, config.chat.job_retention) if config.redis.url else None
+        )
+        self.generations = Generations(
+            self.store, pipeline, self.context, self.tokens, usage, limiter, config.chat,
+            self.shared,
+        )  # fmt: skip
+
+    async def start(self) -> None:
+        self.generations.start_saver()
+        if self.shared is not None:
+            self.shared.start(self.generations.on_stop)
+        swept = await self.store.interrupted(older_than_seconds=600)
+        if swept:
+            log.warning("marked %d answers interrupted by an earlier stop as errors", swept)
+
+    async def close(self) -> None:
+        await self.generations.close()
+        if self.shared is not None:
+            await self.shared.close()
+
+    # -- models ----------------------------------------------------------------------------------
+    def default_model(self) -> str:
+        if self.config.chat.default_model:
+            return self.config.chat.default_model
+        if self.router.get("local") is not None:
+            return "local"
+        models = self.router.public_models()
+        if not models:
+            raise ServiceUnavailableError("No model is configured.")
+        return models[0][0]
+
+    def window(self, model: str) -> int:
+        dep = self.router.get(model)
+        if dep is not None and dep.settings is not None and dep.settings.context_window:
+            return dep.settings.context_window
+        provider = self.config.providers.get(dep.provider_name) if dep is not None else None
+        if provider is not None and provider.type == "llama_cpp":
+            return provider.n_ctx
+        return self.config.chat.default_context_window
+
+    # -- sending ---------------------------------------------------------------------------------
+    async def send(self, user: Account, cid: str, req: Send) -> dict[str, Any]:
+        conv = await self.store.get(user.id, cid)
+        rows = await self.store.messages(cid)
+        tree = Tree(rows)
+        model = req.model or conv["model"]
+        self.router.resolve(model)
+        new_rows: list[Row] = []
+        user_mid: str | None = None
+        if req.regenerate_of is not None:
+            target = _message(tree, req.regenerate_of, "regenerate_of")
+            if target["role"] != "assistant":
+                raise InvalidRequestError(
+                    "Only an answer can be regenerated.", param="regenerate_of"
+                )
+            parent = target["parent_id"]
+        else:
+            if not req.content or not req.content.strip():
+                raise InvalidRequestError("`content` is required.", param="content")
+            if req.edit_of is not None:
+                target = _message(tree, req.edit_of, "edit_of")
+                if target["role"] != "user":
+                    raise InvalidRequestError("Only a user message can be edited.", param="edit_of")
+                parent = target["parent_id"]
+            elif req.parent_given:
+                parent = req.parent_id
+            else:
+                parent = tree.leaf(conv["active_leaf_id"])
+            if parent is not None:
+                _check_parent(_message(tree, parent, "parent_id"))
+            user_mid = new_id("m")
+            new_rows.append(
+                {"id": user_mid, "parent_id": parent, "role": "user", "content": req.content}
+            )
+        branch = tree.path_to(parent) if parent is not None else []
+        if user_mid is not None:
+            branch.append(user_mid)
+        if not branch:
+            raise InvalidRequestError("There is no message to answer.", param="parent_id")
+        gid, mid = new_id("g"), new_id("m")
+        new_rows.append(
+            {
+                "id": mid,
+                "parent_id": branch[-1],
+                "role": "assistant",
+                "status": "streaming",
+                "model": model,
+                "generation_id": gid,
+            }
+        )
+        params = {k: v for k, v in (conv["params"] or {}).items() if k not in RESERVED_PARAMS}
+        window = self.window(model)
+        estimate = min(window, _chars(tree, branch) // 4)
+        reservation = await self.limiter.reserve(None, _NO_LIMIT, estimate)
+        title_from = title = None
+        if not conv["title"] and req.content and user_mid is not None:
+            conv["title"] = title = first_words(req.content)
+            title_from = req.content
+        await self.store.add_messages(cid, new_rows, active_leaf=mid, title=title)
+        spec = Spec(
+            generation_id=gid,
+            user_id=user.id,
+            conversation=conv,
+            tree=Tree([*rows, *new_rows]),
+            branch=branch,
+            message_id=mid,
+            model=model,
+            window=window,
+            params=params,
+            regenerate=req.regenerate_of is not None,
+            reservation=reservation,
+            title_from=title_from,
+        )
+        self.generations.start(spec)
+        return {
+            "generation_id": gid,
+            "conversation_id": cid,
+            "user_message_id": user_mid,
+            "message_id": mid,
+            "parent_id": branch[-1],
+            "events_url": f"/api/generations/{gid}/events",
+        }
+
+    # -- following -------------------------------------------------------------------------------
+    async def find(self, user: Account, gid: str) -> Job | Remote | Row:
+        """The live job; a job of another replica (its log shared in Redis); or the stored
+        answer of a generation whose log has gone."""
+        job = self.generations.get(gid)
+        if job is not None:
+            if job.user_id != user.id:
+                raise not_found(gid)
+            return job
+        found = await self.store.by_generation(user.id, gid)
+        if found is None:
+            raise not_found(gid)
+        if self.shared is not None and await self.shared.exists(gid):
+            return Remote(gid)
+        return found[1]
+
+    async def stored(self, user: Account, gid: str) -> Row:
+        found = await self.store.by_generation(user.id, gid)
+        if found is None:
+            raise not_found(gid)
+        return found[1]
+
+    async def follow(
+        self, source: Job | Remote | Row, after: int, keepalive: float = 15.0
+    ) -> AsyncIterator[list[LogEvent]]:
+        if isinstance(source, Job):
+            async for batch in source.log.follow(after, keepalive):
+                yield batch
+            return
+        if isinstance(source, Remote):
+            assert self.shared is not None
+            async for batch in self.shared.follow(source.generation_id, after, keepalive):
+                yield batch
+            return
+        async for batch in self._follow_stored(source):
+            yield batch
+
+    async def _follow_stored(self, row: Row) -> AsyncIterator[list[LogEvent]]:
+        """A generation that is no longer in this process's memory: its stored text as a
+        ``snapshot`` (replace, don't append), polled while another process is still writing it."""
+        gid, last, stale = row["generation_id"], None, 0
+        while True:
+            state = (row["content"], row["reasoning"], row["status"])
+            if state != last:
+                stale, last = 0, state
+                yield [_stored_event(gid, "snapshot", {"message": _public(row)})]
+            if row["status"] != "streaming":
+                done = {"status": row["status"], "usage": row["usage"], "message_id": row["id"]}
+                if row["error"]:
+                    done["error"] = {"message": row["error"]}
+                yield [_stored_event(gid, "done", done)]
+                return
+            stale += 1
+            if stale > _STALE_POLLS:
+                return
+            await asyncio.sleep(self.config.chat.save_interval)
+            row = await self.store.message(row["id"])
+
+    async def _settled(self, user: Account, gid: str) -> Row:
+        """The stored answer once its replica has saved it (or as it is after 10 s)."""
+
+        async def check() -> Row | None:
+            row = await self.stored(user, gid)
+            return row if row["status"] != "streaming" else None
+
+        return await _poll(check, 10.0) or await self.stored(user, gid)
+
+    async def stop(self, user: Account, gid: str) -> dict[str, Any]:
+        source = await self.find(user, gid)
+        if isinstance(source, Job):
+            await self.generations.stop(source)
+            row = await self.store.message(source.message_id)
+        elif isinstance(source, Remote):
+            assert self.shared is not None
+            await self.shared.request_stop(gid)
+            row = await self._settled(user, gid)
+        else:
+            row = source
+        return {
+            "generation_id": gid,
+            "message_id": row["id"],
+            "status": row["status"],
+            "content": row["content"],
+        }
+
+
+async def _poll(check: Callable[[], Awaitable[Row | None]], seconds: float) -> Row | None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        found = await check()
+        if found is not None or asyncio.get_running_loop().time() > deadline:
+            return found
+        await asyncio.sleep(0.05)
+
+
+def _chars(tree: Tree, branch: list[str]) -> int:
+    return sum(len(tree.by_id[m]["content"]) for m in branch if m in tree.by_id)
+
+
+def _message(tree: Tree, mid: str, param: str) -> Row:
+    row = tree.by_id.get(mid)
+    if row is None:
+        raise NotFoundError(f"Message {mid} is not in this conversation.", param=param)
+    return row
+
+
+def _check_parent(row: Row) -> None:
+    if row["role"] == "summary":
+        raise InvalidRequestError("A summary cannot be answered.", param="parent_id")
+    if row["status"] == "streaming":
+        raise InvalidRequestError("That answer is still being written.", param="parent_id")
+
+
+def _public(row: Row) -> Row:
+    return {k: v for k, v in row.items() if k != "updated_at"}
+
+
+def _stored_event(gid: str, kind: str, payload: dict[str, Any]) -> LogEvent:
+    """An event served from the database: no ``seq``, so no SSE ``id:`` either."""
+    data = orjson.dumps({"type": kind, "generation_id": gid, **payload})
+    return LogEvent(0, data, sse=b"data: %s\n\n" % data)

@@ -1,0 +1,168 @@
+"""How conversations leave and enter: the API view, JSON and Markdown export, JSON import.
+
+The JSON export holds the whole tree (every branch, every summary checkpoint) and imports back
+as a new conversation with new ids. Import also takes a plain ``{"title", "messages": [{"role",
+"content"}]}`` list, as other chat UIs export, which becomes a single branch.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from chatgate.chat.ids import new_id
+from chatgate.chat.tree import Row, Tree
+from chatgate.errors import InvalidRequestError
+from chatgate.storage.base import utcnow
+from chatgate.storage.models_chat import ROLES, STATUSES
+
+FORMAT = "chatgate.conversation"
+EXPORT_FIELDS = (
+    "id",
+    "parent_id",
+    "role",
+    "content",
+    "reasoning",
+    "status",
+    "model",
+    "usage",
+    "context",
+    "error",
+    "created_at",
+)
+MAX_IMPORT_MESSAGES = 100_000
+
+
+def conversation_view(conv: Row, rows: list[Row]) -> dict[str, Any]:
+    """The conversation with its active branch; each message with its siblings' ids."""
+    tree = Tree(rows)
+    branch = tree.branch(conv["active_leaf_id"])
+    messages = []
+    for mid in tree.with_summaries(branch):
+        row = tree.by_id[mid]
+        siblings = [] if row["role"] == "summary" else tree.siblings(mid)
+        messages.append({**row, "sibling_ids": siblings})
+    return {
+        **conv,
+        "active_leaf_id": branch[-1] if branch else None,
+        "message_count": len(rows),
+        "messages": messages,
+    }
+
+
+def export_json(conv: Row, rows: list[Row]) -> dict[str, Any]:
+    meta = ("title", "model", "system_prompt", "params", "pinned", "created_at", "active_leaf_id")
+    return {
+        "format": FORMAT,
+        "version": 1,
+        "exported_at": utcnow(),
+        "conversation": {k: conv[k] for k in meta},
+        "messages": [{k: r[k] for k in EXPORT_FIELDS} for r in rows],
+    }
+
+
+def export_markdown(conv: Row, rows: list[Row]) -> str:
+    """The active branch as Markdown."""
+    tree = Tree(rows)
+    out = [f"# {conv['title'] or 'Conversation'}", "", f"*Model: {conv['model']}*", ""]
+    if conv.get("system_prompt"):
+        out += ["**System prompt:**", "", conv["system_prompt"], ""]
+    for mid in tree.with_summaries(tree.branch(conv["active_leaf_id"])):
+        row = tree.by_id[mid]
+        if row["role"] == "summary":
+            quoted = "\n".join(f"> {line}" for line in row["content"].splitlines())
+            out += ["> **Summary of the earlier turns:**", ">", quoted, ""]
+            continue
+        out += [f"## {row['role'].capitalize()}", ""]
+        if row.get("reasoning"):
+            out += ["<details><summary>Reasoning</summary>", "", row["reasoning"], "</details>", ""]
+        out += [row["content"], ""]
+    return "\n".join(out)
+
+
+def _bad(message: str, param: str | None = None) -> InvalidRequestError:
+    return InvalidRequestError(f"Cannot import: {message}", param=param)
+
+
+def parse_import(data: Any, default_model: str) -> tuple[Row, list[Row], str | None]:
+    """(conversation values, message rows with new ids in tree order, active leaf's new id)."""
+    if not isinstance(data, dict):
+        raise _bad("expected a JSON object")
+    meta = data.get("conversation") if data.get("format") == FORMAT else data
+    if not isinstance(meta, dict):
+        raise _bad("`conversation` must be an object", "conversation")
+    messages = data.get("messages")
+    if not isinstance(messages, list) or len(messages) > MAX_IMPORT_MESSAGES:
+        raise _bad(f"`messages` must be an array of at most {MAX_IMPORT_MESSAGES}", "messages")
+    ids: dict[str, str] = {}
+    rows: list[Row] = []
+    previous: str | None = None
+    linear = not any(isinstance(m, dict) and "id" in m for m in messages)
+    fresh = [new_id("m") for _ in messages]
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise _bad(f"messages[{i}] must be an object", f"messages[{i}]")
+        if not linear:
+            ids.setdefault(str(m.get("id")), fresh[i])
+    for i, m in enumerate(messages):
+        role, content = m.get("role"), m.get("content")
+        if role not in ROLES or not isinstance(content, str):
+            raise _bad(f"messages[{i}] needs a known role and text content", f"messages[{i}]")
+        new = fresh[i]
+        parent = previous if linear else ids.get(str(m.get("parent_id")))
+        if parent == new:
+            parent = None
+        status = m.get("status") if m.get("status") in STATUSES else "done"
+        rows.append(
+            {
+                "id": new,
+                "parent_id": parent,
+                "role": role,
+                "content": content,
+                "reasoning": m.get("reasoning") if isinstance(m.get("reasoning"), str) else None,
+                "status": "stopped" if status == "streaming" else status,
+                "model": m.get("model") if isinstance(m.get("model"), str) else None,
+                "usage": m.get("usage") if isinstance(m.get("usage"), dict) else None,
+                "context": _remap(m.get("context"), ids),
+                "error": m.get("error") if isinstance(m.get("error"), str) else None,
+                "created_at": _time(m.get("created_at")),
+            }
+        )
+        previous = new
+    title = meta.get("title")
+    conv: Row = {
+        "title": title[:300] if isinstance(title, str) else "",
+        "model": meta.get("model") if isinstance(meta.get("model"), str) else default_model,
+        "system_prompt": meta.get("system_prompt")
+        if isinstance(meta.get("system_prompt"), str)
+        else None,
+        "params": meta.get("params") if isinstance(meta.get("params"), dict) else {},
+        "pinned": bool(meta.get("pinned", False)),
+    }
+    leaf = previous if linear else ids.get(str(meta.get("active_leaf_id")), previous)
+    return conv, rows, leaf
+
+
+def _remap(context: Any, ids: dict[str, str]) -> dict[str, Any] | None:
+    """A message's context record with the ids it names translated (unknown ones left out)."""
+    if not isinstance(context, dict):
+        return None
+    out = dict(context)
+    for key in ("sent", "dropped", "summarised"):
+        value = context.get(key)
+        if isinstance(value, list):
+            out[key] = [ids[str(v)] for v in value if str(v) in ids]
+    sid = context.get("summary_id")
+    out["summary_id"] = ids.get(str(sid)) if sid is not None else None
+    return out
+
+
+def _time(value: Any) -> datetime:
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return utcnow()
+        if parsed.tzinfo is not None:
+            return parsed
+    return utcnow()

@@ -1,0 +1,316 @@
+"""``chatgate keys create|list|revoke`` and ``chatgate db upgrade``.
+
+They find the database as ``serve`` does (``--database-url``, ``CHATGATE_DATABASE_URL``, the
+``database.url`` of ``--config``) and bring its schema up to date first. A bad option prints one
+line and exits 2; a database that cannot be reached prints one line and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import datetime
+from typing import Any, NoReturn, TypeVar
+
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+
+from chatgate.errors import ConfigError, GatewayError, NotFoundError
+from chatgate.storage import (
+    ClientKey,
+    Database,
+    KeyRepository,
+    current_revision,
+    head_revision,
+    normalize_url,
+    upgrade,
+)
+from chatgate.storage.keys import MAX_BUDGET, MAX_EXPIRES_DAYS, MAX_RATE
+
+T = TypeVar("T")
+Options = Callable[[argparse.ArgumentParser], None]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (``chatgate keys create: error: …``), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
+def positive_int(text: str, top: int = MAX_BUDGET) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if not 1 <= value <= top:
+        raise argparse.ArgumentTypeError(f"expected an integer from 1 to {top}, got {text!r}")
+    return value
+
+
+def rate(text: str) -> int:
+    return positive_int(text, MAX_RATE)
+
+
+def positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not 0 < value <= MAX_EXPIRES_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"expected a number above 0 and at most {MAX_EXPIRES_DAYS:g}, got {text!r}"
+        )
+    return value
+
+
+def model_list(text: str) -> list[str]:
+    models = [m.strip() for m in text.split(",") if m.strip()]
+    if not models:
+        raise argparse.ArgumentTypeError("expected model names separated by commas")
+    return list(dict.fromkeys(models))
+
+
+def add_commands(sub: Any, options: Options) -> None:
+    """Add ``keys`` and ``db`` to the top-level subparsers; ``options`` adds --config etc."""
+    keys = sub.add_parser(
+        "keys",
+        help="manage client API keys (create, list, revoke)",
+        description="Client (virtual) keys for the /v1 API: stored hashed, shown once. "
+        "With auth.require_keys (serve --require-keys) every /v1 call needs one.",
+    )
+    actions = keys.add_subparsers(
+        dest="keys_command", metavar="ACTION", required=True, parser_class=OneLineParser
+    )
+    create = actions.add_parser(
+        "create",
+        help="create a key and print it (once)",
+        description="Create a client key. Prints a summary, then the key alone on the last "
+        "line (`| tail -1` in scripts); it is never shown again.",
+    )
+    options(create)
+    create.add_argument("--name", required=True, help="who or what the key is for")
+    create.add_argument("--rpm", type=rate, metavar="N", help="requests per minute")
+    create.add_argument("--tpm", type=rate, metavar="N", help="tokens per minute")
+    create.add_argument(
+        "--budget-tokens", type=positive_int, metavar="N", help="total token budget (all time)"
+    )
+    create.add_argument(
+        "--models", type=model_list, metavar="A,B", help="allowed models (default: all)"
+    )
+    create.add_argument(
+        "--expires-days", type=positive_number, metavar="N", help="expire after N days"
+    )
+    create.set_defaults(func=cmd_keys_create)
+
+    listing = actions.add_parser(
+        "list", help="list keys (never their secrets)", description="List every client key."
+    )
+    options(listing)
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    listing.set_defaults(func=cmd_keys_list)
+
+    revoke = actions.add_parser(
+        "revoke",
+        help="revoke a key",
+        description="Revoke a key by its id (see `chatgate keys list`). Replicas stop accepting "
+        "it within auth.key_cache_ttl seconds.",
+    )
+    options(revoke)
+    revoke.add_argument("key_id", metavar="KEY_ID")
+    revoke.set_defaults(func=cmd_keys_revoke)
+
+    db = sub.add_parser(
+        "db", help="database maintenance", description="Database schema maintenance."
+    )
+    db_actions = db.add_subparsers(
+        dest="db_command", metavar="ACTION", required=True, parser_class=OneLineParser
+    )
+    up = db_actions.add_parser(
+        "upgrade",
+        help="run the migrations",
+        description="Bring the database schema up to date (serve also does this at start-up).",
+    )
+    options(up)
+    up.set_defaults(func=cmd_db_upgrade)
+
+
+# -- database access ----------------------------------------------------------------------------
+
+
+def database_url(args: argparse.Namespace) -> str:
+    from chatgate.cli import resolve_config
+
+    _, config = resolve_config(args)
+    return config.database.url
+
+
+def _shown(url: str) -> str:
+    try:
+        return normalize_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def run_db(url: str, work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work``, turning a bad URL into a config error and an unreachable database into a
+    one-line :class:`GatewayError` (exit 1)."""
+    from alembic.util.exc import CommandError
+
+    try:
+        return asyncio.run(work)
+    except ArgumentError as exc:  # includes an unknown driver
+        raise ConfigError("database.url", f"{_reason(exc)} ({_shown(url)})") from None
+    except (OSError, TimeoutError, SQLAlchemyError, CommandError) as exc:
+        raise GatewayError(f"database {_shown(url)} unavailable: {_reason(exc)}") from None
+
+
+async def _with_keys(url: str, work: Callable[[KeyRepository], Awaitable[T]]) -> T:
+    await upgrade(url)
+    async with Database(url) as db:
+        return await work(KeyRepository(db))
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else "-"
+
+
+def _num(value: int | None, none: str = "-") -> str:
+    return none if value is None else str(value)
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    url = database_url(args)
+
+    async def create(repo: KeyRepository) -> tuple[ClientKey, str]:
+        return await repo.create(
+            args.name,
+            rpm=args.rpm,
+            tpm=args.tpm,
+            budget_tokens=args.budget_tokens,
+            models=args.models,
+            expires_days=args.expires_days,
+        )
+
+    key, secret = run_db(url, _with_keys(url, create))
+    limits = ", ".join(
+        [
+            f"rpm {_num(key.rpm, 'unlimited')}",
+            f"tpm {_num(key.tpm, 'unlimited')}",
+            f"budget {_num(key.budget_tokens, 'unlimited')} tokens",
+            f"models {','.join(key.models) if key.models is not None else 'all'}",
+            f"expires {_when(key.expires_at) + ' UTC' if key.expires_at else 'never'}",
+        ]
+    )
+    print(f"Created key {key.id} ({key.name}): {limits}.")
+    print("The key is shown only this once; store it now:")
+    print(secret)
+    return 0
+
+
+def key_row(key: ClientKey) -> dict[str, Any]:
+    """A key's public fields (no secret, no hash)."""
+    return {
+        "id": key.id,
+        "name": key.name,
+        "prefix": key.prefix,
+        "created_at": key.created_at.isoformat(),
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+        "active": key.is_active(),
+        "rpm": key.rpm,
+        "tpm": key.tpm,
+        "budget_tokens": key.budget_tokens,
+        "tokens_used": key.tokens_used,
+        "models": key.models,
+    }
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    lines = [headers, *rows]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    url = database_url(args)
+    keys = run_db(url, _with_keys(url, lambda repo: repo.list()))
+    if args.json:
+        print(json.dumps([key_row(k) for k in keys], indent=2))
+        return 0
+    if not keys:
+        print("No keys yet: create one with `chatgate keys create --name NAME`.")
+        return 0
+    headers = ["ID", "NAME", "PREFIX", "CREATED", "EXPIRES", "REVOKED", "RPM", "TPM", "BUDGET"]
+    rows = [
+        [
+            k.id,
+            k.name,
+            k.prefix + "…",
+            _when(k.created_at),
+            _when(k.expires_at),
+            _when(k.revoked_at),
+            _num(k.rpm),
+            _num(k.tpm),
+            _num(k.budget_tokens),
+            str(k.tokens_used),
+            ",".join(k.models) if k.models is not None else "*",
+        ]
+        for k in keys
+    ]
+    print(table([*headers, "USED", "MODELS"], rows))
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    url = database_url(args)
+    key_id: str = args.key_id
+
+    async def revoke(repo: KeyRepository) -> tuple[ClientKey | None, bool]:
+        before = await repo.get(key_id)
+        if before is None or not await repo.revoke(key_id):
+            return None, False
+        return await repo.get(key_id), before.revoked_at is not None
+
+    key, already = run_db(url, _with_keys(url, revoke))
+    if key is None:
+        raise NotFoundError(f"no key with id {key_id!r} (see `chatgate keys list`)")
+    when = _when(key.revoked_at)
+    if already:
+        print(f"Key {key.id} ({key.name}) was already revoked at {when} UTC.")
+    else:
+        print(f"Revoked key {key.id} ({key.name}) at {when} UTC.")
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    url = database_url(args)
+
+    async def migrate() -> tuple[str | None, str | None]:
+        before = await current_revision(url)
+        await upgrade(url)
+        return before, await current_revision(url)
+
+    before, after = run_db(url, migrate())
+    head = head_revision()
+    print(f"Database: {_shown(url)}")
+    print(f"Revision before: {before or 'none (empty database)'}")
+    note = " (head)" if after == head else f" (head is {head})"
+    if before == after:
+        note += ", already up to date"
+    print(f"Revision after:  {after}{note}")
+    return 0

@@ -1,0 +1,319 @@
+"""Configuration: command-line/env ``Settings`` over an optional YAML file, validated at start.
+
+Precedence, highest first: command-line option, ``CHATGATE_*`` env var, YAML file, defaults.
+Providers also come from the environment by discovery (see :mod:`chatgate.discovery`).
+Every error is a :class:`~chatgate.errors.ConfigError` naming the field as a dotted path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from chatgate.errors import ConfigError
+
+ReasoningMode = Literal["strip", "separate", "keep"]
+ProviderType = Literal["openai", "gigachat", "llama_cpp"]
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./chatgate.db"
+LEGACY_SYSTEM_PROMPT = "Ты заботливый ассистент и хочешь помочь пользователю решить его проблему"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Timeouts(_Section):
+    connect: float = Field(10.0, gt=0, description="Seconds to open a connection upstream.")
+    read: float = Field(600.0, gt=0, description="Seconds to wait for the next byte upstream.")
+
+
+class ProviderConfig(_Section):
+    type: ProviderType
+    base_url: str | None = None
+    api_keys: list[SecretStr] = Field(default_factory=list)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    headers: dict[str, str] = Field(default_factory=dict)
+    max_connections: int = Field(256, ge=1, description="Upstream keep-alive pool size.")
+    max_concurrency: int | None = Field(None, ge=1)
+    max_queue: int = Field(256, ge=0)
+    queue_timeout: float = Field(60.0, gt=0)
+    models: list[str] = Field(default_factory=list, description="Models served, by upstream name.")
+    discover_models: bool = Field(False, description="List the upstream's models at start-up.")
+    discovery: Literal["openai", "ollama"] = "openai"
+    # gigachat
+    auth_url: str | None = None
+    scope: str | None = None
+    credentials: SecretStr | None = None
+    verify_ssl: bool = True
+    ca_bundle: Path | None = None
+    # llama_cpp
+    model_path: Path | None = None
+    n_ctx: int = Field(2048, ge=128)
+    n_threads: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _check_type_fields(self) -> ProviderConfig:
+        if self.type == "openai" and not self.base_url:
+            raise ValueError("base_url is required for an openai provider")
+        if self.type == "gigachat" and self.credentials is None and not self.api_keys:
+            raise ValueError("credentials is required for a gigachat provider")
+        return self
+
+
+class ModelConfig(_Section):
+    provider: str
+    model: str | None = Field(None, description="Upstream model name; defaults to the public name.")
+    context_window: int | None = Field(None, ge=1)
+    system_prompt: str | None = None
+    fallbacks: list[str] = Field(default_factory=list)
+    reasoning: ReasoningMode | None = None
+    reasoning_starts_inside: bool = Field(
+        False,
+        description="The model's answer begins inside <think> (the opening tag is in its prompt "
+        "template, as with many DeepSeek-R1 distills).",
+    )
+
+
+class CacheConfig(_Section):
+    enabled: bool = False
+    dir: Path = Field(Path("./cache"), description="L2 on disk (survives restarts).")
+    ttl: float = Field(86400.0, gt=0, description="Default entry lifetime, seconds.")
+    memory_bytes: int = Field(64 * 1024 * 1024, ge=0, description="L1 in-process bound.")
+    disk_bytes: int = Field(10 * 1024**3, ge=0, description="L2 bound; 0 turns L2 off.")
+
+
+class AuthConfig(_Section):
+    require_keys: bool = Field(False, description="Every /v1 call needs a chatgate client key.")
+    admin_key: SecretStr | None = Field(None, description="Protects /admin/ when set.")
+    key_cache_ttl: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds a looked-up client key is trusted before re-reading it "
+        "(a revocation reaches every replica within this).",
+    )
+    single_user: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="The chat API without login, as one implicit user: `auto` when no user "
+        "with a password exists and the server is bound to loopback; `on` always; `off` never.",
+    )
+    session_days: float = Field(30.0, gt=0, description="Login sessions last this long.")
+
+
+class RateLimitsConfig(_Section):
+    rpm: int | None = Field(None, ge=1, description="Global requests per minute.")
+    tpm: int | None = Field(None, ge=1, description="Global tokens per minute.")
+    replicas: int = Field(
+        1, ge=1, description="Replica count: with Redis down, each replica enforces limit/replicas."
+    )
+    default_max_tokens: int = Field(
+        512, ge=1, description="Completion tokens reserved when a request sets no max_tokens."
+    )
+
+
+class ChatConfig(_Section):
+    """The chat application (``/api/``): generations, context building, titles."""
+
+    default_model: str | None = Field(None, description="Model of new conversations.")
+    summarize: bool = Field(True, description="Summarise turns dropped from the context.")
+    model_titles: bool = Field(True, description="Title conversations with a short model call.")
+    reply_tokens: int = Field(1024, ge=16, description="Reply budget when max_tokens is unset.")
+    default_context_window: int = Field(8192, ge=256, description="Window of unknown models.")
+    save_interval: float = Field(1.0, gt=0, description="Seconds between partial-answer saves.")
+    job_retention: float = Field(
+        300.0, ge=0, description="Seconds a finished generation's event log stays in memory."
+    )
+
+
+class DatabaseConfig(_Section):
+    url: str = DEFAULT_DATABASE_URL
+
+
+class RedisConfig(_Section):
+    url: str | None = None
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1)
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    drain_seconds: float = Field(
+        30.0, ge=0, description="On SIGTERM: how long running requests may finish."
+    )
+
+
+class LegacyConfig(_Section):
+    """The seed endpoints ``/chatgpt/`` and ``/gigachat/``."""
+
+    system_prompt: str = LEGACY_SYSTEM_PROMPT
+
+
+class Config(_Section):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig)
+    reasoning: ReasoningMode = "separate"
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
+    legacy: LegacyConfig = Field(default_factory=LegacyConfig)
+    chat: ChatConfig = Field(default_factory=ChatConfig)
+    discover_env: bool = Field(True, description="Add providers found in the environment.")
+    local_model: bool = Field(True, description="Serve the bundled local model as `local`.")
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Config:
+        for name, model in self.models.items():
+            if model.provider not in self.providers:
+                raise ValueError(f"models.{name}.provider: unknown provider `{model.provider}`")
+        return self
+
+
+class Settings(BaseSettings):
+    """Options from the command line and ``CHATGATE_*``; ``None`` means "not given"."""
+
+    model_config = SettingsConfigDict(env_prefix="CHATGATE_", extra="ignore")
+
+    config: Path | None = None
+    host: str | None = None
+    port: int | None = None
+    workers: int | None = None
+    enable_cache: bool | None = None
+    cache_dir: Path | None = None
+    reasoning: ReasoningMode | None = None
+    database_url: str | None = None
+    redis_url: str | None = None
+    require_keys: bool | None = None
+    admin_key: SecretStr | None = None
+    log_level: Literal["debug", "info", "warning", "error"] | None = None
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand_env(node: Any, env: dict[str, str], path: str) -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of the YAML tree."""
+    if isinstance(node, dict):
+        return {k: _expand_env(v, env, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_env(v, env, f"{path}[{i}]") for i, v in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+
+        def sub(m: re.Match[str]) -> str:
+            value = env.get(m.group(1))
+            if value is None:
+                if m.group(2) is not None:
+                    return m.group(2)
+                raise ConfigError(path, f"environment variable {m.group(1)} is not set")
+            return value
+
+        return _ENV_REF.sub(sub, node)
+    return node
+
+
+def _error_field(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + item)
+    return "".join(parts)
+
+
+def validation_error_to_config_error(exc: ValidationError, prefix: str = "") -> ConfigError:
+    err = exc.errors()[0]
+    field = _error_field(tuple(err["loc"]))
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if msg.startswith("models.") and ": " in msg:  # cross-field check names its own field
+        field, msg = msg.split(": ", 1)
+    if prefix:
+        field = f"{prefix}.{field}" if field else prefix
+    return ConfigError(field, msg)
+
+
+def read_yaml(path: Path, env: dict[str, str]) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError("config", f"{path} is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("config", f"{path} must hold a mapping at the top level")
+    expanded: dict[str, Any] = _expand_env(data, env, "")
+    return expanded
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else "settings"
+        raise ConfigError(name, str(err["msg"])) from None
+
+
+def load_config(settings: Settings, env: dict[str, str] | None = None) -> Config:
+    """Build the validated :class:`Config` from the YAML file and the settings over it."""
+    env = dict(os.environ) if env is None else env
+    data = read_yaml(settings.config, env) if settings.config else {}
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error_to_config_error(exc) from None
+    return apply_settings(config, settings)
+
+
+def apply_settings(config: Config, s: Settings) -> Config:
+    server = config.server.model_copy(
+        update={
+            k: v
+            for k, v in {
+                "host": s.host,
+                "port": s.port,
+                "workers": s.workers,
+                "log_level": s.log_level,
+            }.items()
+            if v is not None
+        }
+    )
+    cache = config.cache.model_copy(
+        update={
+            k: v
+            for k, v in {"enabled": s.enable_cache, "dir": s.cache_dir}.items()
+            if v is not None
+        }
+    )
+    auth = config.auth.model_copy(
+        update={
+            k: v
+            for k, v in {"require_keys": s.require_keys, "admin_key": s.admin_key}.items()
+            if v is not None
+        }
+    )
+    update: dict[str, Any] = {"server": server, "cache": cache, "auth": auth}
+    if s.reasoning is not None:
+        update["reasoning"] = s.reasoning
+    if s.database_url is not None:
+        update["database"] = DatabaseConfig(url=s.database_url)
+    if s.redis_url is not None:
+        update["redis"] = RedisConfig(url=s.redis_url)
+    return config.model_copy(update=update)

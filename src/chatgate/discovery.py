@@ -1,0 +1,103 @@
+"""Zero-config discovery: providers found in the environment (and in a ``.env`` file).
+
+PRODUCT §2: ``DEEPSEEK_API_KEY``, ``OPENAI_API_KEY``, ``GIGACHAT_CREDENTIALS``, ``OLLAMA_BASE_URL``;
+the seed service's own ``.env`` names (``API_KEY``+``URL_GPT``, ``AUTH_CREDENTIALS``+``SCOPE``+
+``URL_GIGACHAT``+``AUTH_URL``) are honoured too so that its users can point chatgate at the same
+file. Providers named in the YAML file win over discovered ones of the same name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dotenv import dotenv_values
+from pydantic import SecretStr
+
+from chatgate.config import Config, ModelConfig, ProviderConfig
+
+DEEPSEEK_BASE_URL = "https://api.deepseek.com"
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+GIGACHAT_BASE_URL = "https://gigachat.devices.sberbank.ru/api/v1"
+GIGACHAT_AUTH_URL = "https://ngw.devices.sberbank.ru:9443/api/v2/oauth"
+LOCAL_PROVIDER = "local"
+LOCAL_MODEL = "local"
+
+
+def read_env(environ: dict[str, str], dotenv: Path | None = Path(".env")) -> dict[str, str]:
+    """The process environment over the ``.env`` file's values (the environment wins)."""
+    merged: dict[str, str] = {}
+    if dotenv is not None and dotenv.is_file():
+        merged.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+    merged.update(environ)
+    return merged
+
+
+def _strip_endpoint(url: str, suffix: str = "/chat/completions") -> str:
+    url = url.rstrip("/")
+    return url.removesuffix(suffix)
+
+
+def discover(env: dict[str, str]) -> tuple[dict[str, ProviderConfig], dict[str, ModelConfig]]:
+    providers: dict[str, ProviderConfig] = {}
+    models: dict[str, ModelConfig] = {}
+
+    if key := env.get("DEEPSEEK_API_KEY"):
+        providers["deepseek"] = ProviderConfig(
+            type="openai",
+            base_url=env.get("DEEPSEEK_BASE_URL") or DEEPSEEK_BASE_URL,
+            api_keys=[SecretStr(key)],
+            models=["deepseek-chat", "deepseek-reasoner"],
+        )
+
+    openai_key = env.get("OPENAI_API_KEY")
+    openai_url = env.get("OPENAI_BASE_URL")
+    if not openai_key and env.get("API_KEY") and env.get("URL_GPT"):
+        openai_key, openai_url = env["API_KEY"], _strip_endpoint(env["URL_GPT"])
+    if openai_key:
+        providers["openai"] = ProviderConfig(
+            type="openai",
+            base_url=openai_url or OPENAI_BASE_URL,
+            api_keys=[SecretStr(openai_key)],
+            discover_models=True,
+        )
+
+    giga_creds = env.get("GIGACHAT_CREDENTIALS") or env.get("AUTH_CREDENTIALS")
+    if giga_creds:
+        seed_url = env.get("URL_GIGACHAT")
+        providers["gigachat"] = ProviderConfig(
+            type="gigachat",
+            base_url=env.get("GIGACHAT_BASE_URL")
+            or (_strip_endpoint(seed_url) if seed_url else GIGACHAT_BASE_URL),
+            auth_url=env.get("GIGACHAT_AUTH_URL") or env.get("AUTH_URL") or GIGACHAT_AUTH_URL,
+            scope=env.get("GIGACHAT_SCOPE") or env.get("SCOPE") or "GIGACHAT_API_PERS",
+            credentials=SecretStr(giga_creds),
+            verify_ssl=env.get("GIGACHAT_VERIFY_SSL", "true").lower() not in ("0", "false", "no"),
+            discover_models=True,
+        )
+
+    if ollama := env.get("OLLAMA_BASE_URL"):
+        root = ollama.rstrip("/").removesuffix("/v1")
+        providers["ollama"] = ProviderConfig(
+            type="openai", base_url=root + "/v1", discover_models=True, discovery="ollama"
+        )
+    return providers, models
+
+
+def with_discovered(config: Config, env: dict[str, str]) -> Config:
+    """``config`` plus discovered providers and the bundled local model."""
+    providers = dict(config.providers)
+    models = dict(config.models)
+    if config.discover_env:
+        found, found_models = discover(env)
+        for name, cfg in found.items():
+            providers.setdefault(name, cfg)
+        for name, mcfg in found_models.items():
+            models.setdefault(name, mcfg)
+    if config.local_model and LOCAL_PROVIDER not in providers:
+        providers[LOCAL_PROVIDER] = ProviderConfig(type="llama_cpp")
+    local_is_bundled = providers.get(LOCAL_PROVIDER) is not None and (
+        providers[LOCAL_PROVIDER].type == "llama_cpp"
+    )
+    if config.local_model and local_is_bundled and LOCAL_MODEL not in models:
+        models[LOCAL_MODEL] = ModelConfig(provider=LOCAL_PROVIDER, model="SmolLM2-135M-Instruct")
+    return config.model_copy(update={"providers": providers, "models": models})

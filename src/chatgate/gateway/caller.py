@@ -1,0 +1,149 @@
+"""Calling upstream: deployment → key pool → queue → provider, with retries and fallbacks.
+
+For each deployment in the route (the model, then its fallbacks): take the best key from the
+provider's pool, wait for a slot in its queue, call. A failure that another attempt might not
+share (429, 5xx, a dead connection, a key the upstream refused) releases the key with that
+verdict and is retried with backoff — on another key when the pool has one — then the next
+fallback is tried. All of it happens before the first byte reaches the client; once a stream has
+begun, an error ends it. A client mistake the upstream noticed (400, 404, 413, 422) is returned
+at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
+from typing import Any
+
+from chatgate.errors import GatewayError, RateLimitError, UpstreamError, client_error
+from chatgate.gateway.keypool import KeyPool, backoff_delays
+from chatgate.gateway.queue import UpstreamQueue
+from chatgate.gateway.router import Deployment
+from chatgate.protocol.openai import ChunkBatch
+
+_CLIENT_FAULT = frozenset({400, 404, 413, 422})
+
+
+def _retryable(exc: UpstreamError) -> bool:
+    return exc.upstream_status not in _CLIENT_FAULT
+
+
+class UpstreamCaller:
+    def __init__(
+        self,
+        pools: Mapping[str, KeyPool],
+        queues: Mapping[str, UpstreamQueue],
+        retries: int = 2,
+        backoff_base: float = 0.2,
+        on_error: Callable[[str, int | None], None] | None = None,
+    ) -> None:
+        self.on_error = on_error
+        self.pools = pools
+        self.queues = queues
+        self.retries = retries
+        self.backoff_base = backoff_base
+
+    def _slot(self, dep: Deployment) -> AbstractAsyncContextManager[Any]:
+        queue = self.queues.get(dep.provider_name)
+        return queue.slot() if queue is not None else nullcontext()
+
+    def _count(self, dep: Deployment, exc: UpstreamError) -> None:
+        if self.on_error is not None:
+            self.on_error(dep.provider_name, exc.upstream_status)
+
+    async def _before_retry(
+        self, dep: Deployment, exc: UpstreamError, delays: list[float], attempt: int
+    ) -> UpstreamError:
+        """Count the failure; raise it as the client's error when no retry could help, else
+        wait this attempt's backoff and return it as the latest failure."""
+        self._count(dep, exc)
+        if not _retryable(exc):
+            raise client_error(exc) from None
+        if attempt < self.retries:
+            await asyncio.sleep(delays[attempt])
+        return exc
+
+    def _pool(self, dep: Deployment) -> KeyPool:
+        pool = self.pools.get(dep.provider_name)
+        if pool is None:
+            pool = KeyPool(dep.provider_name, [])
+        return pool
+
+    async def complete(
+        self, deps: list[Deployment], bodies: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """``bodies[i]`` is what ``deps[i]`` gets (already prepared for it)."""
+        last: GatewayError | None = None
+        for dep, body in zip(deps, bodies, strict=True):
+            delays = backoff_delays(self.retries, self.backoff_base)
+            for attempt in range(self.retries + 1):
+                try:
+                    lease = self._pool(dep).acquire()
+                except (RateLimitError, UpstreamError) as exc:
+                    last = exc  # no usable key here now: the next fallback may have one
+                    break
+                try:
+                    async with self._slot(dep):
+                        result = await dep.provider.chat(body, dep.upstream_model, lease.key)
+                except UpstreamError as exc:
+                    lease.release_for(exc)
+                    last = await self._before_retry(dep, exc, delays, attempt)
+                    continue
+                except BaseException:
+                    lease.release("neutral")
+                    raise
+                lease.release("success")
+                return result
+        raise _final(last)
+
+    async def stream(
+        self, deps: list[Deployment], bodies: list[dict[str, Any]]
+    ) -> AsyncGenerator[ChunkBatch, None]:
+        last: GatewayError | None = None
+        for dep, body in zip(deps, bodies, strict=True):
+            delays = backoff_delays(self.retries, self.backoff_base)
+            for attempt in range(self.retries + 1):
+                try:
+                    lease = self._pool(dep).acquire()
+                except (RateLimitError, UpstreamError) as exc:
+                    last = exc
+                    break
+                outcome: BaseException | None = None
+                started = False
+                try:
+                    async with self._slot(dep):
+                        chunks = dep.provider.stream(body, dep.upstream_model, lease.key)
+                        try:
+                            first = await anext(chunks, None)
+                            if first is None:
+                                raise UpstreamError(f"{dep.provider_name}: empty stream")
+                            started = True
+                            lease.accepted()
+                            yield first
+                            async for batch in chunks:
+                                yield batch
+                        finally:
+                            aclose = getattr(chunks, "aclose", None)
+                            if aclose is not None:
+                                await aclose()
+                except UpstreamError as exc:
+                    outcome = exc
+                    if started:  # bytes are out: no retry, no fallback; the stream ends with it
+                        self._count(dep, exc)
+                        raise
+                    last = await self._before_retry(dep, exc, delays, attempt)
+                    continue
+                except BaseException as exc:
+                    outcome = exc
+                    raise
+                finally:
+                    lease.release_for(outcome)
+                return
+        raise _final(last)
+
+
+def _final(last: GatewayError | None) -> GatewayError:
+    if last is None:
+        return UpstreamError("no deployment could take the request")
+    return client_error(last) if isinstance(last, UpstreamError) else last

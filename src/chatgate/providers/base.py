@@ -1,0 +1,76 @@
+"""The ``Provider`` seam: one object per configured upstream, speaking OpenAI chunks to the gateway.
+
+A provider takes an OpenAI-shaped request body and the upstream model name, and returns an
+OpenAI-shaped completion (``chat``) or an async iterator of OpenAI chunk dicts (``stream``).
+It raises only :mod:`chatgate.errors` exceptions: HTTP-client exceptions end at its boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, Protocol, runtime_checkable
+
+import orjson
+
+from chatgate.protocol.openai import ChunkBatch
+
+
+@runtime_checkable
+class Provider(Protocol):
+    name: str
+
+    async def start(self) -> None:
+        """Open connection pools / load weights. Called once from the app's lifespan."""
+
+    async def close(self) -> None:
+        """Release everything ``start`` opened."""
+
+    async def chat(
+        self, body: dict[str, Any], model: str, api_key: str | None = None
+    ) -> dict[str, Any]:
+        """One whole completion for ``body`` sent to upstream ``model``."""
+
+    def stream(
+        self, body: dict[str, Any], model: str, api_key: str | None = None
+    ) -> AsyncIterator[ChunkBatch]:
+        """The completion as batches of chunks (see ``ChunkBatch``); ends normally only after
+        the upstream's last chunk."""
+
+    async def list_models(self) -> list[str]:
+        """Upstream model names this provider can serve right now."""
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Remove any of ``secrets`` from ``text`` (upstream error messages sometimes echo keys)."""
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def upstream_error_message(raw: bytes, limit: int = 500) -> str:
+    """The human part of an upstream error body: its ``error.message`` if it is JSON."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw[:limit].decode("utf-8", "replace").strip()
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            msg = err.get("message") or err.get("detail") or err.get("msg")
+            if msg is not None:
+                return str(msg)[:limit]
+        elif isinstance(err, str):
+            return err[:limit]
+        if "message" in data:
+            return str(data["message"])[:limit]
+    return raw[:limit].decode("utf-8", "replace").strip()
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # HTTP-date form: rare for APIs; the key pool falls back to its own backoff

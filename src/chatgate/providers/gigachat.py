@@ -1,0 +1,242 @@
+"""``gigachat`` provider: Sber's GigaChat API behind its OAuth token, spoken to as OpenAI."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import orjson
+
+from chatgate.config import ProviderConfig
+from chatgate.errors import UpstreamError
+from chatgate.protocol.openai import ChunkBatch, completion_id
+from chatgate.providers.openai import HTTPUpstream
+
+DEFAULT_BASE_URL = "https://gigachat.devices.sberbank.ru/api/v1"
+DEFAULT_AUTH_URL = "https://ngw.devices.sberbank.ru:9443/api/v2/oauth"
+DEFAULT_SCOPE = "GIGACHAT_API_PERS"
+# OpenAI fields GigaChat has no equivalent for; sent as they are they only risk a 422.
+_DROP = frozenset(
+    {"stream_options", "seed", "stop", "presence_penalty", "frequency_penalty", "logit_bias",
+     "logprobs", "top_logprobs", "user", "parallel_tool_calls", "service_tier", "store",
+     "metadata", "modalities", "audio", "prediction", "tools", "tool_choice",
+     "max_completion_tokens"}
+)  # fmt: skip
+_FINISH = {"function_call": "tool_calls", "blacklist": "content_filter"}
+T = TypeVar("T")
+_JSON = "application/json"
+
+
+@dataclass(slots=True)
+class _Token:
+    value: str | None = None
+    expires_at: float = 0.0  # unix seconds
+    pending: asyncio.Future[str] | None = None
+
+
+class GigaChatProvider(HTTPUpstream):
+    token_margin_s = 60.0  # refresh this long before the token's expiry
+
+    def __init__(self, name: str, cfg: ProviderConfig) -> None:
+        super().__init__(name, cfg)
+        self.base_url = (cfg.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.auth_url = cfg.auth_url or DEFAULT_AUTH_URL
+        self.scope = cfg.scope or DEFAULT_SCOPE
+        creds = cfg.credentials.get_secret_value() if cfg.credentials else None
+        self.credentials = creds or (self.keys[0] if self.keys else "")
+        self._tokens: dict[str, _Token] = {}  # per credentials: the key pool may rotate them
+
+    def secrets(self) -> list[str]:
+        tokens = [t.value for t in self._tokens.values() if t.value]
+        return [self.credentials, *self.keys, *tokens]
+
+    async def access_token(self, credentials: str | None = None, stale: str | None = None) -> str:
+        """A valid token; concurrent callers share one fetch. ``stale``: a token the API refused."""
+        slot = self._tokens.setdefault(credentials or self.credentials, _Token())
+        fresh = time.time() < slot.expires_at - self.token_margin_s
+        if slot.value is not None and slot.value != stale and fresh:
+            return slot.value
+        if slot.pending is None:
+            fut = asyncio.ensure_future(self._fetch_token(credentials or self.credentials, slot))
+            slot.pending = fut
+            fut.add_done_callback(lambda f: _settle(slot, f))
+        # shield: a waiter that is cancelled must not cancel the fetch the others wait on
+        return await asyncio.shield(slot.pending)
+
+    async def _fetch_token(self, credentials: str, slot: _Token) -> str:
+        headers = {
+            "Authorization": "Basic " + credentials,
+            "RqUID": str(uuid.uuid4()),
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+        }
+        body = urlencode({"scope": self.scope}).encode()
+        try:
+            data = await self.post_json(self.auth_url, body, headers)
+        except UpstreamError as exc:
+            status, detail = exc.upstream_status, exc.message.removeprefix(self.name + ": ")
+            # A refused oauth call means our credentials or scope are wrong, never the client's
+            # request: report it as a 401 so it stays a 502 and the key pool disables the key.
+            if status in (400, 401, 403):
+                status = 401
+            raise UpstreamError(
+                f"{self.name}: GigaChat authorization failed ({detail})",
+                upstream_status=status,
+                retry_after=exc.retry_after,
+            ) from None
+        token = data.get("access_token") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token:
+            raise UpstreamError(f"{self.name}: GigaChat oauth answer has no access_token")
+        expires = data.get("expires_at")  # unix time in milliseconds
+        ok = isinstance(expires, int | float) and not isinstance(expires, bool)
+        slot.expires_at = expires / 1000 if ok else time.time() + 1800  # documented: 30 min
+        slot.value = token
+        return token
+
+    async def _authorized(self, api_key: str | None, call: Callable[[str], Awaitable[T]]) -> T:
+        """``call(token)``; on a 401 from the API, refresh the token once and call again."""
+        token = await self.access_token(api_key)
+        try:
+            return await call(token)
+        except UpstreamError as exc:
+            if exc.upstream_status != 401:
+                raise
+        return await call(await self.access_token(api_key, stale=token))
+
+    def _headers(self, token: str, accept: str = _JSON) -> dict[str, str]:
+        return {"Authorization": "Bearer " + token, "Content-Type": _JSON, "Accept": accept}
+
+    async def chat(
+        self, body: dict[str, Any], model: str, api_key: str | None = None
+    ) -> dict[str, Any]:
+        payload = orjson.dumps(to_gigachat(body, model, stream=False))
+        url = self.base_url + "/chat/completions"
+        result = await self._authorized(
+            api_key, lambda token: self.post_json(url, payload, self._headers(token))
+        )
+        if not isinstance(result, dict):
+            raise UpstreamError(f"{self.name}: upstream sent a completion that is not an object")
+        return to_openai(result, model, "chat.completion", completion_id())
+
+    async def stream(
+        self, body: dict[str, Any], model: str, api_key: str | None = None
+    ) -> AsyncIterator[ChunkBatch]:
+        payload = orjson.dumps(to_gigachat(body, model, stream=True))
+        url, cid = self.base_url + "/chat/completions", completion_id()
+        stale: str | None = None
+        for attempt in (0, 1):
+            token = await self.access_token(api_key, stale)
+            started = False
+            try:
+                async for batch in self.post_stream(
+                    url, payload, self._headers(token, "text/event-stream")
+                ):
+                    started = True
+                    yield [to_openai(c, model, "chat.completion.chunk", cid) for c in batch]
+                return
+            except UpstreamError as exc:
+                if started or attempt or exc.upstream_status != 401:
+                    raise
+                stale = token
+
+    async def list_models(self) -> list[str]:
+        data = await self._authorized(None, self._get_models)
+        items = data.get("data", []) if isinstance(data, dict) else []
+        # The list also holds embedding models (type "embedder"); only chat models are routable.
+        return [
+            str(m["id"])
+            for m in items
+            if isinstance(m, dict) and "id" in m and m.get("type", "chat") == "chat"
+        ]
+
+    async def _get_models(self, token: str) -> Any:
+        return await self.get_json(self.base_url + "/models", self._headers(token))
+
+
+def _settle(slot: _Token, fut: asyncio.Future[str]) -> None:
+    if slot.pending is fut:
+        slot.pending = None
+    if not fut.cancelled():
+        fut.exception()  # retrieved here so a fetch nobody awaits any more is not logged
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):  # OpenAI content parts: GigaChat takes text only
+        return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    return "" if content is None else str(content)
+
+
+def _json(text: str, default: Any) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return default
+
+
+def _message(msg: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    role = msg.get("role")
+    content = _text(msg.get("content"))
+    new: dict[str, Any] = {"role": "system" if role == "developer" else role, "content": content}
+    if "attachments" in msg:
+        new["attachments"] = msg["attachments"]
+    if calls := msg.get("tool_calls"):  # GigaChat keeps one call per message: the first
+        fn = calls[0].get("function") or {}
+        names[str(calls[0].get("id"))] = str(fn.get("name"))
+        args = _json(fn.get("arguments") or "{}", {})  # GigaChat takes the object, not a string
+        new["function_call"] = {"name": fn.get("name"), "arguments": args}
+    elif msg.get("function_call"):
+        new["function_call"] = msg["function_call"]
+    if role in ("tool", "function"):
+        new["role"] = "function"
+        new["name"] = msg.get("name") or names.get(str(msg.get("tool_call_id")), "")
+        if not isinstance(_json(new["content"], None), dict):  # GigaChat wants a JSON object
+            new["content"] = orjson.dumps({"result": new["content"]}).decode()
+    return new
+
+
+def to_gigachat(body: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
+    """An OpenAI request as GigaChat takes it: ``tools`` as ``functions``, tool results as
+    ``function`` messages, fields GigaChat has no equivalent for dropped."""
+    out = {k: v for k, v in body.items() if k not in _DROP}
+    out["model"], out["stream"] = model, stream
+    if out.get("max_tokens") is None and body.get("max_completion_tokens") is not None:
+        out["max_tokens"] = body["max_completion_tokens"]
+    if tools := body.get("tools"):
+        out["functions"] = [t["function"] for t in tools if isinstance(t, dict) and "function" in t]
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        out["function_call"] = {"name": choice["function"].get("name")}
+    elif isinstance(choice, str) and tools:
+        out["function_call"] = "none" if choice == "none" else "auto"  # no "required" there
+    names: dict[str, str] = {}  # tool_call_id -> function name, for the tool results
+    out["messages"] = [_message(m, names) for m in body.get("messages", [])]
+    return out
+
+
+def to_openai(data: dict[str, Any], model: str, obj: str, cid: str) -> dict[str, Any]:
+    """A GigaChat completion or chunk in OpenAI's shape: an ``id`` (GigaChat sends none), the
+    right ``object``, ``function_call`` as ``tool_calls``, OpenAI's finish reasons."""
+    data["id"] = data.get("id") or cid
+    data["object"] = obj  # GigaChat labels its stream chunks "chat.completion" too
+    data.setdefault("created", int(time.time()))
+    data.setdefault("model", model)
+    for i, choice in enumerate(data.get("choices") or []):
+        choice.setdefault("index", i)
+        msg = choice.get("message" if obj == "chat.completion" else "delta")
+        if isinstance(msg, dict) and isinstance(msg.get("function_call"), dict):
+            fn = msg.pop("function_call")
+            args = fn.get("arguments") or {}
+            args = args if isinstance(args, str) else orjson.dumps(args).decode()
+            call: dict[str, Any] = {"id": "call_" + uuid.uuid4().hex[:24], "type": "function"}
+            call["function"] = {"name": fn.get("name"), "arguments": args}
+            if obj != "chat.completion":
+                call["index"] = 0
+            msg["tool_calls"], msg["content"] = [call], msg.get("content") or None
+        reason = choice.get("finish_reason")
+        choice["finish_reason"] = _FINISH.get(reason, reason) if reason else None
+    return data

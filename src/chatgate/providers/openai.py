@@ -1,0 +1,215 @@
+"""``openai`` provider: DeepSeek, OpenAI, Ollama's /v1, vLLM, SGLang, any OpenAI-compatible server.
+
+Bodies are forwarded as the client sent them with only ``model`` and ``stream`` set, so every
+OpenAI field passes through. ``HTTPUpstream`` is the part every HTTP provider shares: keep-alive
+connection pools (see :mod:`chatgate.providers.http1`), timeouts and error translation.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from chatgate.config import ProviderConfig
+from chatgate.errors import UpstreamError, UpstreamTimeoutError
+from chatgate.protocol.openai import Chunk, ChunkBatch
+from chatgate.protocol.sse import SSEDecoder
+from chatgate.providers.base import parse_retry_after, redact, upstream_error_message
+from chatgate.providers.http1 import HTTP1Pool, Response, origin_of
+
+_JSON = "application/json"
+_USAGE = {"include_usage": True}
+
+
+class HTTPUpstream:
+    """What every HTTP provider shares: pools per origin, timeouts and error translation."""
+
+    def __init__(self, name: str, cfg: ProviderConfig) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.keys = [k.get_secret_value() for k in cfg.api_keys]
+        self._pools: dict[str, HTTP1Pool] = {}
+        self._started = False
+
+    def _ssl(self) -> ssl.SSLContext | bool | None:
+        if not self.cfg.verify_ssl:
+            return False
+        if self.cfg.ca_bundle is not None:
+            return ssl.create_default_context(cafile=str(self.cfg.ca_bundle))
+        return None  # the system's default verification
+
+    async def start(self) -> None:
+        self._started = True
+
+    async def close(self) -> None:
+        pools, self._pools = self._pools, {}
+        self._started = False
+        for pool in pools.values():
+            await pool.close()
+
+    def _pool(self, origin: str) -> HTTP1Pool:
+        pool = self._pools.get(origin)
+        if pool is None:
+            if not self._started:
+                raise UpstreamError(f"provider {self.name} is not started")
+            pool = HTTP1Pool(
+                origin,
+                ssl=self._ssl(),
+                connect_timeout=self.cfg.timeouts.connect,
+                read_timeout=self.cfg.timeouts.read,
+                max_connections=self.cfg.max_connections,
+            )
+            self._pools[origin] = pool
+        return pool
+
+    async def _send(
+        self, method: str, url: str, headers: dict[str, str], body: bytes = b""
+    ) -> Response:
+        origin, target = origin_of(url)
+        merged = {**self.cfg.headers, **headers} if self.cfg.headers else headers
+        return await self._pool(origin).request(method, target, list(merged.items()), body)
+
+    def secrets(self) -> list[str]:
+        return self.keys
+
+    def http_error(self, status: int, raw: bytes, headers: Any) -> UpstreamError:
+        message = redact(upstream_error_message(raw), self.secrets())
+        retry_after = parse_retry_after(headers.get("retry-after"))
+        return UpstreamError(
+            f"{self.name}: {message}" if message else f"{self.name}: HTTP {status}",
+            upstream_status=status,
+            retry_after=retry_after,
+        )
+
+    def transport_error(self, exc: BaseException) -> UpstreamError:
+        if isinstance(exc, TimeoutError):
+            return UpstreamTimeoutError(f"{self.name}: upstream timed out")
+        detail = redact(str(exc), self.secrets()) or type(exc).__name__
+        return UpstreamError(f"{self.name}: upstream connection failed ({detail})")
+
+    async def post_json(self, url: str, payload: bytes, headers: dict[str, str]) -> Any:
+        return await self._json("POST", url, headers, payload)
+
+    async def get_json(self, url: str, headers: dict[str, str]) -> Any:
+        return await self._json("GET", url, headers)
+
+    async def _json(self, method: str, url: str, headers: dict[str, str], body: bytes = b"") -> Any:
+        try:
+            resp = await self._send(method, url, headers, body)
+            raw = await resp.read()
+        except (OSError, TimeoutError) as exc:
+            raise self.transport_error(exc) from None
+        if resp.status >= 400:
+            raise self.http_error(resp.status, raw, resp.headers)
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(f"{self.name}: upstream sent a body that is not JSON") from None
+
+    async def post_stream(
+        self, url: str, payload: bytes, headers: dict[str, str]
+    ) -> AsyncIterator[ChunkBatch]:
+        """POST and yield the parsed ``data:`` events of an SSE answer, one batch per read."""
+        finished = False
+        end: bool | UpstreamError = False
+        try:
+            resp = await self._send("POST", url, headers, payload)
+            if resp.status >= 400:
+                raise self.http_error(resp.status, await resp.read(), resp.headers)
+            decoder = SSEDecoder()
+            pieces = resp.iter_pieces()
+            try:
+                while True:
+                    piece = await anext(pieces, None)
+                    events = decoder.feed(piece) if piece is not None else decoder.flush()
+                    batch, end = self._parse_events(events)
+                    if batch:
+                        finished = finished or any(map(_has_finish, batch))
+                        yield batch
+                    if isinstance(end, UpstreamError):
+                        raise end
+                    if end or piece is None:
+                        break
+            finally:
+                resp.close()  # reusable only if the body was read whole
+        except (OSError, TimeoutError) as exc:
+            raise self.transport_error(exc) from None
+        if not finished and end is not True:
+            # The connection ended cleanly but the answer did not: never pass that off as whole.
+            raise UpstreamError(f"{self.name}: upstream stream ended before the answer finished")
+
+    def _parse_events(self, events: list[bytes]) -> tuple[ChunkBatch, bool | UpstreamError]:
+        """The chunks of ``events``, and how the stream ends here: ``True`` at ``[DONE]``, an
+        error at an error event (raised after the chunks before it are delivered)."""
+        batch: ChunkBatch = []
+        for data in events:
+            if data == b"[DONE]":
+                return batch, True
+            try:
+                chunk = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                return batch, UpstreamError(f"{self.name}: upstream sent an event that is not JSON")
+            if not isinstance(chunk, dict):
+                return batch, UpstreamError(f"{self.name}: upstream sent a non-object event")
+            if "error" in chunk and "choices" not in chunk:
+                err = chunk["error"]
+                msg = err.get("message") if isinstance(err, dict) else str(err)
+                return batch, UpstreamError(f"{self.name}: {redact(str(msg), self.secrets())}")
+            batch.append(chunk)
+        return batch, False
+
+
+def _has_finish(chunk: Chunk) -> bool:
+    choices = chunk.get("choices")
+    if not choices:
+        return False
+    return any(c.get("finish_reason") for c in choices if isinstance(c, dict))
+
+
+class OpenAIProvider(HTTPUpstream):
+    def __init__(self, name: str, cfg: ProviderConfig) -> None:
+        super().__init__(name, cfg)
+        assert cfg.base_url is not None  # checked by ProviderConfig
+        self.base_url = cfg.base_url.rstrip("/")
+        self._chat_url = self.base_url + "/chat/completions"
+
+    def _headers(self, api_key: str | None) -> dict[str, str]:
+        key = api_key if api_key is not None else (self.keys[0] if self.keys else None)
+        headers = {"Content-Type": _JSON}
+        if key:
+            headers["Authorization"] = "Bearer " + key
+        return headers
+
+    async def chat(
+        self, body: dict[str, Any], model: str, api_key: str | None = None
+    ) -> dict[str, Any]:
+        payload = orjson.dumps({**body, "model": model, "stream": False})
+        result = await self.post_json(self._chat_url, payload, self._headers(api_key))
+        if not isinstance(result, dict):
+            raise UpstreamError(f"{self.name}: upstream sent a completion that is not an object")
+        return result
+
+    def stream(
+        self, body: dict[str, Any], model: str, api_key: str | None = None
+    ) -> AsyncIterator[ChunkBatch]:
+        # Usage is always asked for (accounting and faithful cache replays need it); the
+        # pipeline drops the usage chunk again for clients that did not ask.
+        options = body.get("stream_options")
+        options = {**options, "include_usage": True} if isinstance(options, dict) else _USAGE
+        payload = orjson.dumps({**body, "model": model, "stream": True, "stream_options": options})
+        headers = self._headers(api_key)
+        headers["Accept"] = "text/event-stream"
+        return self.post_stream(self._chat_url, payload, headers)
+
+    async def list_models(self) -> list[str]:
+        if self.cfg.discovery == "ollama":
+            root = self.base_url.removesuffix("/v1")
+            data = await self.get_json(root + "/api/tags", self._headers(None))
+            items = data.get("models", []) if isinstance(data, dict) else []
+            return [str(m.get("name") or m.get("model")) for m in items if isinstance(m, dict)]
+        data = await self.get_json(self.base_url + "/models", self._headers(None))
+        items = data.get("data", []) if isinstance(data, dict) else []
+        return [str(m["id"]) for m in items if isinstance(m, dict) and "id" in m]

@@ -1,0 +1,170 @@
+"""AppState: everything a running gateway holds, built once by ``build_state`` and passed in.
+
+Built in dependency order — database (migrated), providers, router, cache tiers, pools and queues,
+rate limiter, auth, usage — and closed in reverse by ``close_state``, which also writes the last
+usage batch and waits for cache writes, so a graceful stop loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+from chatgate.chat.service import ChatService
+from chatgate.config import Config
+from chatgate.errors import ConfigError
+from chatgate.gateway.auth import Authenticator
+from chatgate.gateway.cache import DiskStore, MemoryStore, Store, TieredCache
+from chatgate.gateway.caching import ResponseCache
+from chatgate.gateway.caller import UpstreamCaller
+from chatgate.gateway.keypool import KeyPool
+from chatgate.gateway.pipeline import Pipeline
+from chatgate.gateway.queue import UpstreamQueue
+from chatgate.gateway.ratelimit import Backend, Limit, LocalBackend, RateLimiter
+from chatgate.gateway.router import Router, build_router
+from chatgate.gateway.usage import UsageRecorder
+from chatgate.observability.metrics import Metrics
+from chatgate.providers.base import Provider
+from chatgate.providers.registry import ProviderRegistry, default_registry
+from chatgate.storage import Database, KeyRepository, UsageRepository, upgrade
+
+log = logging.getLogger("chatgate")
+
+
+@dataclass
+class AppState:
+    config: Config
+    providers: dict[str, Provider]
+    router: Router
+    pipeline: Pipeline
+    db: Database
+    auth: Authenticator
+    limiter: RateLimiter
+    usage: UsageRecorder
+    pools: dict[str, KeyPool]
+    queues: dict[str, UpstreamQueue]
+    tiers: TieredCache | None
+    _stack: AsyncExitStack
+    chat: ChatService | None = None  # the chat application (/api/)
+
+
+def build_pools(config: Config) -> dict[str, KeyPool]:
+    pools = {}
+    for name, cfg in config.providers.items():
+        keys = [k.get_secret_value() for k in cfg.api_keys]
+        if cfg.type == "gigachat" and cfg.credentials is not None:
+            keys.insert(0, cfg.credentials.get_secret_value())
+        pools[name] = KeyPool(name, keys)
+    return pools
+
+
+def build_queues(config: Config) -> dict[str, UpstreamQueue]:
+    """A queue per HTTP provider with ``max_concurrency`` (llama_cpp queues in the provider)."""
+    return {
+        name: UpstreamQueue(name, cfg.max_concurrency, cfg.max_queue, cfg.queue_timeout)
+        for name, cfg in config.providers.items()
+        if cfg.max_concurrency is not None and cfg.type != "llama_cpp"
+    }
+
+
+async def build_tiers(config: Config) -> TieredCache | None:
+    """L1 memory, L2 disk, shared Redis — each when configured — or None with the cache off."""
+    cache = config.cache
+    if not cache.enabled:
+        return None
+    stores: list[Store] = []
+    if cache.memory_bytes:
+        stores.append(MemoryStore(cache.memory_bytes))
+    if cache.disk_bytes:
+        disk = DiskStore(cache.dir, cache.disk_bytes)
+        try:
+            await disk.start()
+        except OSError as exc:
+            raise ConfigError(
+                "cache.dir", f"cannot use {cache.dir}: {exc.strerror or exc}"
+            ) from None
+        stores.append(disk)
+    if config.redis.url:
+        from chatgate.gateway.cache.redis import RedisStore
+
+        stores.append(RedisStore(config.redis.url))
+    return TieredCache(stores)
+
+
+def build_limiter(config: Config) -> RateLimiter:
+    backend: Backend
+    if config.redis.url:
+        from chatgate.gateway.ratelimit import RedisBackend
+
+        backend = RedisBackend(config.redis.url, config.rate_limits.replicas)
+    else:
+        backend = LocalBackend()
+    return RateLimiter(backend, Limit(rpm=config.rate_limits.rpm, tpm=config.rate_limits.tpm))
+
+
+async def open_database(url: str) -> Database:
+    """Connect and bring the schema up to date (safe with several processes starting at once)."""
+    try:
+        await upgrade(url)
+    except (OSError, ValueError) as exc:
+        raise ConfigError("database.url", f"cannot open the database: {exc}") from None
+    db = Database(url)
+    await db.connect()
+    return db
+
+
+async def build_state(
+    config: Config, registry: ProviderRegistry | None = None, metrics: Metrics | None = None
+) -> AppState:
+    registry = registry or default_registry()
+    async with AsyncExitStack() as stack:
+        db = await open_database(config.database.url)
+        stack.push_async_callback(db.close)
+        providers = {name: registry.build(name, cfg) for name, cfg in config.providers.items()}
+        for provider in providers.values():
+            await provider.start()
+            stack.push_async_callback(provider.close)
+        router = await build_router(providers, config.providers, config.models)
+        tiers = await build_tiers(config)
+        if tiers is not None:
+            stack.push_async_callback(tiers.close)
+        cache = ResponseCache(tiers, config.cache.ttl) if tiers is not None else None
+        if cache is not None:
+            stack.push_async_callback(cache.close)
+        pools, queues = build_pools(config), build_queues(config)
+        pipeline = Pipeline(
+            router,
+            UpstreamCaller(pools, queues, on_error=metrics.upstream_error if metrics else None),
+            reasoning=config.reasoning,
+            cache=cache,
+        )
+        limiter = build_limiter(config)
+        stack.push_async_callback(limiter.close)
+        auth = Authenticator(KeyRepository(db), config.auth.require_keys, config.auth.key_cache_ttl)
+        usage = UsageRecorder(UsageRepository(db), on_written=auth.written)
+        usage.start()
+        stack.push_async_callback(usage.close)  # closed first: the last batch is written
+        chat = ChatService(config, db, pipeline, limiter, usage)
+        await chat.start()
+        stack.push_async_callback(chat.close)  # before usage: running answers are saved first
+        return AppState(
+            config,
+            providers,
+            router,
+            pipeline,
+            db,
+            auth,
+            limiter,
+            usage,
+            pools,
+            queues,
+            tiers,
+            stack.pop_all(),
+            chat=chat,
+        )
+    raise AssertionError("unreachable")
+
+
+async def close_state(state: AppState) -> None:
+    await state._stack.aclose()

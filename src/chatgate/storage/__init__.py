@@ -1,0 +1,28 @@
+"""Storage: SQLAlchemy 2 async engine, ORM tables, repositories and Alembic migrations."""
+
+from chatgate.storage.db import DEFAULT_URL, Database, normalize_url
+from chatgate.storage.keys import KeyRepository
+from chatgate.storage.migrate import current_revision, head_revision, upgrade
+from chatgate.storage.models import ANONYMOUS, ClientKey, UsageDaily
+from chatgate.storage.models_chat import Conversation, Message, User, UserSession
+from chatgate.storage.usage import KeyTotals, UsageRepository, UsageRow
+
+__all__ = [
+    "ANONYMOUS",
+    "DEFAULT_URL",
+    "ClientKey",
+    "Conversation",
+    "Database",
+    "KeyRepository",
+    "KeyTotals",
+    "Message",
+    "UsageDaily",
+    "UsageRepository",
+    "UsageRow",
+    "User",
+    "UserSession",
+    "current_revision",
+    "head_revision",
+    "normalize_url",
+    "upgrade",
+]

@@ -1,0 +1,762 @@
+"""A fast, deterministic fake upstream LLM server (OpenAI, Ollama and GigaChat APIs).
+
+Used in-process by the test suite (``FakeUpstream``, own daemon thread + event loop) and as a
+separate process by the benchmark harness::
+
+    python -m tests.fakes.upstream --host 127.0.0.1 --port 9100 [--chunks 24] ...
+
+Endpoints
+    POST /v1/chat/completions          OpenAI chat completions (JSON or SSE)
+    GET  /v1/models                    OpenAI model list (knob ``models``)
+    GET  /api/tags                     Ollama model list (knob ``models``)
+    POST /api/v2/oauth                 GigaChat OAuth (Basic credentials, RqUID, scope)
+    POST /api/v1/chat/completions      GigaChat chat (Bearer token), same behaviour as OpenAI
+    GET  /api/v1/models                GigaChat model list (Bearer token)
+    GET  /_fake/requests               recorded requests, newest last
+    GET  /_fake/stats                  {"counts": {path: n}, "cancelled": n, "in_flight": n, ...}
+    POST /_fake/config                 set server-wide knobs (JSON object)
+    POST /_fake/reset                  clear records/counters, knobs back to startup defaults
+    POST /_fake/gigachat/revoke        invalidate all issued GigaChat tokens
+
+Knobs (server-wide, or per request in the body field ``"fake": {...}``) are listed in
+``DEFAULT_KNOBS``. Default content is ``chunks`` pieces ``"tok0 "``, ``"tok1 "``, ...
+
+The hot path does no logging; stream bodies are built from cached per-shape byte templates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import secrets
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any, TypeVar
+
+import orjson
+from aiohttp import web
+
+__all__ = ["DEFAULT_KNOBS", "GIGACHAT_SCOPES", "FakeServer", "FakeUpstream", "Headers", "main"]
+
+DEFAULT_KNOBS: dict[str, Any] = {
+    "latency_ms": 0,  # delay before the response (before headers)
+    "first_byte_ms": 0,  # streaming: delay after headers, before the first chunk
+    "chunk_delay_ms": 0,  # streaming: delay between chunks
+    "chunks": 24,  # number of content pieces
+    "content": None,  # str: explicit content, split into `chunks` pieces when streaming
+    "reasoning": None,  # str: emitted first as reasoning_content (DeepSeek style)
+    "status": None,  # int: answer with this HTTP status and an OpenAI error body
+    "retry_after": None,  # seconds: Retry-After header on error responses
+    "reset_after": None,  # int: streaming: abort the connection after N SSE events
+    "error_event_after": None,  # int: streaming: after N SSE events send an error event, end
+    "tool_call": False,  # answer with a tool call to the first tool
+    "models": ["fake-model", "fake-reasoner"],  # /v1/models and /api/tags
+    "hang": False,  # never answer until the client goes away
+    "gigachat_credentials": "fake-gigachat-credentials",
+    "gigachat_token_ttl_s": 1800,
+    "gigachat_models": ["GigaChat", "GigaChat-Pro"],
+}
+GIGACHAT_SCOPES = frozenset({"GIGACHAT_API_PERS", "GIGACHAT_API_B2B", "GIGACHAT_API_CORP"})
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+_SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+_JSON = "application/json"
+_DONE = b"data: [DONE]\n\n"
+_GIGA_UNAUTHORIZED = orjson.dumps({"status": 401, "message": "Unauthorized"})
+
+T = TypeVar("T")
+
+
+def _split(text: str, n: int) -> list[str]:
+    """Split ``text`` into ``min(n, len(text))`` nearly equal pieces (at least one)."""
+    if n <= 1 or len(text) <= 1:
+        return [text]
+    n = min(n, len(text))
+    q, r = divmod(len(text), n)
+    out, pos = [], 0
+    for i in range(n):
+        size = q + (1 if i < r else 0)
+        out.append(text[pos : pos + size])
+        pos += size
+    return out
+
+
+@lru_cache(maxsize=512)
+def _content_pieces(chunks: int, content: str | None) -> tuple[str, ...]:
+    if content is None:
+        return tuple(f"tok{i} " for i in range(max(chunks, 0)))
+    return tuple(_split(content, chunks))
+
+
+@lru_cache(maxsize=512)
+def _stream_tails(
+    model: str, chunks: int, content: str | None, reasoning: str | None, tool: str | None
+) -> tuple[bytes, ...]:
+    """Byte templates of every SSE event except the per-request ``id``/``created`` prefix.
+
+    Each element is what follows ``data: {"id":"...","object":...,"created":N,`` in one event.
+    """
+    deltas: list[tuple[dict[str, Any], str | None]] = []
+    if reasoning:
+        for piece in _split(reasoning, chunks):
+            deltas.append(({"content": None, "reasoning_content": piece}, None))
+    if tool is not None:
+        deltas.append(
+            (
+                {
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "call_fake0",
+                            "type": "function",
+                            "function": {"name": tool, "arguments": "{"},
+                        }
+                    ],
+                },
+                None,
+            )
+        )
+        deltas.append(({"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]}, None))
+        deltas.append(({}, "tool_calls"))
+    else:
+        for piece in _content_pieces(chunks, content) or ("",):
+            deltas.append(({"content": piece}, None))
+        deltas.append(({}, "stop"))
+    deltas[0] = ({"role": "assistant", **deltas[0][0]}, deltas[0][1])
+    return tuple(
+        orjson.dumps(
+            {
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+        )[1:]
+        + b"\n\n"
+        for delta, finish in deltas
+    )
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    n = 0
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for m in messages:
+            if isinstance(m, dict):
+                c = m.get("content")
+                if isinstance(c, str):
+                    n += len(c)
+                elif c is not None:
+                    n += len(str(c))
+    return max(1, n // 4)
+
+
+def _error_body(status: int, message: str | None = None) -> bytes:
+    etype = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return orjson.dumps(
+        {
+            "error": {
+                "message": message or f"fake error {status}",
+                "type": etype,
+                "param": None,
+                "code": None,
+            }
+        }
+    )
+
+
+def _tool_name(body: dict[str, Any]) -> str:
+    tools = body.get("tools")
+    if isinstance(tools, list) and tools and isinstance(tools[0], dict):
+        fn = tools[0].get("function")
+        name = fn.get("name") if isinstance(fn, dict) else None
+        if isinstance(name, str):
+            return name
+    return "fake_tool"
+
+
+class Headers(dict[str, str]):
+    """A plain dict of request headers (lower-cased names) with case-insensitive lookups."""
+
+    def __init__(self, headers: Any = ()) -> None:
+        items = headers.items() if hasattr(headers, "items") else headers
+        super().__init__((str(k).lower(), v) for k, v in items)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key.lower() if isinstance(key, str) else key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
+
+
+class FakeServer:
+    """State + aiohttp application of the fake upstream. Runs on one event loop."""
+
+    def __init__(self, max_records: int = 10_000, **defaults: Any) -> None:
+        unknown = set(defaults) - DEFAULT_KNOBS.keys()
+        if unknown:
+            raise ValueError(f"unknown fake knobs: {sorted(unknown)}")
+        self.startup_knobs: dict[str, Any] = {**DEFAULT_KNOBS, **defaults}
+        self.knobs: dict[str, Any] = dict(self.startup_knobs)
+        self.records: deque[dict[str, Any]] = deque(maxlen=max_records)
+        self.counts: dict[str, int] = {}
+        self.cancelled = 0
+        self.completed = 0
+        self.in_flight = 0
+        self.oauth_calls = 0
+        self.tokens: dict[str, float] = {}  # token -> expiry (unix seconds)
+        self._ids = itertools.count(1)
+
+    # ---- state -------------------------------------------------------------------------
+    def configure(self, knobs: dict[str, Any]) -> None:
+        unknown = set(knobs) - DEFAULT_KNOBS.keys()
+        if unknown:
+            raise ValueError(f"unknown fake knobs: {sorted(unknown)}")
+        self.knobs = {**self.knobs, **knobs}
+
+    def reset(self) -> None:
+        self.knobs = dict(self.startup_knobs)
+        self.records.clear()
+        self.counts = {}
+        self.cancelled = 0
+        self.completed = 0
+        self.oauth_calls = 0
+
+    def revoke_tokens(self) -> None:
+        self.tokens = {}
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "counts": dict(self.counts),
+            "cancelled": self.cancelled,
+            "completed": self.completed,
+            "in_flight": self.in_flight,
+            "oauth": self.oauth_calls,
+        }
+
+    def _record(self, request: web.Request, body: Any) -> dict[str, Any]:
+        path = request.path
+        self.counts[path] = self.counts.get(path, 0) + 1
+        rec = {
+            "method": request.method,
+            "path": path,
+            "headers": request.headers,  # immutable proxy; converted on snapshot
+            "body": body,
+        }
+        self.records.append(rec)
+        return rec
+
+    # ---- app ---------------------------------------------------------------------------
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        r = app.router
+        r.add_post("/v1/chat/completions", self.openai_chat)
+        r.add_get("/v1/models", self.openai_models)
+        r.add_get("/api/tags", self.ollama_tags)
+        r.add_post("/api/v2/oauth", self.gigachat_oauth)
+        r.add_post("/api/v1/chat/completions", self.gigachat_chat)
+        r.add_get("/api/v1/models", self.gigachat_models)
+        r.add_get("/_fake/requests", self.ctl_requests)
+        r.add_get("/_fake/stats", self.ctl_stats)
+        r.add_post("/_fake/config", self.ctl_config)
+        r.add_post("/_fake/reset", self.ctl_reset)
+        r.add_post("/_fake/gigachat/revoke", self.ctl_revoke)
+        return app
+
+    # ---- chat (hot path) ---------------------------------------------------------------
+    async def openai_chat(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            self._record(request, None)
+            return web.Response(
+                status=400, body=_error_body(400, "invalid JSON body"), content_type=_JSON
+            )
+        rec = self._record(request, body)
+        if not isinstance(body, dict):
+            return web.Response(
+                status=400, body=_error_body(400, "body must be a JSON object"), content_type=_JSON
+            )
+        k = self.knobs
+        fake = body.get("fake")
+        if fake:
+            if not isinstance(fake, dict) or not fake.keys() <= DEFAULT_KNOBS.keys():
+                return web.Response(
+                    status=400,
+                    body=_error_body(400, f"bad fake knobs: {fake!r}"),
+                    content_type=_JSON,
+                )
+            k = {**k, **fake}
+        self.in_flight += 1
+        finished = False
+        try:
+            resp = await self._chat(request, body, k)
+            finished = True
+            return resp
+        except (asyncio.CancelledError, ConnectionError):
+            # client went away before the answer finished
+            self.cancelled += 1
+            rec["cancelled"] = True
+            raise
+        finally:
+            self.in_flight -= 1
+            if finished:
+                self.completed += 1
+
+    async def _chat(
+        self, request: web.Request, body: dict[str, Any], k: dict[str, Any]
+    ) -> web.StreamResponse:
+        if k["latency_ms"]:
+            await asyncio.sleep(k["latency_ms"] / 1000)
+        if k["hang"]:
+            await asyncio.get_running_loop().create_future()  # until cancelled
+        status = k["status"]
+        if status and status >= 400:
+            headers = None
+            if k["retry_after"] is not None:
+                headers = {"Retry-After": str(k["retry_after"])}
+            return web.Response(
+                status=status, body=_error_body(status), content_type=_JSON, headers=headers
+            )
+        if "messages" not in body:
+            return web.Response(
+                status=400, body=_error_body(400, "'messages' is required"), content_type=_JSON
+            )
+
+        model = body.get("model")
+        if not isinstance(model, str):
+            model = "fake-model"
+        tool = _tool_name(body) if k["tool_call"] else None
+        rid = f"chatcmpl-fake{next(self._ids)}"
+        created = int(time.time())
+        stream = body.get("stream") is True
+
+        if not stream:
+            if k["reset_after"] is not None:
+                self._abort(request)  # no response at all
+                return web.Response()
+            return self._chat_json(body, k, model, tool, rid, created)
+
+        tails = _stream_tails(model, int(k["chunks"]), k["content"], k["reasoning"] or None, tool)
+        prefix = (
+            b'data: {"id":"'
+            + rid.encode()
+            + b'","object":"chat.completion.chunk","created":'
+            + str(created).encode()
+            + b","
+        )
+        events = [prefix + t for t in tails]
+        so = body.get("stream_options")
+        if isinstance(so, dict) and so.get("include_usage"):
+            usage = self._usage(body, k, tool)
+            events.append(
+                b"data: "
+                + orjson.dumps(
+                    {
+                        "id": rid,
+                        "object": "chat.completion.chunk",
+                        "created": created,
+                        "model": model,
+                        "choices": [],
+                        "usage": usage,
+                    }
+                )
+                + b"\n\n"
+            )
+        tail = _DONE
+        abort = False
+        if k["reset_after"] is not None:
+            events = events[: max(int(k["reset_after"]), 0)]
+            tail, abort = b"", True
+        elif k["error_event_after"] is not None:
+            events = events[: max(int(k["error_event_after"]), 0)]
+            tail = b"data: " + _error_body(500, "fake error event") + b"\n\n"
+
+        resp = web.StreamResponse(headers=_SSE_HEADERS)
+        await resp.prepare(request)
+        if k["first_byte_ms"]:
+            await asyncio.sleep(k["first_byte_ms"] / 1000)
+        delay = k["chunk_delay_ms"] / 1000 if k["chunk_delay_ms"] else 0
+        if delay:
+            for i, ev in enumerate(events):
+                if i:
+                    await asyncio.sleep(delay)
+                await resp.write(ev)
+            if tail:
+                await asyncio.sleep(delay)
+                await resp.write(tail)
+        else:
+            events.append(tail)
+            await resp.write(b"".join(events))
+        if abort:
+            self._abort(request)
+            return resp
+        await resp.write_eof()
+        return resp
+
+    @staticmethod
+    def _abort(request: web.Request) -> None:
+        """Close the TCP connection without finishing the (chunked) body."""
+        transport = request.transport
+        if transport is not None:
+            transport.close()  # flushes what was written, then FIN: body never terminated
+
+    def _usage(self, body: dict[str, Any], k: dict[str, Any], tool: str | None) -> dict[str, Any]:
+        prompt = _prompt_tokens(body)
+        reasoning = len(_split(k["reasoning"], int(k["chunks"]))) if k["reasoning"] else 0
+        completion = 2 if tool is not None else len(_content_pieces(int(k["chunks"]), k["content"]))
+        completion += reasoning
+        usage: dict[str, Any] = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+        if reasoning:
+            usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+        return usage
+
+    def _chat_json(
+        self,
+        body: dict[str, Any],
+        k: dict[str, Any],
+        model: str,
+        tool: str | None,
+        rid: str,
+        created: int,
+    ) -> web.Response:
+        message: dict[str, Any] = {"role": "assistant"}
+        if k["reasoning"]:
+            message["reasoning_content"] = k["reasoning"]
+        if tool is not None:
+            message["content"] = None
+            message["tool_calls"] = [
+                {
+                    "id": "call_fake0",
+                    "type": "function",
+                    "function": {"name": tool, "arguments": "{}"},
+                }
+            ]
+            finish = "tool_calls"
+        else:
+            content = k["content"]
+            message["content"] = (
+                "".join(_content_pieces(int(k["chunks"]), None)) if content is None else content
+            )
+            finish = "stop"
+        payload = {
+            "id": rid,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": self._usage(body, k, tool),
+        }
+        return web.Response(body=orjson.dumps(payload), content_type=_JSON)
+
+    # ---- model lists -------------------------------------------------------------------
+    async def openai_models(self, request: web.Request) -> web.Response:
+        self._record(request, None)
+        data = [
+            {"id": m, "object": "model", "created": 0, "owned_by": "fake"}
+            for m in self.knobs["models"]
+        ]
+        return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type=_JSON)
+
+    async def ollama_tags(self, request: web.Request) -> web.Response:
+        self._record(request, None)
+        models = [
+            {"name": m, "model": m, "modified_at": "2024-01-01T00:00:00Z", "size": 0, "digest": ""}
+            for m in self.knobs["models"]
+        ]
+        return web.Response(body=orjson.dumps({"models": models}), content_type=_JSON)
+
+    # ---- GigaChat ----------------------------------------------------------------------
+    async def gigachat_oauth(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        self._record(request, dict(form))
+        self.oauth_calls += 1
+        rquid = request.headers.get("RqUID", "")
+        try:
+            valid = uuid.UUID(rquid).version == 4
+        except ValueError:
+            valid = False
+        if not valid:
+            return web.json_response({"code": 5, "message": "RqUID: invalid UUID4"}, status=400)
+        if form.get("scope") not in GIGACHAT_SCOPES:
+            return web.json_response({"code": 7, "message": "scope is not valid"}, status=400)
+        auth = request.headers.get("Authorization", "")
+        if auth != "Basic " + self.knobs["gigachat_credentials"]:
+            return web.json_response(
+                {"code": 6, "message": "credentials doesn't match db data"}, status=401
+            )
+        token = "fake-giga-" + secrets.token_urlsafe(24)
+        expires = time.time() + float(self.knobs["gigachat_token_ttl_s"])
+        self.tokens[token] = expires
+        return web.json_response({"access_token": token, "expires_at": int(expires * 1000)})
+
+    def _bearer_ok(self, request: web.Request) -> bool:
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer "):
+            return False
+        expires = self.tokens.get(auth[7:])
+        return expires is not None and expires > time.time()
+
+    async def gigachat_chat(self, request: web.Request) -> web.StreamResponse:
+        if not self._bearer_ok(request):
+            self._record(request, None)
+            return web.Response(status=401, body=_GIGA_UNAUTHORIZED, content_type=_JSON)
+        return await self.openai_chat(request)
+
+    async def gigachat_models(self, request: web.Request) -> web.Response:
+        self._record(request, None)
+        if not self._bearer_ok(request):
+            return web.Response(status=401, body=_GIGA_UNAUTHORIZED, content_type=_JSON)
+        data = [
+            {"id": m, "object": "model", "owned_by": "salutedevices"}
+            for m in self.knobs["gigachat_models"]
+        ]
+        return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type=_JSON)
+
+    # ---- control -----------------------------------------------------------------------
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Recorded requests, newest last, with headers as a case-insensitive plain dict."""
+        return [{**rec, "headers": Headers(rec["headers"])} for rec in self.records]
+
+    async def ctl_requests(self, request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps(self.snapshot()), content_type=_JSON)
+
+    async def ctl_stats(self, request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps(self.stats()), content_type=_JSON)
+
+    async def ctl_config(self, request: web.Request) -> web.Response:
+        try:
+            knobs = orjson.loads(await request.read())
+            if not isinstance(knobs, dict):
+                raise ValueError("config must be a JSON object")
+            self.configure(knobs)
+        except ValueError as e:  # includes JSONDecodeError
+            return web.Response(status=400, body=_error_body(400, str(e)), content_type=_JSON)
+        return web.Response(body=orjson.dumps(self.knobs), content_type=_JSON)
+
+    async def ctl_reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return web.Response(body=b'{"ok":true}', content_type=_JSON)
+
+    async def ctl_revoke(self, request: web.Request) -> web.Response:
+        self.revoke_tokens()
+        return web.Response(body=b'{"ok":true}', content_type=_JSON)
+
+
+async def _start_runner(server: FakeServer, sock: socket.socket) -> web.AppRunner:
+    runner = web.AppRunner(
+        server.make_app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5
+    )
+    await runner.setup()
+    await web.SockSite(runner, sock, backlog=2048).start()
+    return runner
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.setblocking(False)
+    return sock
+
+
+class FakeUpstream:
+    """The fake server in its own daemon thread and event loop (for pytest).
+
+    ``with FakeUpstream(chunks=4) as fake: ... fake.base_url ...``
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, **defaults: Any) -> None:
+        self.host = host
+        self.port = port
+        self.server = FakeServer(**defaults)
+        self.base_url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def gigachat_credentials(self) -> str:
+        return str(self.server.knobs["gigachat_credentials"])
+
+    def start(self) -> str:
+        if self._thread is not None:
+            return self.base_url
+        sock = _bind(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.base_url = f"http://{host}:{self.port}"
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        error: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                self._runner = loop.run_until_complete(_start_runner(self.server, sock))
+            except BaseException as e:
+                error.append(e)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name="fake-upstream", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if error:
+            self._thread.join()
+            self._thread = None
+            loop.close()
+            raise error[0]
+        return self.base_url
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        if self._runner is not None:
+            fut = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop)
+            with contextlib.suppress(Exception):
+                fut.result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+        self._loop = self._thread = self._runner = None
+
+    def __enter__(self) -> FakeUpstream:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the server loop (thread-safe access to the state)."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            return fn()
+
+        async def wrapper() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(wrapper(), loop).result(10)
+
+    def configure(self, **knobs: Any) -> None:
+        self._call(lambda: self.server.configure(knobs))
+
+    def reset(self) -> None:
+        self._call(self.server.reset)
+
+    def revoke_gigachat_tokens(self) -> None:
+        self._call(self.server.revoke_tokens)
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        return self._call(self.server.snapshot)
+
+    def count(self, path: str = "/v1/chat/completions") -> int:
+        return self.server.counts.get(path, 0)
+
+    @property
+    def cancelled(self) -> int:
+        return self.server.cancelled
+
+    @property
+    def in_flight(self) -> int:
+        return self.server.in_flight
+
+    def stats(self) -> dict[str, Any]:
+        return self._call(self.server.stats)
+
+
+# ---- CLI ---------------------------------------------------------------------------------
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m tests.fakes.upstream",
+        description="Fake upstream LLM server (OpenAI, Ollama, GigaChat APIs).",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9100)
+    p.add_argument("--chunks", type=int, default=DEFAULT_KNOBS["chunks"], help="content pieces")
+    p.add_argument("--latency-ms", type=float, default=0, help="delay before the response")
+    p.add_argument("--first-byte-ms", type=float, default=0, help="stream: delay before 1st chunk")
+    p.add_argument("--chunk-delay-ms", type=float, default=0, help="stream: delay between chunks")
+    p.add_argument("--models", default=",".join(DEFAULT_KNOBS["models"]), help="comma separated")
+    p.add_argument("--gigachat-credentials", default=DEFAULT_KNOBS["gigachat_credentials"])
+    p.add_argument(
+        "--gigachat-token-ttl-s", type=float, default=DEFAULT_KNOBS["gigachat_token_ttl_s"]
+    )
+    p.add_argument("--max-records", type=int, default=10_000, help="recorded requests kept")
+    p.add_argument("--no-uvloop", action="store_true", help="use the default asyncio loop")
+    return p.parse_args(argv)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    server = FakeServer(
+        max_records=args.max_records,
+        chunks=args.chunks,
+        latency_ms=args.latency_ms,
+        first_byte_ms=args.first_byte_ms,
+        chunk_delay_ms=args.chunk_delay_ms,
+        models=[m for m in args.models.split(",") if m],
+        gigachat_credentials=args.gigachat_credentials,
+        gigachat_token_ttl_s=args.gigachat_token_ttl_s,
+    )
+    sock = _bind(args.host, args.port)
+    runner = await _start_runner(server, sock)
+    port = sock.getsockname()[1]
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"fake upstream listening on http://{host}:{port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse_args(argv)
+    if not args.no_uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            uvloop.run(_serve(args))
+            return
+    asyncio.run(_serve(args))
+
+
+if __name__ == "__main__":
+    main()

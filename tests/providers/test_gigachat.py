@@ -1,0 +1,352 @@
+"""GigaChatProvider against the fake upstream over real HTTP: OAuth tokens, 401 refresh, mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from chatgate.config import ProviderConfig
+from chatgate.errors import UpstreamError
+from chatgate.providers.base import Provider
+from chatgate.providers.gigachat import GigaChatProvider, to_gigachat, to_openai
+from tests.fakes.upstream import FakeUpstream
+
+OAUTH = "/api/v2/oauth"
+CHAT = "/api/v1/chat/completions"
+MODELS = "/api/v1/models"
+HELLO = {"messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeUpstream]:
+    with FakeUpstream(chunks=4) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(server: FakeUpstream) -> FakeUpstream:
+    server.reset()
+    server.revoke_gigachat_tokens()
+    return server
+
+
+@asynccontextmanager
+async def gigachat(fake: FakeUpstream, **overrides: Any) -> AsyncIterator[GigaChatProvider]:
+    fields: dict[str, Any] = {
+        "type": "gigachat",
+        "base_url": fake.base_url + "/api/v1",
+        "auth_url": fake.base_url + OAUTH,
+        "credentials": SecretStr(fake.gigachat_credentials),
+        **overrides,
+    }
+    provider = GigaChatProvider("gigachat", ProviderConfig(**fields))
+    await provider.start()
+    try:
+        yield provider
+    finally:
+        await provider.close()
+
+
+def oauth_requests(fake: FakeUpstream) -> list[dict[str, Any]]:
+    return [r for r in fake.requests if r["path"] == OAUTH]
+
+
+async def test_is_a_provider(fake: FakeUpstream) -> None:
+    async with gigachat(fake) as provider:
+        assert isinstance(provider, Provider)
+
+
+async def test_chat_is_openai_shaped(fake: FakeUpstream) -> None:
+    async with gigachat(fake) as provider:
+        result = await provider.chat(HELLO, "GigaChat")
+    assert result["object"] == "chat.completion"
+    assert result["id"] and isinstance(result["created"], int)
+    choice = result["choices"][0]
+    assert choice["message"] == {"role": "assistant", "content": "tok0 tok1 tok2 tok3 "}
+    assert choice["finish_reason"] == "stop"
+    assert result["usage"]["total_tokens"] > 0
+    [chat] = [r for r in fake.requests if r["path"] == CHAT]
+    assert chat["body"]["model"] == "GigaChat" and chat["body"]["stream"] is False
+    assert chat["headers"]["Authorization"].startswith("Bearer fake-giga-")
+
+
+async def test_oauth_request_as_sber_documents_it(fake: FakeUpstream) -> None:
+    async with gigachat(fake) as provider:
+        await provider.chat(HELLO, "GigaChat")
+    [oauth] = oauth_requests(fake)
+    headers = oauth["headers"]
+    assert headers["Authorization"] == "Basic " + fake.gigachat_credentials
+    assert uuid.UUID(headers["RqUID"]).version == 4
+    assert headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert headers["Accept"] == "application/json"
+    assert oauth["body"] == {"scope": "GIGACHAT_API_PERS"}
+
+
+async def test_configured_scope_is_sent(fake: FakeUpstream) -> None:
+    async with gigachat(fake, scope="GIGACHAT_API_CORP") as provider:
+        await provider.chat(HELLO, "GigaChat")
+    assert [r["body"] for r in oauth_requests(fake)] == [{"scope": "GIGACHAT_API_CORP"}]
+
+
+async def test_concurrent_calls_share_one_token_fetch(fake: FakeUpstream) -> None:
+    async with gigachat(fake) as provider:
+        results = await asyncio.gather(*(provider.chat(HELLO, "GigaChat") for _ in range(50)))
+        assert len(results) == 50
+        assert fake.count(OAUTH) == 1
+        assert fake.count(CHAT) == 50
+        await provider.chat(HELLO, "GigaChat")  # and the token is cached afterwards
+    assert fake.count(OAUTH) == 1
+    tokens = {r["headers"]["Authorization"] for r in fake.requests if r["path"] == CHAT}
+    assert len(tokens) == 1
+
+
+async def test_rquid_is_a_fresh_uuid4_per_oauth_call(fake: FakeUpstream) -> None:
+    for _ in range(3):
+        async with gigachat(fake) as provider:
+            await provider.chat(HELLO, "GigaChat")
+    rquids = [r["headers"]["RqUID"] for r in oauth_requests(fake)]
+    assert len(rquids) == 3 and len(set(rquids)) == 3
+    assert all(uuid.UUID(q).version == 4 for q in rquids)
+
+
+async def test_token_reused_until_near_expiry_then_refreshed(fake: FakeUpstream) -> None:
+    # 61.2 s of life with the provider's 60 s margin: usable for ~1.2 s, then refreshed.
+    fake.configure(gigachat_token_ttl_s=61.2)
+    async with gigachat(fake) as provider:
+        assert provider.token_margin_s == 60.0
+        await provider.chat(HELLO, "GigaChat")
+        await provider.chat(HELLO, "GigaChat")
+        assert fake.count(OAUTH) == 1
+        await asyncio.sleep(1.4)
+        await provider.chat(HELLO, "GigaChat")
+        assert fake.count(OAUTH) == 2
+        await provider.chat(HELLO, "GigaChat")
+        assert fake.count(OAUTH) == 2
+    assert fake.count(CHAT) == 4  # never a 401: the token was renewed before it expired
+
+
+async def test_revoked_token_is_refreshed_once_and_call_retried(fake: FakeUpstream) -> None:
+    async with gigachat(fake) as provider:
+        await provider.chat(HELLO, "GigaChat")
+        fake.revoke_gigachat_tokens()
+        result = await provider.chat(HELLO, "GigaChat")
+    assert result["choices"][0]["message"]["content"] == "tok0 tok1 tok2 tok3 "
+    assert fake.count(OAUTH) == 2
+    assert fake.count(CHAT) == 3  # ok, 401, retried ok
+
+
+async def test_concurrent_401s_share_one_refresh(fake: FakeUpstream) -> None:
+    async with gigachat(fake) as provider:
+        await provider.chat(HELLO, "GigaChat")
+        fake.revoke_gigachat_tokens()
+        await asyncio.gather(*(provider.chat(HELLO, "GigaChat") for _ in range(20)))
+    assert fake.count(OAUTH) == 2
+
+
+async def test_second_401_is_the_upstream_error(fake: FakeUpstream) -> None:
+    fake.configure(status=401)  # the chat API refuses even a fresh token
+    async with gigachat(fake) as provider:
+        with pytest.raises(UpstreamError) as info:
+            await provider.chat(HELLO, "GigaChat")
+    assert info.value.upstream_status == 401
+    assert fake.count(OAUTH) == 2
+    assert fake.count(CHAT) == 2
+
+
+async def test_bad_credentials_error_hides_them(fake: FakeUpstream) -> None:
+    secret = "d3JvbmctaWQ6d3Jvbmctc2VjcmV0"
+    async with gigachat(fake, credentials=SecretStr(secret)) as provider:
+        assert secret in provider.secrets()
+        calls = [provider.chat(HELLO, "GigaChat") for _ in range(10)]
+        errors = await asyncio.gather(*calls, return_exceptions=True)
+        assert fake.count(OAUTH) == 1  # the waiters shared the one failed fetch
+        with pytest.raises(UpstreamError):
+            await provider.chat(HELLO, "GigaChat")  # a failure is not cached
+        assert fake.count(OAUTH) == 2
+    for err in errors:
+        assert isinstance(err, UpstreamError)
+        assert err.upstream_status == 401
+        assert "authorization failed" in err.message
+        assert secret not in err.message and secret not in str(err)
+    assert fake.count(CHAT) == 0
+
+
+async def test_bad_scope_is_an_auth_failure_not_a_client_error(fake: FakeUpstream) -> None:
+    async with gigachat(fake, scope="NO_SUCH_SCOPE") as provider:
+        with pytest.raises(UpstreamError) as info:
+            await provider.chat(HELLO, "GigaChat")
+    assert info.value.upstream_status == 401  # the oauth 400 must not become the client's 400
+    assert "scope" in info.value.message
+
+
+async def test_stream(fake: FakeUpstream) -> None:
+    async with gigachat(fake) as provider:
+        chunks = [c async for b in provider.stream(HELLO, "GigaChat") for c in b]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert len({c["id"] for c in chunks}) == 1
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    assert text == "tok0 tok1 tok2 tok3 "
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    [chat] = [r for r in fake.requests if r["path"] == CHAT]
+    assert chat["body"]["stream"] is True
+    assert chat["headers"]["Accept"] == "text/event-stream"
+
+
+async def test_stream_after_revoked_token_refreshes_once(fake: FakeUpstream) -> None:
+    async with gigachat(fake) as provider:
+        await provider.chat(HELLO, "GigaChat")
+        fake.revoke_gigachat_tokens()
+        chunks = [c async for b in provider.stream(HELLO, "GigaChat") for c in b]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert fake.count(OAUTH) == 2 and fake.count(CHAT) == 3
+
+
+async def test_stream_second_401_raises(fake: FakeUpstream) -> None:
+    fake.configure(status=401)
+    async with gigachat(fake) as provider:
+        with pytest.raises(UpstreamError) as info:
+            _ = [c async for b in provider.stream(HELLO, "GigaChat") for c in b]
+    assert info.value.upstream_status == 401
+    assert fake.count(OAUTH) == 2 and fake.count(CHAT) == 2
+
+
+async def test_list_models(fake: FakeUpstream) -> None:
+    async with gigachat(fake) as provider:
+        assert await provider.list_models() == ["GigaChat", "GigaChat-Pro"]
+        fake.revoke_gigachat_tokens()
+        assert await provider.list_models() == ["GigaChat", "GigaChat-Pro"]
+    models = [r for r in fake.requests if r["path"] == MODELS]
+    assert len(models) == 3 and fake.count(OAUTH) == 2
+    assert models[0]["headers"]["Authorization"].startswith("Bearer ")
+
+
+async def test_token_is_a_secret(fake: FakeUpstream) -> None:
+    async with gigachat(fake) as provider:
+        token = await provider.access_token()
+        assert token in provider.secrets()
+        assert fake.gigachat_credentials in provider.secrets()
+
+
+async def test_request_translated_on_the_wire(fake: FakeUpstream) -> None:
+    body = {
+        "messages": [
+            {"role": "developer", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "weather "}, "in Moscow?"]},
+        ],
+        "tools": [{"type": "function", "function": {"name": "weather", "parameters": {}}}],
+        "tool_choice": "required",
+        "stream_options": {"include_usage": True},
+        "seed": 1,
+        "stop": ["\n"],
+        "max_completion_tokens": 64,
+        "temperature": 0.5,
+        "repetition_penalty": 1.1,
+    }
+    async with gigachat(fake) as provider:
+        await provider.chat(body, "GigaChat-Pro")
+    [chat] = [r for r in fake.requests if r["path"] == CHAT]
+    sent = chat["body"]
+    for dropped in ("tools", "tool_choice", "stream_options", "seed", "stop"):
+        assert dropped not in sent
+    assert sent["functions"] == [{"name": "weather", "parameters": {}}]
+    assert sent["function_call"] == "auto"
+    assert sent["max_tokens"] == 64 and "max_completion_tokens" not in sent
+    assert sent["temperature"] == 0.5 and sent["repetition_penalty"] == 1.1
+    assert sent["messages"] == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "weather in Moscow?"},
+    ]
+
+
+def test_tool_history_becomes_function_messages() -> None:
+    body = {
+        "messages": [
+            {"role": "user", "content": "weather?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "weather", "arguments": '{"city": "Moscow"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+            {"role": "tool", "tool_call_id": "call_1", "content": '{"t": 20}'},
+        ],
+        "tool_choice": {"type": "function", "function": {"name": "weather"}},
+    }
+    out = to_gigachat(body, "GigaChat", stream=False)
+    assert out["function_call"] == {"name": "weather"}
+    assert out["messages"][1] == {
+        "role": "assistant",
+        "content": "",
+        "function_call": {"name": "weather", "arguments": {"city": "Moscow"}},
+    }
+    assert out["messages"][2] == {
+        "role": "function",
+        "name": "weather",
+        "content": '{"result":"sunny"}',
+    }
+    assert out["messages"][3]["content"] == '{"t": 20}'
+
+
+def test_gigachat_function_call_answer_becomes_tool_calls() -> None:
+    answer = {  # as GigaChat sends it: no id, arguments as an object
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": "",
+                    "function_call": {"name": "weather", "arguments": {"city": "Moscow"}},
+                },
+                "finish_reason": "function_call",
+            }
+        ],
+        "created": 1700000000,
+        "model": "GigaChat:1.0",
+        "object": "chat.completion",
+        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+    }
+    out = to_openai(answer, "GigaChat", "chat.completion", "chatcmpl-x")
+    assert out["id"] == "chatcmpl-x"
+    choice = out["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    message = choice["message"]
+    assert message["content"] is None and "function_call" not in message
+    [call] = message["tool_calls"]
+    assert call["type"] == "function" and call["id"].startswith("call_")
+    assert call["function"] == {"name": "weather", "arguments": '{"city":"Moscow"}'}
+
+
+def test_gigachat_chunks_become_openai_chunks() -> None:
+    chunk = {  # GigaChat labels stream chunks "chat.completion" and sends no id
+        "choices": [
+            {
+                "index": 0,
+                "delta": {"role": "assistant", "content": "", "function_call": {"name": "f"}},
+                "finish_reason": "function_call",
+            }
+        ],
+        "created": 1700000000,
+        "model": "GigaChat",
+        "object": "chat.completion",
+    }
+    out = to_openai(chunk, "GigaChat", "chat.completion.chunk", "chatcmpl-y")
+    assert out["object"] == "chat.completion.chunk" and out["id"] == "chatcmpl-y"
+    [call] = out["choices"][0]["delta"]["tool_calls"]
+    assert call["index"] == 0 and call["function"] == {"name": "f", "arguments": "{}"}
+    assert out["choices"][0]["finish_reason"] == "tool_calls"
+    blocked = {"choices": [{"index": 0, "delta": {}, "finish_reason": "blacklist"}]}
+    out = to_openai(blocked, "GigaChat", "chat.completion.chunk", "chatcmpl-z")
+    assert out["choices"][0]["finish_reason"] == "content_filter"
+    assert out["model"] == "GigaChat"

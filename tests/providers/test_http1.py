@@ -1,0 +1,185 @@
+"""The pooled HTTP/1.1 client against real servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import orjson
+import pytest
+
+from chatgate.providers.http1 import HTTP1Pool, ProtocolError, origin_of
+from tests.fakes.upstream import FakeUpstream
+
+JSON = [("content-type", "application/json")]
+BODY = orjson.dumps({"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]})
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def serve(handler: Handler) -> tuple[asyncio.Server, str]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}"
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return head + await reader.readexactly(length)
+
+
+@pytest.fixture
+async def pool_for() -> AsyncIterator[Callable[..., HTTP1Pool]]:
+    pools: list[HTTP1Pool] = []
+
+    def make(origin: str, **kw: float) -> HTTP1Pool:
+        pool = HTTP1Pool(origin, **kw)  # type: ignore[arg-type]
+        pools.append(pool)
+        return pool
+
+    yield make
+    for pool in pools:
+        await pool.close()
+
+
+async def test_keep_alive_reuses_one_connection(
+    fake: FakeUpstream, pool_for: Callable[..., HTTP1Pool]
+) -> None:
+    pool = pool_for(fake.base_url)
+    for _ in range(5):
+        resp = await pool.request("POST", "/v1/chat/completions", JSON, BODY)
+        assert resp.status == 200
+        assert orjson.loads(await resp.read())["object"] == "chat.completion"
+    assert len(pool._all) == 1
+
+
+async def test_streamed_chunked_body(
+    fake: FakeUpstream, pool_for: Callable[..., HTTP1Pool]
+) -> None:
+    pool = pool_for(fake.base_url)
+    body = orjson.dumps({**orjson.loads(BODY), "stream": True})
+    resp = await pool.request("POST", "/v1/chat/completions", JSON, body)
+    assert resp.headers["content-type"].startswith("text/event-stream")
+    text = b"".join([piece async for piece in resp.iter_pieces()])
+    assert text.endswith(b"data: [DONE]\n\n")
+    assert text.count(b"data: ") == 26  # 24 content chunks, the finish chunk, [DONE]
+
+
+async def test_connection_cap_makes_requests_wait(
+    fake: FakeUpstream, pool_for: Callable[..., HTTP1Pool]
+) -> None:
+    fake.configure(latency_ms=100)
+    pool = pool_for(fake.base_url, max_connections=2)
+    peak = 0
+
+    async def one() -> int:
+        nonlocal peak
+        resp = await pool.request("POST", "/v1/chat/completions", JSON, BODY)
+        peak = max(peak, len(pool._all))
+        await resp.read()
+        return resp.status
+
+    assert await asyncio.gather(*(one() for _ in range(6))) == [200] * 6
+    assert peak <= 2
+    assert fake.count() == 6
+
+
+async def test_stale_keep_alive_connection_is_retried_once(
+    pool_for: Callable[..., HTTP1Pool],
+) -> None:
+    requests = 0
+
+    async def once_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Answers one request as keep-alive, then closes: the pool's idle connection is dead.
+        nonlocal requests
+        await read_request(reader)
+        requests += 1
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    server, url = await serve(once_then_close)
+    async with server:
+        pool = pool_for(url)
+        for _ in range(3):
+            resp = await pool.request("POST", "/x", JSON, b"{}")
+            assert await resp.read() == b"ok"
+            await asyncio.sleep(0.05)  # let the close arrive before the next request
+    assert requests == 3
+
+
+async def test_read_timeout(pool_for: Callable[..., HTTP1Pool]) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await asyncio.sleep(5)
+
+    server, url = await serve(silent)
+    async with server:
+        pool = pool_for(url, read_timeout=0.2)
+        with pytest.raises(TimeoutError):
+            await pool.request("POST", "/x", JSON, b"{}")
+        assert not pool._all  # the timed-out connection is not kept
+
+
+async def test_read_timeout_is_inactivity_not_total(pool_for: Callable[..., HTTP1Pool]) -> None:
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        for _ in range(6):
+            await asyncio.sleep(0.1)
+            writer.write(b"1\r\nx\r\n")
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+    server, url = await serve(trickle)
+    async with server:
+        pool = pool_for(url, read_timeout=0.3)
+        resp = await pool.request("POST", "/x", JSON, b"{}")
+        assert await resp.read() == b"x" * 6  # 0.6 s in all, never 0.3 s of silence
+
+
+async def test_garbage_response_is_protocol_error(pool_for: Callable[..., HTTP1Pool]) -> None:
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"SPDY/9 what\r\n\r\n")
+        await writer.drain()
+
+    server, url = await serve(garbage)
+    async with server:
+        with pytest.raises(ProtocolError):
+            await pool_for(url).request("POST", "/x", JSON, b"{}")
+
+
+async def test_refused_connection_is_oserror(pool_for: Callable[..., HTTP1Pool]) -> None:
+    with pytest.raises(OSError):
+        await pool_for("http://127.0.0.1:9").request("GET", "/", [])
+
+
+async def test_abandoned_stream_drops_the_connection(
+    fake: FakeUpstream, pool_for: Callable[..., HTTP1Pool]
+) -> None:
+    fake.configure(chunks=50, chunk_delay_ms=20)
+    pool = pool_for(fake.base_url)
+    body = orjson.dumps({**orjson.loads(BODY), "stream": True})
+    resp = await pool.request("POST", "/v1/chat/completions", JSON, body)
+    pieces = resp.iter_pieces()
+    assert await anext(pieces)
+    await pieces.aclose()  # type: ignore[attr-defined]
+    assert not pool._all  # half-read: never handed to the next request
+    for _ in range(100):
+        if fake.cancelled:
+            break
+        await asyncio.sleep(0.02)
+    assert fake.cancelled == 1
+
+
+def test_origin_of() -> None:
+    assert origin_of("https://api.deepseek.com/chat/completions?x=1") == (
+        "https://api.deepseek.com",
+        "/chat/completions?x=1",
+    )
+    assert origin_of("http://127.0.0.1:8080") == ("http://127.0.0.1:8080", "/")
