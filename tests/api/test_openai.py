@@ -11,8 +11,10 @@ import openai
 import orjson
 import pytest
 
-from tests.conftest import FAKE_CONTENT
+from chatgate.app import create_app
+from tests.conftest import FAKE_CONTENT, gateway_config
 from tests.fakes.upstream import FakeUpstream
+from tests.server import ServerThread
 
 MSG = [{"role": "user", "content": "hello"}]
 
@@ -134,6 +136,15 @@ def test_models_listing(client: openai.OpenAI) -> None:
     assert "fake-model" in ids
     assert "slow-model" in ids
     assert client.models.retrieve("fake-model").owned_by == "fake"
+
+
+def test_models_carry_a_known_context_window(fake: FakeUpstream) -> None:
+    models = {"tiny": {"provider": "fake", "model": "fake-model", "context_window": 1000}}
+    with ServerThread(create_app(gateway_config(fake.base_url, models=models))) as url:
+        listed = {m["id"]: m for m in httpx.get(url + "/v1/models").json()["data"]}
+        one = httpx.get(url + "/v1/models/tiny").json()
+    assert listed["tiny"]["context_window"] == 1000 and one["context_window"] == 1000
+    assert "context_window" not in listed["fake-model"]  # unknown: left out, not guessed
 
 
 def test_provider_prefix_always_routes(client: openai.OpenAI, fake: FakeUpstream) -> None:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from chatgate.config import Config
     from chatgate.gateway.auth import Identity
     from chatgate.gateway.ratelimit import Reservation
+    from chatgate.gateway.router import Deployment
     from chatgate.state import AppState
 
 
@@ -231,19 +232,34 @@ def models_router() -> APIRouter:
         state: AppState = request.app.state.gateway.require_state()
         return {
             "object": "list",
-            "data": [
-                {"id": name, "object": "model", "created": 0, "owned_by": dep.provider_name}
-                for name, dep in state.router.public_models()
-            ],
+            "data": [model_card(state, name, dep) for name, dep in state.router.public_models()],
         }
 
     @router.get("/v1/models/{model:path}", summary="Describe one model")
     async def get_model(model: str, request: Request) -> dict[str, Any]:
         state: AppState = request.app.state.gateway.require_state()
-        dep = state.router.resolve(model)
-        return {"id": model, "object": "model", "created": 0, "owned_by": dep.provider_name}
+        return model_card(state, model, state.router.resolve(model))
 
     return router
+
+
+def model_card(state: AppState, name: str, dep: Deployment) -> dict[str, Any]:
+    """A model as OpenAI lists it, plus ``context_window`` when it is known (configured, or the
+    bundled model's ``n_ctx``): the web UI's local mode measures its context gauge against it.
+    Unknown windows are left out rather than guessed."""
+    card: dict[str, Any] = {
+        "id": name,
+        "object": "model",
+        "created": 0,
+        "owned_by": dep.provider_name,
+    }
+    window = dep.settings.context_window if dep.settings is not None else None
+    provider = state.config.providers.get(dep.provider_name)
+    if window is None and provider is not None and provider.type == "llama_cpp":
+        window = provider.n_ctx
+    if window:
+        card["context_window"] = window
+    return card
 
 
 def not_ready() -> ServiceUnavailableError:
