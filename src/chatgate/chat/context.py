@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chatgate.chat.tokens import PER_MESSAGE, TokenCounter
+from chatgate.chat.tokens import PER_MESSAGE, TokenCounter, message_text
 from chatgate.chat.tree import Row, Tree
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,7 @@ class ContextBuilder:
             summary = tree.by_id[checkpoint[0]]
             before, branch = branch[: checkpoint[1] + 1], branch[checkpoint[1] + 1 :]
         rows = [tree.by_id[m] for m in branch if _sendable(tree.by_id[m])]
+        await self.tokens.warm(model, _newest_texts(rows, budget))
         summary_msg = _summary_message(summary)
         summary_cost = count(model, summary_msg) if summary_msg else 0
 
@@ -155,7 +156,7 @@ class ContextBuilder:
         built.messages = [*system, *([summary_msg] if summary_msg else []), *map(_wire, kept)]
         built.sent = [r["id"] for r in kept]
         built.estimate = sum(count(model, m) for m in built.messages)
-        built.raw_estimate = self.tokens.raw_prompt(built.messages)
+        built.raw_estimate = self.tokens.raw_prompt(model, built.messages)
         return built
 
     async def _summarise(
@@ -199,6 +200,20 @@ def _summary_message(summary: Row | None) -> dict[str, Any] | None:
     if summary is None or not summary.get("content"):
         return None
     return {"role": "system", "content": SUMMARY_PREFIX + summary["content"]}
+
+
+def _newest_texts(rows: list[Row], budget: int) -> list[str]:
+    """The texts the builder may count: newest first, until they surely overflow the budget
+    (few tokens hold more than 8 characters; rows not warmed are simply counted when asked)."""
+    texts: list[str] = []
+    seen = 0
+    for row in reversed(rows):
+        text = message_text(row)
+        texts.append(text)
+        seen += len(text)
+        if seen > budget * 8:
+            break
+    return texts
 
 
 def _fit(rows: list[Row], room: int, cost: Callable[[Row], int]) -> list[Row]:

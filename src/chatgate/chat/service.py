@@ -23,7 +23,7 @@ from chatgate.chat.ids import new_id
 from chatgate.chat.joblog import LogEvent
 from chatgate.chat.shared import SharedLogs
 from chatgate.chat.store import ConversationStore, Row
-from chatgate.chat.tokens import TokenCounter
+from chatgate.chat.tokens import TokenCounter, resolver
 from chatgate.chat.tree import Tree
 from chatgate.config import Config
 from chatgate.errors import InvalidRequestError, NotFoundError, ServiceUnavailableError
@@ -87,7 +87,7 @@ class ChatService:
             db, config.auth.single_user, is_loopback(config.server.host), config.auth.session_days
         )
         self.store = ConversationStore(db)
-        self.tokens = TokenCounter()
+        self.tokens = TokenCounter(resolver(self.router, config.providers))
         self.context = ContextBuilder(self.tokens, config.chat.summarize, config.chat.reply_tokens)
         self.shared = (
             SharedLogs(config.redis.url, config.chat.job_retention) if config.redis.url else None
