@@ -294,6 +294,8 @@ def test_admin_cache_stats_and_flush(cached_url: str, fake: FakeUpstream) -> Non
     assert stats["enabled"] is True
     tiers = {t["name"]: t for t in stats["tiers"]}
     assert tiers["memory"]["entries"] >= 1 and tiers["memory"]["hits"] >= 1
-    removed = httpx.delete(cached_url + "/admin/cache").json()["removed"]
+    # Single-user mode: no admin key needed, but a write follows /api's CSRF rules.
+    flush = httpx.delete(cached_url + "/admin/cache", headers={"X-Requested-With": "tests"})
+    removed = flush.json()["removed"]
     assert removed >= 1
     assert post(cached_url, body).headers["x-chatgate-cache"] == "miss"

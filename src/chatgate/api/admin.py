@@ -1,7 +1,12 @@
 """Admin API under ``/admin/``: client keys, usage, upstream key health, cache stats and flush.
 
-Protected by ``auth.admin_key`` (``Authorization: Bearer <admin key>``) when one is set; with no
-admin key configured — the zero-config local run — it is open, like the rest of the API.
+Who may call it (:func:`require_admin`): ``Authorization: Bearer <auth.admin_key>``, or the
+session cookie of a signed-in account with the admin role; with no admin key configured, also
+the implicit user of single-user mode (the zero-config loopback run, where that one user is the
+admin). Anything else is 401 (no or wrong credentials) or 403 (signed in, not an admin).
+Cookie and single-user calls follow the CSRF rules of ``/api`` (a state change needs a JSON body
+or ``X-Requested-With``, and a browser's ``Origin`` must be this server); a bearer key cannot be
+sent cross-site, so it needs neither.
 """
 
 from __future__ import annotations
@@ -14,7 +19,13 @@ from urllib.parse import urlsplit, urlunsplit
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from chatgate.errors import AuthenticationError, InvalidRequestError, NotFoundError
+from chatgate.api.auth import csrf_guard, resolve_account
+from chatgate.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from chatgate.storage import ANONYMOUS, ClientKey
 from chatgate.storage.keys import MAX_BUDGET, MAX_EXPIRES_DAYS, MAX_RATE
 
@@ -27,15 +38,27 @@ def _state(request: Request) -> AppState:
     return state
 
 
-def require_admin(request: Request) -> AppState:
+async def require_admin(request: Request) -> AppState:
+    """The app state if the caller is an admin (see the module docstring), else 401 / 403."""
     state = _state(request)
     key = state.config.auth.admin_key
-    if key is None:
-        return state
     given = request.headers.get("authorization", "")
-    token = given[7:] if given[:7].lower() == "bearer " else ""
-    if not hmac.compare_digest(token.encode(), key.get_secret_value().encode()):
-        raise AuthenticationError("This endpoint needs the admin key (Authorization: Bearer …).")
+    token = given[7:].strip() if given[:7].lower() == "bearer " else ""
+    if key is not None and token:
+        if hmac.compare_digest(token.encode(), key.get_secret_value().encode()):
+            return state
+        raise AuthenticationError("Wrong admin key.")
+    account = await resolve_account(state.chat, request.cookies) if state.chat else None
+    if account is not None and account.implicit and key is not None:
+        account = None  # a configured admin key is not waived for the no-login local user
+    if account is None:
+        raise AuthenticationError(
+            "This endpoint needs the admin key (Authorization: Bearer …) or an admin's sign-in.",
+            code="admin_required",
+        )
+    if not account.is_admin:
+        raise PermissionDeniedError("This endpoint is for admins only.", code="admin_required")
+    csrf_guard(request)
     return state
 
 
@@ -147,12 +170,8 @@ def _public_url(url: str | None) -> str | None:
     return urlunsplit(parts._replace(netloc=host))
 
 
-def _guard(request: Request) -> None:
-    require_admin(request)
-
-
 def admin_router() -> APIRouter:
-    router = APIRouter(prefix="/admin", tags=["Admin"], dependencies=[Depends(_guard)])
+    router = APIRouter(prefix="/admin", tags=["Admin"], dependencies=[Depends(require_admin)])
 
     @router.get("/keys", summary="List client keys (never their secrets)")
     async def list_keys(request: Request) -> KeyList:
@@ -248,7 +267,7 @@ def admin_router() -> APIRouter:
 
     @router.get("/cache", summary="Cache statistics per tier")
     async def cache_stats(request: Request) -> dict[str, Any]:
-        state = require_admin(request)
+        state = _state(request)
         if state.tiers is None:
             return {"enabled": False, "tiers": []}
         stats = await state.tiers.stats()
@@ -260,7 +279,7 @@ def admin_router() -> APIRouter:
 
     @router.delete("/cache", summary="Remove every cached answer")
     async def cache_flush(request: Request) -> dict[str, Any]:
-        state = require_admin(request)
+        state = _state(request)
         if state.tiers is None:
             raise NotFoundError("The cache is not enabled (serve --enable-cache).")
         removed = await state.tiers.clear()
