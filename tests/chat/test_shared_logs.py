@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -108,3 +109,14 @@ def test_stop_on_another_replica(pair: Pair, fake: FakeUpstream) -> None:
         with pair.two.signed_in(asyncio.run(pair.two.user())) as bob:
             assert bob.get(f"/api/generations/{gid}/events").status_code == 404
             assert bob.post(f"/api/generations/{gid}/stop").status_code == 404
+
+
+def test_user_events_reach_a_tab_on_another_replica(pair: Pair) -> None:
+    with signed_in_both(pair) as (a, b), b.stream("GET", "/api/events") as events:
+        lines = events.iter_lines()
+        assert next(lines) == "retry: 1000"  # listening on replica two from here on
+        cid = new_conversation(a)["id"]  # made on replica one
+        data = next(line for line in lines if line.startswith("data: "))
+        assert json.loads(data[6:]) == {
+            "type": "conversation", "action": "created", "conversation_id": cid,
+        }  # fmt: skip

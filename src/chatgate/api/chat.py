@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chatgate.api.auth import chat_service, csrf_guard, current_account
 from chatgate.chat.accounts import Account
+from chatgate.chat.events import conversation_event, started_event
 from chatgate.chat.generations import Job
 from chatgate.chat.search import search
 from chatgate.chat.service import ChatService, Send
@@ -122,7 +123,9 @@ def chat_router() -> APIRouter:
         _check_model(chat, model)
         values = body.model_dump()
         values["model"] = model
-        return JSON(await chat.store.create(me.id, values), status_code=201)
+        conv = await chat.store.create(me.id, values)
+        await chat.events.publish(me.id, conversation_event("created", conv["id"]))
+        return JSON(conv, status_code=201)
 
     @router.get("/conversations/{cid}", summary="A conversation with its active branch")
     async def get_conversation(cid: str, chat: ChatService = Chat, me: Account = Me) -> JSON:
@@ -146,6 +149,7 @@ def chat_router() -> APIRouter:
             if leaf is None or leaf["role"] == "summary":
                 raise NotFoundError("No such message in this conversation.", param="active_leaf_id")
         conv = await chat.store.update(me.id, cid, values)
+        await chat.events.publish(me.id, conversation_event("updated", cid))
         return JSON(conversation_view(conv, rows))
 
     @router.delete("/conversations/{cid}", status_code=204, summary="Delete a conversation")
@@ -155,6 +159,7 @@ def chat_router() -> APIRouter:
             if job.conversation_id == cid:
                 await chat.generations.stop(job)
         await chat.store.delete(me.id, cid)
+        await chat.events.publish(me.id, conversation_event("deleted", cid))
 
     @router.post(
         "/conversations/{cid}/messages",
@@ -172,7 +177,9 @@ def chat_router() -> APIRouter:
             regenerate_of=body.regenerate_of,
             model=body.model,
         )
-        return JSON(await chat.send(me, cid, send), status_code=202)
+        started = await chat.send(me, cid, send)
+        await chat.events.publish(me.id, started_event(started))
+        return JSON(started, status_code=202)
 
     @router.patch(
         "/conversations/{cid}/messages/{mid}",
@@ -188,7 +195,9 @@ def chat_router() -> APIRouter:
                 "Only summaries are edited in place; send the message with `edit_of` instead.",
                 param="mid",
             )
-        return JSON(await chat.store.edit_message(me.id, cid, mid, body.content))
+        edited = await chat.store.edit_message(me.id, cid, mid, body.content)
+        await chat.events.publish(me.id, conversation_event("updated", cid))
+        return JSON(edited)
 
     @router.get("/conversations/{cid}/export", summary="Export as JSON (whole tree) or Markdown")
     async def export(
@@ -222,6 +231,7 @@ def chat_router() -> APIRouter:
         if rows:
             await chat.store.add_messages(conv["id"], rows, leaf)
         conv = await chat.store.get(me.id, conv["id"])
+        await chat.events.publish(me.id, conversation_event("created", conv["id"]))
         return JSON(conversation_view(conv, await chat.store.messages(conv["id"])), status_code=201)
 
     @router.get("/search", summary="Full-text search over your messages")
@@ -252,6 +262,24 @@ def chat_router() -> APIRouter:
             yield b"retry: 1000\n\n"
             async for batch in chat.follow(source, start):
                 yield b"".join([e.sse for e in batch]) if batch else b": keep-alive\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    @router.get(
+        "/events",
+        summary="Your conversations' events (SSE): created, updated, deleted, answer started",
+        response_class=StreamingResponse,
+    )
+    async def user_events(chat: ChatService = Chat, me: Account = Me) -> StreamingResponse:
+        listener = chat.events.listen(me.id)  # hears everything from now on
+
+        async def stream() -> AsyncIterator[bytes]:
+            try:
+                yield b"retry: 1000\n\n"
+                async for event in listener:
+                    yield b"data: %s\n\n" % orjson.dumps(event) if event else b": keep-alive\n\n"
+            finally:
+                listener.close()
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
 

@@ -6,9 +6,12 @@ Client → server (JSON text frames):
     {"type": "send", "conversation_id": ID, "content": ..., "parent_id"|"edit_of"|
      "regenerate_of": ...}                                     start a generation, subscribed
     {"type": "stop", "generation_id": ID}
+    {"type": "watch"} / {"type": "unwatch"}                    your conversations' events
     {"type": "ping"}
 Server → client: each event as its own frame (the SSE ``data``: ``type``, ``seq``,
-``generation_id``, ...), plus ``started``, ``stopped``, ``pong`` and ``error`` replies.
+``generation_id``, ...), plus ``started``, ``stopped``, ``pong`` and ``error`` replies; while
+watching, the user events of ``chat/events.py`` (``conversation``, ``generation`` started,
+``resync``) as they happen, as ``GET /api/events`` sends them.
 
 The handshake is refused (403) for a foreign ``Origin`` (cross-site WebSocket hijacking) or when
 nobody is signed in.
@@ -24,6 +27,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from chatgate.api.auth import origin_allowed, resolve_account, service_of
 from chatgate.chat.accounts import Account
+from chatgate.chat.events import Listener, started_event
 from chatgate.chat.service import ChatService, Send
 from chatgate.errors import GatewayError, InvalidRequestError
 
@@ -39,6 +43,7 @@ class Connection:
         self.chat = chat
         self.account = account
         self.subs: dict[str, asyncio.Task[None]] = {}
+        self.watching: asyncio.Task[None] | None = None
         self.lock = asyncio.Lock()
 
     async def send(self, payload: dict[str, Any]) -> None:
@@ -69,6 +74,16 @@ class Connection:
             started = await self.chat.send(self.account, msg["conversation_id"], _send(msg))
             await self.send({"type": "started", **started})
             await self.subscribe(started["generation_id"], 0)
+            await self.chat.events.publish(self.account.id, started_event(started))
+        elif kind == "watch":
+            if self.watching is None:
+                listener = self.chat.events.listen(self.account.id)  # hears from now on
+                self.watching = asyncio.get_running_loop().create_task(self._watch(listener))
+            await self.send({"type": "watching"})
+        elif kind == "unwatch":
+            if self.watching is not None:
+                self.watching.cancel()
+                self.watching = None
         else:
             raise InvalidRequestError(f"Unknown or incomplete message of type {kind!r}.")
 
@@ -88,8 +103,18 @@ class Connection:
             if self.subs.get(gid) is asyncio.current_task():
                 del self.subs[gid]
 
+    async def _watch(self, listener: Listener) -> None:
+        try:
+            async for event in listener:
+                if event:
+                    await self.send(event)
+        finally:
+            listener.close()
+
     async def close(self) -> None:
         tasks = list(self.subs.values())
+        if self.watching is not None:
+            tasks.append(self.watching)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -18,6 +18,7 @@ import orjson
 
 from chatgate.chat.accounts import Account, Accounts, is_loopback
 from chatgate.chat.context import ContextBuilder
+from chatgate.chat.events import UserEvents
 from chatgate.chat.generations import Generations, Job, Spec
 from chatgate.chat.ids import new_id
 from chatgate.chat.joblog import LogEvent
@@ -89,6 +90,7 @@ class ChatService:
         self.store = ConversationStore(db)
         self.tokens = TokenCounter(resolver(self.router, config.providers))
         self.context = ContextBuilder(self.tokens, config.chat.summarize, config.chat.reply_tokens)
+        self.events = UserEvents(config.redis.url)
         self.shared = (
             SharedLogs(config.redis.url, config.chat.job_retention) if config.redis.url else None
         )
@@ -99,6 +101,7 @@ class ChatService:
 
     async def start(self) -> None:
         self.generations.start_saver()
+        self.events.start()
         if self.shared is not None:
             self.shared.start(self.generations.on_stop)
         swept = await self.store.interrupted(older_than_seconds=600)
@@ -106,6 +109,7 @@ class ChatService:
             log.warning("marked %d answers interrupted by an earlier stop as errors", swept)
 
     async def close(self) -> None:
+        await self.events.close()
         await self.generations.close()
         if self.shared is not None:
             await self.shared.close()
