@@ -55,6 +55,11 @@ export class Idb {
     return (await req(tx.objectStore(CONVERSATIONS).getAll())) as Conversation[];
   }
 
+  async conversation(id: string): Promise<Conversation | undefined> {
+    const tx = this.db.transaction(CONVERSATIONS, "readonly");
+    return (await req(tx.objectStore(CONVERSATIONS).get(id))) as Conversation | undefined;
+  }
+
   /** Read, change and write one conversation in a single transaction (a deleted one stays deleted). */
   async updateConversation(
     id: string,

@@ -5,12 +5,16 @@
 
 import { type Idb, openDb, Idb as IdbImpl } from "./idb";
 import { requestBody, streamChat } from "./openai";
+import { exportFilename, exportJson, exportMarkdown, parseImport } from "./transfer";
 import type {
   ChatBackend,
   ChatSettings,
   Conversation,
   ConversationPatch,
+  ExportFile,
+  ExportFormat,
   GenerationSink,
+  Imported,
   Message,
   SearchHit,
   SendRequest,
@@ -18,6 +22,7 @@ import type {
 } from "./types";
 import { newId } from "../lib/ids";
 import { fold, snippet } from "../lib/search";
+import { threadOf, withSummaries } from "../lib/tree";
 
 export class LocalBackend implements ChatBackend {
   readonly mode = "local" as const;
@@ -147,5 +152,34 @@ export class LocalBackend implements ChatBackend {
 
   async saveMessage(message: Message): Promise<void> {
     await this.db.putMessages([message]);
+  }
+
+  /** Summaries come here only inside an import from the server; they stay editable. */
+  async editSummary(conversationId: string, messageId: string, content: string): Promise<Message> {
+    const found = (await this.db.messagesOf(conversationId)).find((m) => m.id === messageId);
+    if (found?.role !== "summary") throw new Error("Only summaries are edited in place.");
+    const next = { ...found, content };
+    await this.db.putMessages([next]);
+    return next;
+  }
+
+  async exportConversation(id: string, format: ExportFormat): Promise<ExportFile> {
+    const conv = await this.db.conversation(id);
+    if (!conv) throw new Error(`conversation ${id} not found`);
+    const messages = await this.loadMessages(id);
+    if (format === "json") {
+      const text = JSON.stringify(exportJson(conv, messages), null, 2);
+      return { filename: exportFilename(id, format), mimeType: "application/json", text };
+    }
+    const map = new Map(messages.map((m) => [m.id, m]));
+    const text = exportMarkdown(conv, withSummaries(map, threadOf(map, conv.leafId)));
+    return { filename: exportFilename(id, format), mimeType: "text/markdown;charset=utf-8", text };
+  }
+
+  async importConversation(data: unknown, fallbackModel: string): Promise<Imported> {
+    const defaults: ChatSettings = { model: fallbackModel, systemPrompt: "", temperature: null, maxTokens: null };
+    const imported = parseImport(data, defaults, newId);
+    await this.db.putMessages(imported.messages, imported.conversation);
+    return imported;
   }
 }

@@ -6,17 +6,22 @@ import type { ChatSettings, GenerationResult, GenerationSink, Message, Usage } f
 export interface ModelInfo {
   id: string;
   ownedBy?: string;
+  /** chatgate lists it when known (configured, or the bundled model's n_ctx). */
+  contextWindow?: number;
 }
 
 export async function listModels(signal?: AbortSignal): Promise<ModelInfo[]> {
   const res = await fetch("/v1/models", { signal: signal ?? null, headers: { Accept: "application/json" } });
   if (!res.ok) throw new Error(await errorMessage(res));
-  const body = (await res.json()) as { data?: { id?: unknown; owned_by?: unknown }[] };
+  const body = (await res.json()) as { data?: { id?: unknown; owned_by?: unknown; context_window?: unknown }[] };
   const out: ModelInfo[] = [];
   for (const m of body.data ?? []) {
-    if (typeof m.id === "string") {
-      out.push(typeof m.owned_by === "string" ? { id: m.id, ownedBy: m.owned_by } : { id: m.id });
-    }
+    if (typeof m.id !== "string") continue;
+    const info: ModelInfo = { id: m.id };
+    if (typeof m.owned_by === "string") info.ownedBy = m.owned_by;
+    const w = m.context_window;
+    if (typeof w === "number" && Number.isFinite(w) && w > 0) info.contextWindow = w;
+    out.push(info);
   }
   return out;
 }

@@ -6,12 +6,16 @@
 
 import { errorMessage, parseUsage } from "./openai";
 import { readSse, SseParser, type SseEvent } from "./sse";
+import { exportFilename } from "./transfer";
 import type {
   ChatBackend,
   ChatSettings,
   ContextInfo,
   Conversation,
   ConversationPatch,
+  ExportFile,
+  ExportFormat,
+  Imported,
   GenerationResult,
   GenerationSink,
   Message,
@@ -73,15 +77,24 @@ export function toConversation(o: Json): Conversation {
   };
 }
 
-function toContext(v: unknown): ContextInfo | undefined {
+export function toContext(v: unknown): ContextInfo | undefined {
   if (!v || typeof v !== "object") return undefined;
   const c = v as Json;
-  return {
-    sent: ids(c.sent).length,
+  const sent = ids(c.sent);
+  const out: ContextInfo = {
+    sent: sent.length,
     dropped: ids(c.dropped).length,
     summarised: ids(c.summarised).length,
     summaryId: c.summary_id === null || c.summary_id === undefined ? null : idOf(c.summary_id, "") || null,
   };
+  if (sent[0]) out.firstSentId = sent[0];
+  const window = num(c.window);
+  if (window !== null && window > 0) out.window = window;
+  const budget = num(c.budget);
+  if (budget !== null && budget > 0) out.budget = budget;
+  const estimate = num(c.prompt_tokens_estimate);
+  if (estimate !== null && estimate > 0) out.promptEstimate = estimate;
+  return out;
 }
 
 export function toMessage(o: Json, conversationId: string): Message {
@@ -354,5 +367,32 @@ export class ServerBackend implements ChatBackend {
 
   async saveMessage(): Promise<void> {
     // The server owns and persists generations.
+  }
+
+  async editSummary(conversationId: string, messageId: string, content: string): Promise<Message> {
+    const path = `/api/conversations/${encodeURIComponent(conversationId)}/messages/${encodeURIComponent(messageId)}`;
+    const out = await api(path, { method: "PATCH", body: JSON.stringify({ content }) });
+    return toMessage(obj(out), conversationId);
+  }
+
+  async exportConversation(id: string, format: ExportFormat): Promise<ExportFile> {
+    const res = await fetch(`/api/conversations/${encodeURIComponent(id)}/export?format=${format}`, {
+      credentials: "same-origin",
+      headers: { Accept: format === "json" ? "application/json" : "text/markdown" },
+    });
+    if (!res.ok) throw new Error(await errorMessage(res));
+    const named = /filename="([^"]+)"/.exec(res.headers.get("content-disposition") ?? "")?.[1];
+    return {
+      filename: named ?? exportFilename(id, format),
+      mimeType: res.headers.get("content-type") ?? "application/octet-stream",
+      text: await res.text(),
+    };
+  }
+
+  /** The server gives the file new ids and opens its active branch. */
+  async importConversation(data: unknown): Promise<Imported> {
+    const out = obj(await api("/api/conversations/import", { method: "POST", body: JSON.stringify(data) }));
+    const conversation = toConversation(out);
+    return { conversation, messages: list(out, "messages").map((m) => toMessage(m, conversation.id)) };
   }
 }

@@ -38,6 +38,13 @@ export interface ContextInfo {
   dropped: number;
   summarised: number;
   summaryId: string | null;
+  /** The oldest message the model saw in full: the place of the "earlier messages" marker. */
+  firstSentId?: string;
+  /** The model's context window and the prompt's budget in it (window minus the reply). */
+  window?: number;
+  budget?: number;
+  /** The server's own count of the prompt, when the upstream reports no usage. */
+  promptEstimate?: number;
 }
 
 export interface Message {
@@ -114,6 +121,21 @@ export interface SendRequest {
   regenerateOf?: string;
 }
 
+/** A conversation as a downloadable file. */
+export interface ExportFile {
+  filename: string;
+  mimeType: string;
+  text: string;
+}
+
+export type ExportFormat = "json" | "markdown";
+
+/** A conversation just imported: it and its messages, ready to show. */
+export interface Imported {
+  conversation: Conversation;
+  messages: Message[];
+}
+
 export interface ChatBackend {
   readonly mode: "local" | "server";
   listConversations(): Promise<Conversation[]>;
@@ -129,4 +151,11 @@ export interface ChatBackend {
   resume(message: Message, sink: GenerationSink): RunningGeneration | null;
   /** Persist a finished local answer (no-op for the server, which owns generation). */
   saveMessage(message: Message): Promise<void>;
+  /** Change a summary checkpoint's text (the next answer starts from it). */
+  editSummary(conversationId: string, messageId: string, content: string): Promise<Message>;
+  /** The conversation as JSON (the whole tree, importable) or Markdown (the branch on screen). */
+  exportConversation(id: string, format: ExportFormat): Promise<ExportFile>;
+  /** A JSON export (or a plain {title, messages: [{role, content}]}) as a new conversation;
+   * `fallbackModel` when the file names none (the server uses its own default). */
+  importConversation(data: unknown, fallbackModel: string): Promise<Imported>;
 }

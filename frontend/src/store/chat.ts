@@ -13,6 +13,8 @@ import type {
   ChatSettings,
   Conversation,
   ConversationPatch,
+  ExportFile,
+  ExportFormat,
   GenerationResult,
   Message,
   SearchHit,
@@ -464,6 +466,45 @@ export class ChatStore {
       },
     });
     void run.done.then((result) => this.finish(backend, live, buffer, result));
+  }
+
+  // ---- summaries, export, import --------------------------------------------------------
+  /** Change a summary checkpoint's text in place (the next answer starts from it). */
+  async editSummary(conversationId: string, messageId: string, content: string): Promise<boolean> {
+    try {
+      const saved = await this.write(() => this.need().editSummary(conversationId, messageId, content));
+      this.putMessages(conversationId, [saved]);
+      return true;
+    } catch (e) {
+      this.notify(e);
+      return false;
+    }
+  }
+
+  /** The open conversation as a file; null (with a notice) when it cannot be had. */
+  async exportActive(format: ExportFormat): Promise<ExportFile | null> {
+    const id = this.state.activeId;
+    if (id === null) return null;
+    try {
+      return await this.need().exportConversation(id, format);
+    } catch (e) {
+      this.notify(e);
+      return null;
+    }
+  }
+
+  /** A parsed JSON export becomes a new conversation, and opens. */
+  async importData(data: unknown): Promise<void> {
+    try {
+      const model = this.state.draft.model;
+      const { conversation, messages } = await this.write(() => this.need().importConversation(data, model));
+      const all = new Map(this.state.messages);
+      all.set(conversation.id, new Map(messages.map((m) => [m.id, m])));
+      this.set({ messages: all, activeId: conversation.id, focusMessageId: null });
+      this.replaceConversation(conversation);
+    } catch (e) {
+      this.notify(e);
+    }
   }
 
   // ---- notices --------------------------------------------------------------------------
