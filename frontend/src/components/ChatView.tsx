@@ -1,9 +1,10 @@
-/** The main column: header (menu, title, model, settings), messages, composer. */
+/** The main column: header (menu, title, context gauge, model, settings), messages, composer. */
 
 import { useState } from "react";
 import { useT } from "../i18n";
 import { useChat } from "../store/chat";
 import { Composer } from "./Composer";
+import { ContextGauge } from "./ContextGauge";
 import { Icon } from "./Icon";
 import { MessageList } from "./MessageList";
 import { ModelPicker, SettingsPanel } from "./Settings";
@@ -32,6 +33,7 @@ export function ChatView() {
           <Icon name="menu" size={20} />
         </button>
         <h1 className="chat-title">{title || t("newChat")}</h1>
+        <ContextGauge />
         <ModelPicker />
         <button
           type="button"

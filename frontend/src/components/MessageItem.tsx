@@ -9,6 +9,7 @@ import { store } from "../store/chat";
 import { Markdown } from "./Markdown";
 import { Icon } from "./Icon";
 import { Reasoning } from "./Reasoning";
+import { SummaryItem } from "./Summary";
 
 export interface BranchInfo {
   index: number;
@@ -110,30 +111,6 @@ function Editor({ message, onDone }: { message: Message; onDone: () => void }) {
         </button>
       </div>
     </form>
-  );
-}
-
-/** A server-side summary checkpoint: a visible marker, the summary itself one click away. */
-function SummaryItem({ message }: { message: Message }) {
-  const t = useT();
-  const [open, setOpen] = useState(false);
-  return (
-    <aside className="summary" data-id={message.id} data-role="summary" aria-label={t("summary")}>
-      <button
-        type="button"
-        className="reasoning-toggle"
-        aria-expanded={open}
-        onClick={() => {
-          setOpen((o) => !o);
-        }}
-      >
-        {t("summary")}
-        <span className={`chevron${open ? " open" : ""}`}>
-          <Icon name="right" size={14} />
-        </span>
-      </button>
-      {open ? <div className="reasoning-body">{message.content}</div> : null}
-    </aside>
   );
 }
 

@@ -7,10 +7,12 @@
 
 import {
   Component,
+  Fragment,
   useCallback,
   useDeferredValue,
   useEffect,
   useLayoutEffect,
+  useMemo,
   useRef,
   useState,
   type ReactNode,
@@ -18,10 +20,12 @@ import {
 } from "react";
 import type { Message } from "../api/types";
 import { useT } from "../i18n";
+import { trimMarker } from "../lib/contextGauge";
 import { siblingsOf, threadOf, withSummaries, type MessageMap } from "../lib/tree";
 import { useChat } from "../store/chat";
 import { Icon } from "./Icon";
 import { MessageItem } from "./MessageItem";
+import { ContextMarker } from "./Summary";
 
 export const PAGE = 24;
 /**
@@ -85,6 +89,8 @@ export function MessageList({ conversationId }: { conversationId: string }) {
   const generation = useChat((s) => s.generation);
   const focusId = useChat((s) => s.focusMessageId);
   const thread = withSummaries(messages, threadOf(messages, leafId));
+  // Where the newest answer's context began (turns above were left out or summarised).
+  const marker = useMemo(() => trimMarker(thread), [thread]);
   const [shown, setShown] = useState(PAGE);
   // Growing the window renders at transition priority: React yields between messages, so
   // opening a long chat or loading older messages never blocks a frame for long.
@@ -185,14 +191,17 @@ export function MessageList({ conversationId }: { conversationId: string }) {
           ) : null}
           {visible.map((m) => {
             const live = generation?.assistantId === m.id ? generation : null;
+            // The marker's slot is always there (null or not): the item keeps its place and state.
             return (
-              <MessageItem
-                key={m.id}
-                message={m}
-                busy={busy}
-                buffer={live ? live.buffer : null}
-                {...branchOf(messages, m)}
-              />
+              <Fragment key={m.id}>
+                {marker?.beforeId === m.id ? <ContextMarker marker={marker} /> : null}
+                <MessageItem
+                  message={m}
+                  busy={busy}
+                  buffer={live ? live.buffer : null}
+                  {...branchOf(messages, m)}
+                />
+              </Fragment>
             );
           })}
         </div>

@@ -74,6 +74,16 @@ export const en = {
   retry: "Retry",
   summary: "Summary of earlier messages",
   contextTrimmed: "{dropped} earlier messages left out, {summarised} summarised, to fit the context window",
+  // -- chat tools: context gauge, trim marker, summary edit --
+  contextGauge: "Context window",
+  contextFigures: "last prompt {used} of {window} tokens ({percent}%)",
+  contextBudget: "{budget} tokens available to the prompt (the rest is kept for the answer)",
+  contextEstimated: "counted by chatgate (the model reported no usage)",
+  markerDropped: "{dropped} earlier messages above were left out to fit the model's context window",
+  markerSummarised: "{summarised} earlier messages above reach the model only as the summary below",
+  markerBoth: "Earlier messages above were trimmed to fit the context window: {dropped} left out, {summarised} summarised",
+  summaryEdit: "Edit summary",
+  summaryText: "Summary text",
 } as const;
 
 export type MessageKey = keyof typeof en;
@@ -153,6 +163,16 @@ export const ru: Dictionary = {
   retry: "Повторить",
   summary: "Краткое содержание ранних сообщений",
   contextTrimmed: "Чтобы уложиться в контекст: {dropped} ранних сообщений не отправлено, {summarised} пересказано",
+  // -- chat tools: context gauge, trim marker, summary edit --
+  contextGauge: "Контекстное окно",
+  contextFigures: "последний запрос: {used} из {window} токенов ({percent}%)",
+  contextBudget: "запросу доступно {budget} токенов (остальное оставлено для ответа)",
+  contextEstimated: "подсчитано chatgate (модель не сообщила расход)",
+  markerDropped: "{dropped} ранних сообщений выше не отправлены модели, чтобы уложиться в контекст",
+  markerSummarised: "{summarised} ранних сообщений выше модель видит только в кратком содержании ниже",
+  markerBoth: "Ранние сообщения выше сокращены, чтобы уложиться в контекст: {dropped} не отправлено, {summarised} пересказано",
+  summaryEdit: "Изменить краткое содержание",
+  summaryText: "Текст краткого содержания",
 };
 
 export const zh: Dictionary = {
@@ -229,4 +249,14 @@ export const zh: Dictionary = {
   retry: "重试",
   summary: "早前消息摘要",
   contextTrimmed: "为适应上下文窗口：{dropped} 条早前消息未发送，{summarised} 条已摘要",
+  // -- chat tools: context gauge, trim marker, summary edit --
+  contextGauge: "上下文窗口",
+  contextFigures: "上次提示 {used} / {window} tokens（{percent}%）",
+  contextBudget: "提示可用 {budget} tokens（其余留给回答）",
+  contextEstimated: "由 chatgate 估算（模型未报告用量）",
+  markerDropped: "为适应上下文窗口，以上 {dropped} 条早前消息未发送给模型",
+  markerSummarised: "以上 {summarised} 条早前消息仅以下方摘要的形式发送给模型",
+  markerBoth: "为适应上下文窗口，以上早前消息已精简：{dropped} 条未发送，{summarised} 条已摘要",
+  summaryEdit: "编辑摘要",
+  summaryText: "摘要内容",
 };
