@@ -1,10 +1,12 @@
-/** Per-chat settings: model, system prompt, temperature, max tokens (the draft before the first message). */
+/** Per-chat settings: presets, model, system prompt, temperature, max tokens (the draft before the
+ * first message). */
 
 import { useId, useState } from "react";
 import type { ChatSettings } from "../api/types";
 import { useT } from "../i18n";
 import { store, useChat } from "../store/chat";
 import { Icon } from "./Icon";
+import { PresetPicker } from "./Presets";
 
 function useSettings(): ChatSettings {
   const activeId = useChat((s) => s.activeId);
@@ -94,6 +96,7 @@ export function SettingsPanel({ onClose }: { onClose: () => void }) {
           <Icon name="close" />
         </button>
       </div>
+      <PresetPicker />
       <SystemPrompt value={s.systemPrompt} />
       <div className="field">
         <label htmlFor={tempId}>
