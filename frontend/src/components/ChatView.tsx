@@ -1,8 +1,10 @@
-/** The main column: header (menu, title, context gauge, model, settings), messages, composer. */
+/** The main column: header (menu, title, context gauge, model, export/import, settings),
+ * messages, composer. */
 
 import { useState } from "react";
 import { useT } from "../i18n";
 import { useChat } from "../store/chat";
+import { ChatTools } from "./ChatTools";
 import { Composer } from "./Composer";
 import { ContextGauge } from "./ContextGauge";
 import { Icon } from "./Icon";
@@ -35,6 +37,7 @@ export function ChatView() {
         <h1 className="chat-title">{title || t("newChat")}</h1>
         <ContextGauge />
         <ModelPicker />
+        <ChatTools />
         <button
           type="button"
           className="icon-btn"

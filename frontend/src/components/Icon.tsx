@@ -17,6 +17,9 @@ const PATHS = {
   left: "M15 6l-6 6 6 6",
   right: "M9 6l6 6-6 6",
   close: "M6 6l12 12M18 6L6 18",
+  more: "M5 12h.01M12 12h.01M19 12h.01",
+  download: "M12 4v11M7 10l5 5 5-5M5 20h14",
+  upload: "M12 20V9M7 14l5-5 5 5M5 4h14",
 } as const;
 
 export type IconName = keyof typeof PATHS;

@@ -105,6 +105,12 @@ export const en = {
   presetBuiltinFixed: "Built-in presets cannot be changed.",
   presetMissing: "That preset no longer exists.",
   presetTooMany: "There are too many presets; delete one first.",
+  // -- chat tools: export and import --
+  chatTools: "Export or import",
+  exportJson: "Export as JSON",
+  exportMarkdown: "Export as Markdown",
+  importJson: "Import a JSON export…",
+  importNotJson: "“{name}” is not a JSON file: {error}",
 } as const;
 
 export type MessageKey = keyof typeof en;
@@ -215,6 +221,12 @@ export const ru: Dictionary = {
   presetBuiltinFixed: "Встроенные пресеты нельзя изменить.",
   presetMissing: "Этого пресета больше нет.",
   presetTooMany: "Слишком много пресетов: сначала удалите какой-нибудь.",
+  // -- chat tools: export and import --
+  chatTools: "Экспорт и импорт",
+  exportJson: "Экспорт в JSON",
+  exportMarkdown: "Экспорт в Markdown",
+  importJson: "Импорт из JSON…",
+  importNotJson: "«{name}» — не JSON-файл: {error}",
 };
 
 export const zh: Dictionary = {
@@ -322,4 +334,10 @@ export const zh: Dictionary = {
   presetBuiltinFixed: "内置预设不能修改。",
   presetMissing: "该预设已不存在。",
   presetTooMany: "预设过多，请先删除一个。",
+  // -- chat tools: export and import --
+  chatTools: "导出或导入",
+  exportJson: "导出为 JSON",
+  exportMarkdown: "导出为 Markdown",
+  importJson: "导入 JSON 导出文件…",
+  importNotJson: "“{name}”不是 JSON 文件：{error}",
 };
