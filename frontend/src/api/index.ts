@@ -54,12 +54,17 @@ export async function login(username: string, password: string): Promise<string 
     method: "POST",
     headers: { "Content-Type": "application/json", Accept: "application/json" },
     credentials: "same-origin",
-    body: JSON.stringify({ username, password }),
+    body: JSON.stringify({ name: username, password }),
   });
   if (res.ok) return null;
   return errorMessage(res);
 }
 
 export async function logout(): Promise<void> {
-  await fetch("/api/auth/logout", { method: "POST", credentials: "same-origin" });
+  // X-Requested-With: the server's CSRF guard wants it on a state change without a JSON body.
+  await fetch("/api/auth/logout", {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "X-Requested-With": "chatgate" },
+  });
 }
