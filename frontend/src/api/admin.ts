@@ -1,0 +1,368 @@
+/**
+ * The admin page's data: who is signed in (GET /api/me) and the admin API under /admin/ (client
+ * keys, usage, cache, upstreams). The server lets an admin in by the session cookie (or, in
+ * single-user mode, as the implicit user); where the server also has an admin key, a 401 asks
+ * for it and it is kept in this tab (sessionStorage) and sent as a bearer. Payload mapping,
+ * request building and formatting live here, free of React, so they are unit-tested alone.
+ */
+
+import { errorMessage } from "./openai";
+
+type Json = Record<string, unknown>;
+
+const obj = (v: unknown): Json => (v && typeof v === "object" && !Array.isArray(v) ? (v as Json) : {});
+const str = (v: unknown, d = ""): string => (typeof v === "string" ? v : d);
+const optStr = (v: unknown): string | null => (typeof v === "string" && v ? v : null);
+const num = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) ? v : 0);
+const optNum = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
+const rows = (v: unknown): Json[] => (Array.isArray(v) ? (v as unknown[]).map(obj) : []);
+
+// ---- payloads -----------------------------------------------------------------------------------
+
+export interface Me {
+  name: string;
+  isAdmin: boolean;
+  singleUser: boolean;
+}
+
+export interface ClientKey {
+  id: string;
+  name: string;
+  prefix: string;
+  createdAt: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  active: boolean;
+  rpm: number | null;
+  tpm: number | null;
+  budgetTokens: number | null;
+  tokensUsed: number;
+  models: string[] | null;
+}
+
+export interface Counters {
+  requests: number;
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+}
+
+export interface UsageDay extends Counters {
+  keyId: string | null;
+  model: string;
+  day: string;
+}
+
+export interface UsageTotal extends Counters {
+  keyId: string | null;
+  name: string | null;
+}
+
+export interface UsageReport {
+  days: UsageDay[];
+  totals: UsageTotal[];
+}
+
+export interface CacheTier {
+  name: string;
+  entries: number;
+  bytes: number;
+  hits: number;
+  misses: number;
+  hitRatio: number;
+  approximate: boolean;
+}
+
+export interface CacheStats {
+  enabled: boolean;
+  inFlight: number;
+  tiers: CacheTier[];
+}
+
+export interface UpstreamKey {
+  key: string;
+  state: string;
+  inFlight: number;
+  successes: number;
+  failures: number;
+  rateLimited: number;
+  cooldown: number;
+  lastError: string | null;
+}
+
+export interface Upstream {
+  name: string;
+  type: string;
+  baseUrl: string | null;
+  keys: UpstreamKey[];
+  queue: { inFlight: number; maxConcurrency: number; depth: number; maxQueue: number } | null;
+}
+
+export function toMe(v: unknown): Me {
+  const o = obj(v);
+  return { name: str(o.name), isAdmin: o.is_admin === true, singleUser: o.single_user === true };
+}
+
+export function toKey(v: unknown): ClientKey {
+  const o = obj(v);
+  return {
+    id: str(o.id),
+    name: str(o.name),
+    prefix: str(o.prefix),
+    createdAt: str(o.created_at),
+    expiresAt: optStr(o.expires_at),
+    revokedAt: optStr(o.revoked_at),
+    active: o.active === true,
+    rpm: optNum(o.rpm),
+    tpm: optNum(o.tpm),
+    budgetTokens: optNum(o.budget_tokens),
+    tokensUsed: num(o.tokens_used),
+    models: Array.isArray(o.models) ? o.models.filter((m): m is string => typeof m === "string") : null,
+  };
+}
+
+function toCounters(o: Json): Counters {
+  return {
+    requests: num(o.requests),
+    promptTokens: num(o.prompt_tokens),
+    completionTokens: num(o.completion_tokens),
+    totalTokens: num(o.total_tokens),
+  };
+}
+
+export function toUsage(v: unknown): UsageReport {
+  const o = obj(v);
+  return {
+    days: rows(o.data).map((r) => ({ ...toCounters(r), keyId: optStr(r.key_id), model: str(r.model), day: str(r.day) })),
+    totals: rows(o.totals).map((r) => ({ ...toCounters(r), keyId: optStr(r.key_id), name: optStr(r.name) })),
+  };
+}
+
+export function toCache(v: unknown): CacheStats {
+  const o = obj(v);
+  return {
+    enabled: o.enabled === true,
+    inFlight: num(o.in_flight),
+    tiers: rows(o.tiers).map((t) => ({
+      name: str(t.name),
+      entries: num(t.entries),
+      bytes: num(t.bytes),
+      hits: num(t.hits),
+      misses: num(t.misses),
+      hitRatio: num(t.hit_ratio),
+      approximate: t.approximate === true,
+    })),
+  };
+}
+
+export function toUpstreams(v: unknown): Upstream[] {
+  return rows(obj(v).data).map((p) => {
+    const q = p.queue === null || p.queue === undefined ? null : obj(p.queue);
+    return {
+      name: str(p.name),
+      type: str(p.type),
+      baseUrl: optStr(p.base_url),
+      keys: rows(p.keys).map((k) => ({
+        key: str(k.key),
+        state: str(k.state),
+        inFlight: num(k.in_flight),
+        successes: num(k.successes),
+        failures: num(k.failures),
+        rateLimited: num(k.rate_limited),
+        cooldown: num(k.cooldown_remaining),
+        lastError: optStr(k.last_error),
+      })),
+      queue: q && {
+        inFlight: num(q.in_flight),
+        maxConcurrency: num(q.max_concurrency),
+        depth: num(q.depth),
+        maxQueue: num(q.max_queue),
+      },
+    };
+  });
+}
+
+// ---- requests -----------------------------------------------------------------------------------
+
+/** What the create-key form holds: text, as typed. */
+export interface KeyForm {
+  name: string;
+  rpm: string;
+  tpm: string;
+  budget: string;
+  models: string;
+  expiresDays: string;
+}
+
+export const EMPTY_KEY_FORM: KeyForm = { name: "", rpm: "", tpm: "", budget: "", models: "", expiresDays: "" };
+
+export type KeyFormField = keyof KeyForm;
+
+/** The POST /admin/keys body, or the first field that is wrong. Empty limits are left out. */
+export function keyCreateBody(form: KeyForm): { body: Json } | { field: KeyFormField } {
+  const name = form.name.trim();
+  if (!name || name.length > 200) return { field: "name" };
+  const body: Json = { name };
+  const whole = (field: KeyFormField, key: string): boolean => {
+    const text = form[field].trim();
+    if (!text) return true;
+    if (!/^\d+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) return false;
+    body[key] = Number(text);
+    return true;
+  };
+  if (!whole("rpm", "rpm")) return { field: "rpm" };
+  if (!whole("tpm", "tpm")) return { field: "tpm" };
+  if (!whole("budget", "budget_tokens")) return { field: "budget" };
+  const models = parseModels(form.models);
+  if (models.length) body.models = models;
+  const days = form.expiresDays.trim();
+  if (days) {
+    const n = Number(days);
+    if (!Number.isFinite(n) || n <= 0) return { field: "expiresDays" };
+    body.expires_days = n;
+  }
+  return { body };
+}
+
+/** "a, b  c" → ["a", "b", "c"], without repeats. */
+export function parseModels(text: string): string[] {
+  return [...new Set(text.split(/[\s,]+/).filter(Boolean))];
+}
+
+export type Period = "today" | "7d" | "30d" | "all";
+
+/** The GET /admin/usage query for a period ending on `today` (UTC days, inclusive). */
+export function usagePath(period: Period, today: Date = new Date()): string {
+  if (period === "all") return "/admin/usage";
+  const back = { today: 0, "7d": 6, "30d": 29 }[period];
+  const since = new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate() - back));
+  const day = (d: Date) => d.toISOString().slice(0, 10);
+  return `/admin/usage?since=${day(since)}&until=${day(today)}`;
+}
+
+export class AdminError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = "AdminError";
+  }
+}
+
+export const ADMIN_KEY_STORAGE = "chatgate.adminKey";
+
+/** Headers of an admin call: the CSRF header /api's rules want, and the admin key if given. */
+export function adminHeaders(adminKey: string | null, hasBody: boolean): Record<string, string> {
+  const headers: Record<string, string> = { Accept: "application/json", "X-Requested-With": "chatgate" };
+  if (hasBody) headers["Content-Type"] = "application/json";
+  if (adminKey) headers.Authorization = `Bearer ${adminKey}`;
+  return headers;
+}
+
+export class AdminApi {
+  constructor(
+    readonly adminKey: string | null = null,
+    private readonly fetchImpl: typeof fetch = (...args) => fetch(...args),
+  ) {}
+
+  private async call(path: string, method = "GET", body?: Json): Promise<unknown> {
+    const res = await this.fetchImpl(path, {
+      method,
+      credentials: "same-origin",
+      headers: adminHeaders(this.adminKey, body !== undefined),
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (!res.ok) throw new AdminError(res.status, await errorMessage(res));
+    const text = await res.text();
+    return text ? (JSON.parse(text) as unknown) : null;
+  }
+
+  async me(): Promise<Me> {
+    return toMe(await this.call("/api/me"));
+  }
+
+  async keys(): Promise<ClientKey[]> {
+    return rows(obj(await this.call("/admin/keys")).data).map(toKey);
+  }
+
+  /** The new key and its secret, which the server returns this once. */
+  async createKey(body: Json): Promise<{ key: ClientKey; secret: string }> {
+    const out = await this.call("/admin/keys", "POST", body);
+    return { key: toKey(out), secret: str(obj(out).key) };
+  }
+
+  async revokeKey(id: string): Promise<ClientKey> {
+    return toKey(await this.call(`/admin/keys/${encodeURIComponent(id)}`, "DELETE"));
+  }
+
+  async usage(period: Period): Promise<UsageReport> {
+    return toUsage(await this.call(usagePath(period)));
+  }
+
+  async cache(): Promise<CacheStats> {
+    return toCache(await this.call("/admin/cache"));
+  }
+
+  /** How many entries went (the largest tier's count). */
+  async flushCache(): Promise<number> {
+    return num(obj(await this.call("/admin/cache", "DELETE")).removed);
+  }
+
+  async upstreams(): Promise<Upstream[]> {
+    return toUpstreams(await this.call("/admin/upstreams"));
+  }
+}
+
+// ---- formatting ---------------------------------------------------------------------------------
+
+export type KeyState = "active" | "revoked" | "expired";
+
+export function keyState(k: ClientKey, now: number = Date.now()): KeyState {
+  if (k.revokedAt) return "revoked";
+  if (k.expiresAt && Date.parse(k.expiresAt) <= now) return "expired";
+  return "active";
+}
+
+export function formatCount(n: number, locale: string): string {
+  return new Intl.NumberFormat(locale).format(n);
+}
+
+export function formatPercent(ratio: number, locale: string): string {
+  return new Intl.NumberFormat(locale, { style: "percent", maximumFractionDigits: 1 }).format(ratio);
+}
+
+const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
+
+export function formatBytes(n: number, locale: string): string {
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < UNITS.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  const digits = unit === 0 || value >= 100 ? 0 : 1;
+  return `${new Intl.NumberFormat(locale, { maximumFractionDigits: digits }).format(value)} ${UNITS[unit]}`;
+}
+
+/** A date and time from the API (ISO, UTC) in the reader's locale and time zone; "" for none. */
+export function formatDateTime(iso: string | null, locale: string, timeZone?: string): string {
+  if (!iso) return "";
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return iso;
+  return new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeStyle: "short", timeZone }).format(t);
+}
+
+/** "60 rpm · 10,000 tpm" — the limits a key has, or "" when it has none. */
+export function formatLimits(k: ClientKey, locale: string): string {
+  const parts: string[] = [];
+  if (k.rpm !== null) parts.push(`${formatCount(k.rpm, locale)} rpm`);
+  if (k.tpm !== null) parts.push(`${formatCount(k.tpm, locale)} tpm`);
+  return parts.join(" · ");
+}
+
+/** "1,234 / 5,000" with a budget, else "1,234". */
+export function formatKeyUsage(k: ClientKey, locale: string): string {
+  const used = formatCount(k.tokensUsed, locale);
+  return k.budgetTokens === null ? used : `${used} / ${formatCount(k.budgetTokens, locale)}`;
+}
