@@ -1,6 +1,7 @@
 /** The application shell: sidebar + chat, global shortcuts, the announcer for screen readers. */
 
 import { useEffect, useState } from "react";
+import { AdminPage } from "./components/Admin";
 import { ChatView } from "./components/ChatView";
 import { FOCUS_COMPOSER } from "./components/Composer";
 import { Icon } from "./components/Icon";
@@ -35,17 +36,36 @@ function useShortcuts(): void {
   }, []);
 }
 
-/** Keep the open chat in the address (#/c/ID) so a reload returns to it. */
-function useHashSync(): void {
+type Route = "chat" | "admin";
+
+const routeOf = (hash: string): Route => (hash === "#/admin" ? "admin" : "chat");
+
+/** Which page the address names: #/admin is the admin page, anything else the chat. */
+function useRoute(): Route {
+  const [route, setRoute] = useState(() => routeOf(window.location.hash));
+  useEffect(() => {
+    const onHash = () => {
+      setRoute(routeOf(window.location.hash));
+    };
+    window.addEventListener("hashchange", onHash);
+    return () => {
+      window.removeEventListener("hashchange", onHash);
+    };
+  }, []);
+  return route;
+}
+
+/** Keep the open chat in the address (#/c/ID) so a reload returns to it (not on other pages). */
+function useHashSync(route: Route): void {
   const activeId = useChat((s) => s.activeId);
   const ready = useChat((s) => s.status === "ready");
   useEffect(() => {
-    if (!ready) return;
+    if (!ready || route !== "chat") return;
     const hash = activeId === null ? "" : `#/c/${encodeURIComponent(activeId)}`;
     if (window.location.hash !== hash) {
       history.replaceState(null, "", hash || window.location.pathname + window.location.search);
     }
-  }, [activeId, ready]);
+  }, [activeId, ready, route]);
 }
 
 /** Says "answer complete" politely when a generation ends (the stream itself is not read out). */
@@ -91,8 +111,9 @@ export function App() {
   const status = useChat((s) => s.status);
   const startError = useChat((s) => s.startError);
   const pendingWrites = useChat((s) => s.pendingWrites);
+  const route = useRoute();
   useShortcuts();
-  useHashSync();
+  useHashSync(route);
   if (status === "login") return <Login />;
   if (status === "failed") {
     return (
@@ -112,6 +133,7 @@ export function App() {
       </main>
     );
   }
+  if (route === "admin") return <AdminPage />;
   return (
     <div
       className="app"

@@ -1,10 +1,12 @@
 /** Conversation list: new chat, search (message text too), rename, pin, delete. */
 
 import { memo, useEffect, useState } from "react";
+import { logout } from "../api";
 import type { Conversation } from "../api/types";
 import { LOCALES, isLocale, setLocale, useLocale, useT } from "../i18n";
 import { setTheme, useTheme, type ThemeChoice } from "../lib/theme";
 import { store, useChat } from "../store/chat";
+import { useMe } from "./adminHooks";
 import { FOCUS_COMPOSER } from "./Composer";
 import { Icon } from "./Icon";
 
@@ -230,8 +232,43 @@ function Preferences() {
         </select>
       </label>
       <p className="mode-note">{mode === "server" ? t("serverMode") : t("localMode")}</p>
+      <Account />
     </div>
   );
+}
+
+/** Who is signed in, Sign out (when accounts are on), and the admin page's link for admins. */
+function Account() {
+  const t = useT();
+  const me = useMe();
+  if (!me || (me.singleUser && !me.isAdmin)) return null;
+  return (
+    <div className="account">
+      {me.singleUser ? null : <span className="account-name">{t("adminSignedInAs", { name: me.name })}</span>}
+      {me.isAdmin ? (
+        <a className="account-link" href="#/admin" onClick={closeDrawer}>
+          {t("adminLink")}
+        </a>
+      ) : null}
+      {me.singleUser ? null : (
+        <button
+          type="button"
+          className="account-link"
+          onClick={() => {
+            void logout().finally(() => {
+              window.location.reload();
+            });
+          }}
+        >
+          {t("signOut")}
+        </button>
+      )}
+    </div>
+  );
+}
+
+function closeDrawer(): void {
+  document.documentElement.dataset.drawer = "closed";
 }
 
 export function Sidebar() {
