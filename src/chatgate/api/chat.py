@@ -16,7 +16,7 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from chatgate.api.auth import chat_service, csrf_guard, current_account
+from chatgate.api.auth import chat_service_dep, csrf_dep, current_account
 from chatgate.chat.accounts import Account
 from chatgate.chat.events import conversation_event, started_event
 from chatgate.chat.generations import Job
@@ -102,8 +102,8 @@ def _check_model(chat: ChatService, model: str | None) -> None:
 
 
 def chat_router() -> APIRouter:
-    router = APIRouter(prefix="/api", tags=["Chat"], dependencies=[Depends(csrf_guard)])
-    Chat = Depends(chat_service)
+    router = APIRouter(prefix="/api", tags=["Chat"], dependencies=[Depends(csrf_dep)])
+    Chat = Depends(chat_service_dep)
     Me = Depends(current_account)
 
     @router.get("/conversations", summary="Your conversations: pinned first, then newest")
