@@ -129,8 +129,8 @@ def chat_router() -> APIRouter:
 
     @router.get("/conversations/{cid}", summary="A conversation with its active branch")
     async def get_conversation(cid: str, chat: ChatService = Chat, me: Account = Me) -> JSON:
-        conv = await chat.store.get(me.id, cid)
-        return JSON(conversation_view(conv, await chat.store.messages(cid)))
+        conv, rows = await chat.store.with_messages(me.id, cid)
+        return JSON(conversation_view(conv, rows))
 
     @router.patch("/conversations/{cid}", summary="Rename, pin, switch branch, change settings")
     async def patch_conversation(
@@ -141,8 +141,7 @@ def chat_router() -> APIRouter:
             if key in values and values[key] is None:
                 raise InvalidRequestError(f"`{key}` cannot be null.", param=key)
         _check_model(chat, values.get("model"))
-        await chat.store.get(me.id, cid)
-        rows = await chat.store.messages(cid)
+        _, rows = await chat.store.with_messages(me.id, cid)
         if "active_leaf_id" in values:
             tree = Tree(rows)
             leaf = tree.by_id.get(values["active_leaf_id"])
@@ -206,8 +205,7 @@ def chat_router() -> APIRouter:
         chat: ChatService = Chat,
         me: Account = Me,
     ) -> Response:
-        conv = await chat.store.get(me.id, cid)
-        rows = await chat.store.messages(cid)
+        conv, rows = await chat.store.with_messages(me.id, cid)
         filename = f"conversation-{cid}"
         if format == "markdown":
             return Response(
@@ -230,9 +228,9 @@ def chat_router() -> APIRouter:
         conv = await chat.store.create(me.id, values)
         if rows:
             await chat.store.add_messages(conv["id"], rows, leaf)
-        conv = await chat.store.get(me.id, conv["id"])
+        conv, rows = await chat.store.with_messages(me.id, conv["id"])
         await chat.events.publish(me.id, conversation_event("created", conv["id"]))
-        return JSON(conversation_view(conv, await chat.store.messages(conv["id"])), status_code=201)
+        return JSON(conversation_view(conv, rows), status_code=201)
 
     @router.get("/search", summary="Full-text search over your messages")
     async def search_messages(

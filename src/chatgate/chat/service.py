@@ -111,6 +111,7 @@ class ChatService:
     async def close(self) -> None:
         await self.events.close()
         await self.generations.close()
+        await self.store.close()  # after the jobs: their last saves are queued writes
         if self.shared is not None:
             await self.shared.close()
 
@@ -136,8 +137,7 @@ class ChatService:
 
     # -- sending ---------------------------------------------------------------------------------
     async def send(self, user: Account, cid: str, req: Send) -> dict[str, Any]:
-        conv = await self.store.get(user.id, cid)
-        rows = await self.store.messages(cid)
+        conv, rows = await self.store.with_messages(user.id, cid)
         tree = Tree(rows)
         model = req.model or conv["model"]
         self.router.resolve(model)

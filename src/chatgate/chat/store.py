@@ -3,6 +3,11 @@
 Reads use Core rows turned into plain dicts (no ORM objects: a 2,000-message conversation loads
 in one query and serialises straight to JSON). A conversation of another user is simply not
 found, so the API answers 404 and leaks nothing about its existence.
+
+Writes go through one ``GroupWriter``: the writes of concurrent requests share a transaction,
+and the same writes of many requests (new messages, the conversation's new leaf, the answers'
+texts) run as one ``executemany``. Their statements are built once per set of columns, with
+placeholders, so that the writer can tell they are the same.
 """
 
 from __future__ import annotations
@@ -10,14 +15,17 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, insert, select, update
+from sqlalchemy import Insert, Select, Update, bindparam, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatgate.chat.ids import new_id
 from chatgate.errors import NotFoundError
 from chatgate.storage import Conversation, Database, Message
 from chatgate.storage.base import utcnow
+from chatgate.storage.writer import GroupWriter, Step
 
 Row = dict[str, Any]
 
@@ -56,9 +64,49 @@ def conversation_not_found() -> NotFoundError:
     return NotFoundError("Conversation not found.", code="conversation_not_found")
 
 
+# -- statements, built once per set of columns (the group writer merges equal statements) --------
+@cache
+def _insert(table: type[Conversation] | type[Message], columns: frozenset[str]) -> Insert:
+    return insert(table)  # the columns name the statement: rows of one shape share it
+
+
+@cache
+def _update_conversation(columns: frozenset[str]) -> Update:
+    return (
+        update(Conversation)
+        .where(Conversation.id == bindparam("b_id"))
+        .values({c: bindparam(f"b_{c}") for c in sorted(columns)})
+    )
+
+
+@cache
+def _update_message(columns: frozenset[str]) -> Update:
+    return (
+        update(Message)
+        .where(Message.id == bindparam("b_id"))
+        .values({c: bindparam(f"b_{c}") for c in sorted(columns)})
+    )
+
+
+_SAVE_PARTIAL = (
+    update(Message)
+    .where(Message.id == bindparam("mid"), Message.status == "streaming")
+    .values(content=bindparam("c"), reasoning=bindparam("r"), updated_at=bindparam("t"))
+)
+
+
+def _by_id(rid: str, values: Row) -> Row:
+    return {"b_id": rid, **{f"b_{k}": v for k, v in values.items()}}
+
+
 class ConversationStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.writer = GroupWriter(db)
+
+    async def close(self) -> None:
+        """Write what is still queued."""
+        await self.writer.close()
 
     # -- conversations ---------------------------------------------------------------------------
     async def list_for(self, user_id: str, limit: int = 100, offset: int = 0) -> builtins.list[Row]:
@@ -86,16 +134,18 @@ class ConversationStore:
             "created_at": now,
             "updated_at": now,
         }
-        async with self.db.session() as s:
-            await s.execute(insert(Conversation).values(**row))
+        await self.writer.execute((_insert(Conversation, frozenset(row)), row))
         return {k: row[k] for k in CONVERSATION_FIELDS}
 
     async def get(self, user_id: str, cid: str) -> Row:
-        query = select(*_CONV_COLS).where(Conversation.id == cid, Conversation.user_id == user_id)
-        rows = await self._rows(query)
-        if not rows:
-            raise conversation_not_found()
-        return rows[0]
+        async with self.db.engine.connect() as conn:
+            return await _conversation(conn, user_id, cid)
+
+    async def with_messages(self, user_id: str, cid: str) -> tuple[Row, builtins.list[Row]]:
+        """The conversation and all its messages (in creation order), on one connection."""
+        async with self.db.engine.connect() as conn:
+            conv = await _conversation(conn, user_id, cid)
+            return conv, await _messages(conn, cid)
 
     async def update(self, user_id: str, cid: str, values: Row) -> Row:
         values = {k: v for k, v in values.items() if k in EDITABLE}
@@ -106,35 +156,30 @@ class ConversationStore:
                 .where(Conversation.id == cid, Conversation.user_id == user_id)
                 .values(**values)
             )
-            async with self.db.session() as s:
-                result = await s.execute(stmt, execution_options={"synchronize_session": False})
-                if not getattr(result, "rowcount", 1):
-                    raise conversation_not_found()
+            if not await self.writer.execute_counted(stmt):
+                raise conversation_not_found()
         return await self.get(user_id, cid)
 
     async def delete(self, user_id: str, cid: str) -> None:
         stmt = delete(Conversation).where(Conversation.id == cid, Conversation.user_id == user_id)
-        async with self.db.session() as s:
-            result = await s.execute(stmt, execution_options={"synchronize_session": False})
-            if not getattr(result, "rowcount", 1):
-                raise conversation_not_found()
+        if not await self.writer.execute_counted(stmt):
+            raise conversation_not_found()
 
     async def set_title(self, cid: str, title: str) -> None:
-        stmt = update(Conversation).where(Conversation.id == cid).values(title=title[:300])
-        async with self.db.session() as s:
-            await s.execute(stmt, execution_options={"synchronize_session": False})
+        values = {"title": title[:300]}
+        await self.writer.execute((_update_conversation(frozenset(values)), _by_id(cid, values)))
 
     # -- messages --------------------------------------------------------------------------------
     async def messages(self, cid: str) -> builtins.list[Row]:
         """All messages of a conversation, in creation order (the caller checked the owner)."""
-        query = select(*_MSG_COLS).where(Message.conversation_id == cid).order_by(Message.num)
-        return await self._rows(query)
+        async with self.db.engine.connect() as conn:
+            return await _messages(conn, cid)
 
     async def add_messages(
         self, cid: str, rows: Sequence[Row], active_leaf: str | None, title: str | None = None
     ) -> None:
         """Insert messages and make ``active_leaf`` the conversation's branch (and set its
-        ``title``, when given), in one transaction."""
+        ``title``, when given), in one transaction (shared with other requests' writes)."""
         now = utcnow()
         full = [
             {
@@ -159,29 +204,26 @@ class ConversationStore:
             conv["active_leaf_id"] = active_leaf
         if title is not None:
             conv["title"] = title[:300]
-        async with self.db.session() as s:
-            for row in full:  # one by one: SQLite assigns `num` in this order
-                await s.execute(insert(Message).values(**row))
-            await s.execute(update(Conversation).where(Conversation.id == cid).values(**conv))
+        # One executemany per run of rows of one shape, in order: `num` follows `rows`.
+        runs: builtins.list[tuple[Insert, builtins.list[Row]]] = []
+        for row in full:
+            stmt = _insert(Message, frozenset(row))
+            if runs and runs[-1][0] is stmt:
+                runs[-1][1].append(row)
+            else:
+                runs.append((stmt, [row]))
+        conv_step: Step = (_update_conversation(frozenset(conv)), _by_id(cid, conv))
+        await self.writer.execute(*runs, conv_step)
 
     async def save_partials(self, parts: Iterable[tuple[str, str, str | None]]) -> None:
         """Many streaming answers' text so far, as one statement: (id, content, reasoning)."""
         params = [{"mid": m, "c": c, "r": r, "t": utcnow()} for m, c, r in parts]
-        if not params:
-            return
-        stmt = (
-            update(Message)
-            .where(Message.id == bindparam("mid"), Message.status == "streaming")
-            .values(content=bindparam("c"), reasoning=bindparam("r"), updated_at=bindparam("t"))
-        )
-        async with self.db.session() as s:
-            conn = await s.connection()
-            await conn.execute(stmt, params)
+        if params:
+            await self.writer.execute((_SAVE_PARTIAL, params))
 
     async def update_message(self, mid: str, values: Row) -> None:
-        stmt = update(Message).where(Message.id == mid).values(**values, updated_at=utcnow())
-        async with self.db.session() as s:
-            await s.execute(stmt, execution_options={"synchronize_session": False})
+        values = {**values, "updated_at": utcnow()}
+        await self.writer.execute((_update_message(frozenset(values)), _by_id(mid, values)))
 
     async def edit_message(self, user_id: str, cid: str, mid: str, content: str) -> Row:
         await self.get(user_id, cid)
@@ -190,10 +232,8 @@ class ConversationStore:
             .where(Message.id == mid, Message.conversation_id == cid)
             .values(content=content, updated_at=utcnow())
         )
-        async with self.db.session() as s:
-            result = await s.execute(stmt, execution_options={"synchronize_session": False})
-            if not getattr(result, "rowcount", 1):
-                raise NotFoundError("Message not found.", code="message_not_found")
+        if not await self.writer.execute_counted(stmt):
+            raise NotFoundError("Message not found.", code="message_not_found")
         return await self.message(mid)
 
     async def message(self, mid: str) -> Row:
@@ -226,12 +266,29 @@ class ConversationStore:
             )
             .values(status="error", error="interrupted: the server stopped during the answer")
         )
-        async with self.db.session() as s:
-            result = await s.execute(stmt, execution_options={"synchronize_session": False})
-            return int(getattr(result, "rowcount", 0) or 0)
+        return await self.writer.execute_counted(stmt)
 
     async def _rows(self, query: Select[Any]) -> builtins.list[Row]:
-        # A bare connection: Core rows, no ORM session machinery (half the time on big reads).
         async with self.db.engine.connect() as conn:
-            result = await conn.execute(query)
-            return [dict(r._mapping) for r in result]
+            return await _rows(conn, query)
+
+
+# A bare connection: Core rows, no ORM session machinery (half the time on big reads); rows
+# zipped with the keys once (a RowMapping per row costs as much again).
+async def _rows(conn: AsyncConnection, query: Select[Any]) -> builtins.list[Row]:
+    result = await conn.execute(query)
+    keys = tuple(result.keys())
+    return [dict(zip(keys, r, strict=True)) for r in result]
+
+
+async def _conversation(conn: AsyncConnection, user_id: str, cid: str) -> Row:
+    query = select(*_CONV_COLS).where(Conversation.id == cid, Conversation.user_id == user_id)
+    rows = await _rows(conn, query)
+    if not rows:
+        raise conversation_not_found()
+    return rows[0]
+
+
+async def _messages(conn: AsyncConnection, cid: str) -> builtins.list[Row]:
+    query = select(*_MSG_COLS).where(Message.conversation_id == cid).order_by(Message.num)
+    return await _rows(conn, query)
