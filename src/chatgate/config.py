@@ -91,7 +91,11 @@ class CacheConfig(_Section):
 
 class AuthConfig(_Section):
     require_keys: bool = Field(False, description="Every /v1 call needs a chatgate client key.")
-    admin_key: SecretStr | None = Field(None, description="Protects /admin/ when set.")
+    admin_key: SecretStr | None = Field(
+        None,
+        description="Bearer key for /admin/ (an admin's session works too); when set, "
+        "single-user mode no longer opens /admin/ without it.",
+    )
     key_cache_ttl: float = Field(
         10.0,
         ge=0,
