@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import DateTime, MetaData
 from sqlalchemy.engine import Dialect
@@ -35,6 +37,9 @@ def utc_today() -> date:
     return utcnow().date()
 
 
+_Processor = Callable[[Any], Any]
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp stored in UTC and always returned timezone-aware (SQLite keeps no zone)."""
 
@@ -53,3 +58,26 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> _Processor | None:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        # SQLite keeps the UTC time as text without an offset: parse it with the offset added,
+        # one C call per value (a large conversation has thousands; the generic path is 10x).
+        generic = super().result_processor(dialect, coltype)
+        assert generic is not None
+        parse = datetime.fromisoformat
+
+        def process(value: str | None) -> datetime | None:
+            if value is None:
+                return None
+            try:
+                parsed = parse(value + "+00:00")
+            except (TypeError, ValueError):  # not the usual text: an offset already, ...
+                parsed = None
+            if parsed is not None and parsed.tzinfo is not None:
+                return parsed
+            result: datetime | None = generic(value)  # ... or a date only
+            return result
+
+        return process
