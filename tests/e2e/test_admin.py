@@ -256,3 +256,28 @@ def test_mobile_dark_and_accessible(admin: Callable[..., UiPage], ui_url: str) -
     desktop = admin()
     desktop.page.locator("#admin-keys tbody tr").first.wait_for()
     desktop.page.screenshot(path=str(ARTIFACTS / "admin-light.png"), full_page=True)
+
+
+def test_a_server_with_an_admin_key_asks_for_it(browser: Any, fake_server: FakeUpstream) -> None:
+    """Single-user mode does not waive a configured admin key: the page asks for it (kept in
+    this tab), says so when it is wrong, and works once it is right."""
+    admin_key = "e2e-admin-key-0123456789"
+    config = gateway_config(fake_server.base_url, auth={"admin_key": admin_key})
+    with ServerThread(create_app(config)) as url:
+        ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+        try:
+            ui = UiPage(ctx.new_page(), url)
+            page = ui.page
+            page.goto(url + "/#/admin")
+            form = page.get_by_role("form", name="Admin key")
+            form.get_by_label("Admin key").fill("not-the-key")
+            form.get_by_role("button", name="Continue").click()
+            expect(form.get_by_role("alert")).to_have_text("That admin key was not accepted.")
+            form.get_by_label("Admin key").fill(admin_key)
+            form.get_by_role("button", name="Continue").click()
+            expect(page.locator("#admin-keys").get_by_text("No client keys yet")).to_be_visible()
+            expect(page.locator("#admin-upstreams tbody tr").first).to_be_visible()
+            assert page.evaluate("sessionStorage.getItem('chatgate.adminKey')") == admin_key
+            assert ui.errors == [] and ui.dialogs == []
+        finally:
+            ctx.close()
