@@ -8,6 +8,7 @@ no user with a password exists and the server is bound to loopback.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import secrets
@@ -70,6 +71,7 @@ class Accounts:
         self.loopback = loopback
         self.session_ttl = timedelta(days=session_days)
         self._has_passwords: tuple[float, bool] | None = None
+        self._counting: asyncio.Future[bool] | None = None  # the one look in flight
         self._implicit: Account | None = None
 
     # -- users -----------------------------------------------------------------------------------
@@ -179,10 +181,19 @@ class Accounts:
         now = time.monotonic()
         if self._has_passwords is not None and now - self._has_passwords[0] < _SINGLE_USER_TTL:
             return self._has_passwords[1]
-        async with self.db.session() as s:
-            count = await s.scalar(
-                select(func.count()).select_from(User).where(User.password_hash.is_not(None))
-            )
+        # Every request asks; when the answer expires under load, one query answers them all.
+        if self._counting is None:
+            self._counting = asyncio.ensure_future(self._count_passwords(now))
+        return await asyncio.shield(self._counting)
+
+    async def _count_passwords(self, now: float) -> bool:
+        try:
+            async with self.db.engine.connect() as conn:
+                count = await conn.scalar(
+                    select(func.count()).select_from(User).where(User.password_hash.is_not(None))
+                )
+        finally:
+            self._counting = None
         exists = bool(count)
         self._has_passwords = (now, exists)
         if exists:
