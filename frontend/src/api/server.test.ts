@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { interpretEvent, toConversation, toMessage } from "./server";
+import { interpretEvent, toConversation, toLiveEvent, toMessage } from "./server";
 
 const ev = (data: object) => ({ id: "1", event: "message", data: JSON.stringify(data) });
 
@@ -72,5 +72,21 @@ describe("payload mapping", () => {
       usage: { promptTokens: 4, completionTokens: 2, totalTokens: 6 },
     });
     expect(m.reasoning).toBeUndefined();
+  });
+});
+
+describe("toLiveEvent (GET /api/events, watch on /api/ws)", () => {
+  it("maps the server's user events and ignores anything else", () => {
+    expect(toLiveEvent({ type: "conversation", action: "deleted", conversation_id: "c1" })).toEqual({
+      kind: "conversation",
+      action: "deleted",
+      conversationId: "c1",
+    });
+    expect(
+      toLiveEvent({ type: "generation", action: "started", conversation_id: "c1", generation_id: "g", message_id: "m" }),
+    ).toEqual({ kind: "started", conversationId: "c1", generationId: "g", messageId: "m" });
+    expect(toLiveEvent({ type: "resync" })).toEqual({ kind: "resync" });
+    expect(toLiveEvent({ type: "conversation", action: "exploded", conversation_id: "c1" })).toBeNull();
+    expect(toLiveEvent({ type: "delta", seq: 1, generation_id: "g" })).toBeNull();
   });
 });

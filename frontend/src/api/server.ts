@@ -5,6 +5,7 @@
  */
 
 import { errorMessage, parseUsage } from "./openai";
+import { ChatSocket } from "./socket";
 import { readSse, SseParser, type SseEvent } from "./sse";
 import { exportFilename } from "./transfer";
 import type {
@@ -18,6 +19,7 @@ import type {
   Imported,
   GenerationResult,
   GenerationSink,
+  LiveEvent,
   Message,
   MessageStatus,
   Role,
@@ -143,7 +145,11 @@ export function interpretEvent(ev: SseEvent): GenerationEvent {
   } catch {
     return {};
   }
-  const o = obj(parsed);
+  return interpretPayload(obj(parsed));
+}
+
+/** One event's JSON object (an SSE event's data, or a WebSocket frame). */
+export function interpretPayload(o: Json): GenerationEvent {
   switch (str(o.type)) {
     case "delta": {
       const out: GenerationEvent = {};
@@ -196,8 +202,10 @@ export async function followGeneration(
   sink: GenerationSink,
   signal: AbortSignal,
   retries = 8,
+  after = 0,
 ): Promise<GenerationResult> {
   const parser = new SseParser();
+  if (after > 0) parser.lastEventId = String(after);
   const st: { end: GenerationResult | null } = { end: null };
   // Read through a function: st.end is written by the event callback, out of narrowing's sight.
   const ended = (): GenerationResult | null => st.end;
@@ -215,12 +223,7 @@ export async function followGeneration(
         res.body,
         (ev) => {
           if (st.end) return;
-          const e = interpretEvent(ev);
-          if (e.snapshot) sink.replace(e.snapshot.content, e.snapshot.reasoning);
-          if (e.reasoning) sink.reasoning(e.reasoning);
-          if (e.content) sink.content(e.content);
-          if (e.usage) sink.usage(e.usage);
-          if (e.end) st.end = e.end;
+          st.end = applyEvent(interpretEvent(ev), sink);
         },
         parser,
       );
@@ -231,6 +234,73 @@ export async function followGeneration(
     if (!ended()) await sleep(Math.min(250 * 2 ** attempt, 4000));
   }
   return ended() ?? { status: "error", error: "The answer stream ended early." };
+}
+
+/** Apply one generation event to the sink; the result once it is the last. */
+function applyEvent(e: GenerationEvent, sink: GenerationSink): GenerationResult | null {
+  if (e.snapshot) sink.replace(e.snapshot.content, e.snapshot.reasoning);
+  if (e.reasoning) sink.reasoning(e.reasoning);
+  if (e.content) sink.content(e.content);
+  if (e.usage) sink.usage(e.usage);
+  return e.end ?? null;
+}
+
+/**
+ * Follow a generation over the page's WebSocket; over SSE from the last event seen if the
+ * socket turns out unusable (a proxy without WebSockets).
+ */
+export function followOverSocket(
+  socket: ChatSocket,
+  id: string,
+  sink: GenerationSink,
+  signal: AbortSignal,
+): Promise<GenerationResult> {
+  return new Promise((resolve) => {
+    let seen = 0;
+    let settled = false;
+    const finish = (result: GenerationResult): void => {
+      if (settled) return;
+      settled = true;
+      leave();
+      resolve(result);
+    };
+    const leave = socket.follow(id, (ev) => {
+      if (ev.type === "socket-unusable") {
+        settled = true;
+        leave();
+        void followGeneration(id, sink, signal, 8, seen).then(resolve);
+        return;
+      }
+      if (typeof ev.seq === "number") seen = ev.seq;
+      const end = applyEvent(interpretPayload(ev), sink);
+      if (end) finish(end);
+    });
+    signal.addEventListener("abort", () => {
+      finish({ status: "stopped" });
+    });
+  });
+}
+
+/** What the server tells every tab of the user (GET /api/events, or "watch" on /api/ws). */
+export function toLiveEvent(ev: Json): LiveEvent | null {
+  const type = str(ev.type);
+  const conversationId = idOf(ev.conversation_id, "");
+  if (type === "resync") return { kind: "resync" };
+  if (type === "conversation" && conversationId) {
+    const action = str(ev.action);
+    if (action === "created" || action === "updated" || action === "deleted") {
+      return { kind: "conversation", action, conversationId };
+    }
+  }
+  if (type === "generation" && str(ev.action) === "started" && conversationId) {
+    return {
+      kind: "started",
+      conversationId,
+      generationId: idOf(ev.generation_id, ""),
+      messageId: idOf(ev.message_id, ""),
+    };
+  }
+  return null;
 }
 
 function settingsBody(s: ChatSettings): Json {
@@ -244,6 +314,23 @@ function settingsBody(s: ChatSettings): Json {
 
 export class ServerBackend implements ChatBackend {
   readonly mode = "server" as const;
+  /** One WebSocket for the page, opened on first use; SSE where WebSockets do not work. */
+  private socket: ChatSocket | null = null;
+
+  private liveSocket(): ChatSocket | null {
+    if (typeof WebSocket === "undefined") return null;
+    this.socket ??= new ChatSocket();
+    return this.socket.usable ? this.socket : null;
+  }
+
+  watch(listener: (event: LiveEvent) => void): () => void {
+    const socket = this.liveSocket();
+    if (!socket) return () => undefined;
+    return socket.watch((ev) => {
+      const live = toLiveEvent(ev);
+      if (live) listener(live);
+    });
+  }
 
   async listConversations(): Promise<Conversation[]> {
     return list(await api("/api/conversations?limit=1000")).map(toConversation);
@@ -350,8 +437,11 @@ export class ServerBackend implements ChatBackend {
   /** Follow a generation from its first event (everything so far, then the rest). */
   private follow(genId: string, sink: GenerationSink): RunningGeneration {
     const controller = new AbortController();
+    const socket = this.liveSocket();
     return {
-      done: followGeneration(genId, sink, controller.signal),
+      done: socket
+        ? followOverSocket(socket, genId, sink, controller.signal)
+        : followGeneration(genId, sink, controller.signal),
       stop: () => {
         // The server cancels the upstream call and ends the event stream with "stopped";
         // if it cannot be reached, stop following anyway.

@@ -136,8 +136,17 @@ export interface Imported {
   messages: Message[];
 }
 
+/** What another tab (or client) of the same user did, as the server announces it. */
+export type LiveEvent =
+  | { kind: "conversation"; action: "created" | "updated" | "deleted"; conversationId: string }
+  | { kind: "started"; conversationId: string; generationId: string; messageId: string }
+  /** Events may have been missed (a reconnect): re-read what is on screen. */
+  | { kind: "resync" };
+
 export interface ChatBackend {
   readonly mode: "local" | "server";
+  /** Hear what happens to the user's chats elsewhere (server mode); returns "stop hearing". */
+  watch?(listener: (event: LiveEvent) => void): () => void;
   listConversations(): Promise<Conversation[]>;
   createConversation(settings: ChatSettings, title?: string): Promise<Conversation>;
   updateConversation(id: string, patch: ConversationPatch): Promise<Conversation>;

@@ -20,6 +20,7 @@ import type {
   SearchHit,
 } from "../api/types";
 import { StreamBuffer } from "../lib/streamBuffer";
+import { LiveUpdates } from "./live";
 import { deepestLeaf, threadOf, type MessageMap } from "../lib/tree";
 
 export interface Generation {
@@ -80,6 +81,9 @@ export class ChatStore {
   private readonly listeners = new Set<() => void>();
   private backend: ChatBackend | null = null;
   private searchSeq = 0;
+  /** Sends not yet answered by the backend, and the answers this tab started (live updates). */
+  private sending: Promise<unknown>[] = [];
+  private readonly mine = new Set<string>();
 
   constructor() {
     this.state = {
@@ -127,6 +131,10 @@ export class ChatStore {
       this.backend = await openBackend(mode);
       const conversations = sortConversations(await this.backend.listConversations());
       this.set({ status: "ready", mode, conversations });
+      const live = new LiveUpdates(this);
+      this.backend.watch?.((event) => {
+        live.handle(event);
+      });
       if (initialId && conversations.some((c) => c.id === initialId)) await this.open(initialId);
     } catch (e) {
       this.set({ status: "failed", startError: e instanceof Error ? e.message : String(e) });
@@ -384,13 +392,18 @@ export class ChatStore {
     const backend = this.need();
     const buffer = new StreamBuffer();
     let started;
+    const sending = backend.send({ conversation, history, parentId, content, ...intent }, buffer);
+    this.sending.push(sending);
     try {
-      started = await backend.send({ conversation, history, parentId, content, ...intent }, buffer);
+      started = await sending;
     } catch (e) {
       this.notify(e);
       return;
+    } finally {
+      this.sending = this.sending.filter((p) => p !== sending);
     }
     const { userMessage, assistant } = started;
+    this.mine.add(assistant.id);
     this.putMessages(conversation.id, userMessage ? [userMessage, assistant] : [assistant]);
     this.set({
       generation: {
@@ -444,6 +457,47 @@ export class ChatStore {
     } catch (e) {
       this.notify(e);
     }
+  }
+
+  // ---- live updates (LiveTarget) -----------------------------------------------------------
+  activeId(): string | null {
+    return this.state.activeId;
+  }
+
+  streamingIn(conversationId: string): boolean {
+    return this.state.generation?.conversationId === conversationId;
+  }
+
+  async settled(): Promise<void> {
+    await Promise.allSettled(this.sending);
+  }
+
+  startedHere(messageId: string): boolean {
+    return this.mine.has(messageId);
+  }
+
+  async refreshList(): Promise<void> {
+    try {
+      this.set({ conversations: sortConversations(await this.need().listConversations()) });
+    } catch (e) {
+      this.notify(e);
+    }
+  }
+
+  async reloadAndFollow(conversationId: string): Promise<void> {
+    await this.reload(conversationId);
+    this.resumeIfStreaming(conversationId);
+  }
+
+  drop(conversationId: string): void {
+    if (this.state.generation?.conversationId === conversationId) this.state.generation.stop();
+    const messages = new Map(this.state.messages);
+    messages.delete(conversationId);
+    this.set({
+      conversations: this.state.conversations.filter((c) => c.id !== conversationId),
+      messages,
+      activeId: this.state.activeId === conversationId ? null : this.state.activeId,
+    });
   }
 
   /** Server mode: an answer still being written (reloaded page, second tab) is followed live. */

@@ -1,0 +1,72 @@
+"""Two tabs on the server's /api: what one does shows in the other at once — an answer started
+in one streams live in the other (over the page's WebSocket), renames and deletes follow."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import UiPage
+from tests.fakes.upstream import FakeUpstream
+
+
+@pytest.fixture
+def tabs(new_page: Callable[..., UiPage], ui_url: str) -> tuple[UiPage, UiPage]:
+    me = httpx.get(ui_url + "/api/me", timeout=10)
+    if me.status_code != 200:
+        pytest.skip(f"the server's /api is not available here (GET /api/me: {me.status_code})")
+    return new_page(local=False), new_page(local=False)
+
+
+def test_a_second_tab_follows_the_first_live(
+    tabs: tuple[UiPage, UiPage], fake: FakeUpstream
+) -> None:
+    a, b = tabs
+    sockets: list[str] = []
+    for tab in (a, b):
+        tab.page.on("websocket", lambda ws: sockets.append(ws.url))
+    page_a = a.open()
+    fake.configure(content="The first answer.", chunks=2)
+    a.send("A chat in two tabs")
+    a.wait_answer()
+    match = re.search(r"#/c/([^/?]+)", page_a.url)
+    assert match, page_a.url
+    cid = match.group(1)
+
+    page_b = b.open(f"/#/c/{cid}", model=None)
+    page_b.locator("article.msg-assistant .markdown", has_text="The first answer.").wait_for()
+
+    # An answer started in tab A streams in tab B while it is being written.
+    fake.configure(content=None, chunks=60, chunk_delay_ms=25)
+    a.send("And a second question")
+    page_b.locator("article.msg-user", has_text="And a second question").wait_for()
+    streaming = page_b.locator("article.msg-assistant[data-status='streaming'] .markdown p")
+    streaming.wait_for(timeout=5_000)
+    assert "tok59" not in streaming.inner_text()  # seen mid-answer, not after the fact
+    answer_b = page_b.locator("article.msg-assistant").last
+    expect(answer_b).to_have_attribute("data-status", "done", timeout=15_000)
+    text = answer_b.locator(".markdown").inner_text()
+    assert text.count("tok0 ") == 1 and text.strip().endswith("tok59")
+    a.wait_answer()
+
+    # A rename in A shows in B's list; a delete in A takes the chat away in B.
+    conv = page_a.locator(".conv", has_text="A chat in two tabs")
+    conv.hover()
+    conv.get_by_role("button", name="Rename").click()
+    field = page_a.get_by_role("textbox", name="Rename")
+    field.fill("Renamed in tab A")
+    field.press("Enter")
+    page_b.locator(".conv-title", has_text="Renamed in tab A").wait_for(timeout=5_000)
+
+    renamed = page_a.locator(".conv", has_text="Renamed in tab A")
+    renamed.hover()
+    renamed.get_by_role("button", name="Delete").click()
+    page_a.get_by_role("button", name="Delete").filter(has_text="Delete").last.click()
+    page_b.locator(".conv", has_text="Renamed in tab A").wait_for(state="detached", timeout=5_000)
+    expect(page_b.locator("article.msg-user", has_text="A chat in two tabs")).to_have_count(0)
+
+    assert any(url.endswith("/api/ws") for url in sockets), sockets
