@@ -6,8 +6,8 @@
  */
 
 import { useSyncExternalStore } from "react";
-import { detectCapability, openBackend, type Capability } from "../api";
-import { listModels, type ModelInfo } from "../api/openai";
+import { detectCapability, openBackend } from "../api";
+import { listModels } from "../api/openai";
 import type {
   ChatBackend,
   ChatSettings,
@@ -17,64 +17,20 @@ import type {
   ExportFormat,
   GenerationResult,
   Message,
-  SearchHit,
 } from "../api/types";
 import { StreamBuffer } from "../lib/streamBuffer";
 import { LiveUpdates } from "./live";
+import {
+  EMPTY_MAP,
+  SETTINGS_KEY,
+  defaultSettings,
+  sortConversations,
+  titleFrom,
+  type ChatState,
+} from "./state";
 import { deepestLeaf, threadOf, type MessageMap } from "../lib/tree";
 
-export interface Generation {
-  conversationId: string;
-  assistantId: string;
-  buffer: StreamBuffer;
-  stop(): void;
-}
-
-export interface ChatState {
-  status: "starting" | "ready" | "login" | "failed";
-  mode: Capability | null;
-  startError: string | null;
-  conversations: Conversation[];
-  activeId: string | null;
-  /** Loaded conversations' message trees. */
-  messages: ReadonlyMap<string, MessageMap>;
-  generation: Generation | null;
-  models: ModelInfo[];
-  modelsError: string | null;
-  /** Settings for the next new chat (and the chat shown before it has a first message). */
-  draft: ChatSettings;
-  searchQuery: string;
-  searchHits: SearchHit[] | null;
-  /** A message to bring into view (search result). */
-  focusMessageId: string | null;
-  notice: string | null;
-  /** Writes to the backend not yet finished (the page shows data-saved="false" meanwhile). */
-  pendingWrites: number;
-}
-
-export const SETTINGS_KEY = "chatgate.settings";
-const EMPTY_MAP: MessageMap = new Map();
-
-export function defaultSettings(): ChatSettings {
-  const base: ChatSettings = { model: "", systemPrompt: "", temperature: null, maxTokens: null };
-  try {
-    const saved = JSON.parse(localStorage.getItem(SETTINGS_KEY) ?? "null") as Partial<ChatSettings> | null;
-    if (saved && typeof saved === "object") return { ...base, ...saved };
-  } catch {
-    // nothing saved
-  }
-  return base;
-}
-
-/** Pinned first, then most recently updated. */
-export function sortConversations(list: readonly Conversation[]): Conversation[] {
-  return [...list].sort((a, b) => Number(b.pinned) - Number(a.pinned) || b.updatedAt - a.updatedAt);
-}
-
-export function titleFrom(text: string): string {
-  const line = text.trim().split("\n")[0]?.trim() ?? "";
-  return line.length > 48 ? line.slice(0, 47).trimEnd() + "…" : line;
-}
+export type { ChatState, Generation } from "./state";
 
 export class ChatStore {
   private state: ChatState;
