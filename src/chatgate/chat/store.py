@@ -88,6 +88,28 @@ def _update_message(columns: frozenset[str]) -> Update:
     )
 
 
+# Reads, built once too: a statement built per call costs more CPU than running it (expressions,
+# cache key, result-column adaptation) — half of a conversation read with its messages.
+_LIST = (
+    select(*_CONV_COLS)
+    .where(Conversation.user_id == bindparam("uid"))
+    .order_by(Conversation.pinned.desc(), Conversation.updated_at.desc(), Conversation.id)
+    .limit(bindparam("lim"))
+    .offset(bindparam("off"))
+)
+_CONVERSATION = select(*_CONV_COLS).where(
+    Conversation.id == bindparam("cid"), Conversation.user_id == bindparam("uid")
+)
+_MESSAGES = (
+    select(*_MSG_COLS).where(Message.conversation_id == bindparam("cid")).order_by(Message.num)
+)
+_MESSAGE = select(*_MSG_COLS).where(Message.id == bindparam("mid"))
+_BY_GENERATION = (
+    select(Message.conversation_id, *_MSG_COLS)
+    .join(Conversation, Conversation.id == Message.conversation_id)
+    .where(Message.generation_id == bindparam("gid"), Conversation.user_id == bindparam("uid"))
+)
+
 _SAVE_PARTIAL = (
     update(Message)
     .where(Message.id == bindparam("mid"), Message.status == "streaming")
@@ -111,14 +133,7 @@ class ConversationStore:
     # -- conversations ---------------------------------------------------------------------------
     async def list_for(self, user_id: str, limit: int = 100, offset: int = 0) -> builtins.list[Row]:
         """Pinned first, then the most recently updated."""
-        query = (
-            select(*_CONV_COLS)
-            .where(Conversation.user_id == user_id)
-            .order_by(Conversation.pinned.desc(), Conversation.updated_at.desc(), Conversation.id)
-            .limit(limit)
-            .offset(offset)
-        )
-        return await self._rows(query)
+        return await self._rows(_LIST, {"uid": user_id, "lim": limit, "off": offset})
 
     async def create(self, user_id: str, values: Row) -> Row:
         now = utcnow()
@@ -237,19 +252,14 @@ class ConversationStore:
         return await self.message(mid)
 
     async def message(self, mid: str) -> Row:
-        rows = await self._rows(select(*_MSG_COLS).where(Message.id == mid))
+        rows = await self._rows(_MESSAGE, {"mid": mid})
         if not rows:
             raise NotFoundError("Message not found.", code="message_not_found")
         return rows[0]
 
     async def by_generation(self, user_id: str, gid: str) -> tuple[str, Row] | None:
         """(conversation id, assistant message) of a generation of this user."""
-        query = (
-            select(Message.conversation_id, *_MSG_COLS)
-            .join(Conversation, Conversation.id == Message.conversation_id)
-            .where(Message.generation_id == gid, Conversation.user_id == user_id)
-        )
-        rows = await self._rows(query)
+        rows = await self._rows(_BY_GENERATION, {"gid": gid, "uid": user_id})
         if not rows:
             return None
         row = rows[0]
@@ -268,27 +278,25 @@ class ConversationStore:
         )
         return await self.writer.execute_counted(stmt)
 
-    async def _rows(self, query: Select[Any]) -> builtins.list[Row]:
+    async def _rows(self, query: Select[Any], params: Row) -> builtins.list[Row]:
         async with self.db.engine.connect() as conn:
-            return await _rows(conn, query)
+            return await _rows(conn, query, params)
 
 
 # A bare connection: Core rows, no ORM session machinery (half the time on big reads); rows
 # zipped with the keys once (a RowMapping per row costs as much again).
-async def _rows(conn: AsyncConnection, query: Select[Any]) -> builtins.list[Row]:
-    result = await conn.execute(query)
+async def _rows(conn: AsyncConnection, query: Select[Any], params: Row) -> builtins.list[Row]:
+    result = await conn.execute(query, params)
     keys = tuple(result.keys())
     return [dict(zip(keys, r, strict=True)) for r in result]
 
 
 async def _conversation(conn: AsyncConnection, user_id: str, cid: str) -> Row:
-    query = select(*_CONV_COLS).where(Conversation.id == cid, Conversation.user_id == user_id)
-    rows = await _rows(conn, query)
+    rows = await _rows(conn, _CONVERSATION, {"cid": cid, "uid": user_id})
     if not rows:
         raise conversation_not_found()
     return rows[0]
 
 
 async def _messages(conn: AsyncConnection, cid: str) -> builtins.list[Row]:
-    query = select(*_MSG_COLS).where(Message.conversation_id == cid).order_by(Message.num)
-    return await _rows(conn, query)
+    return await _rows(conn, _MESSAGES, {"cid": cid})
