@@ -1,6 +1,5 @@
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
-import "katex/dist/katex.min.css";
 import "./styles.css";
 import { App } from "./App";
 import { warmUpMarkdown } from "./components/Markdown";

@@ -1,6 +1,10 @@
 import { renderToStaticMarkup } from "react-dom/server";
-import { describe, expect, it } from "vitest";
-import { Markdown } from "./Markdown";
+import { beforeAll, describe, expect, it } from "vitest";
+import { loadRich, Markdown } from "./Markdown";
+
+beforeAll(async () => {
+  await loadRich(); // KaTeX and highlighting load lazily in the page
+});
 
 const html = (text: string) => renderToStaticMarkup(<Markdown text={text} />);
 

@@ -5,15 +5,21 @@
  */
 
 import type { Element } from "hast";
-import { memo, useRef, useState, type ComponentProps, type ReactElement, type ReactNode } from "react";
+import {
+  memo,
+  useRef,
+  useState,
+  useSyncExternalStore,
+  type ComponentProps,
+  type ReactElement,
+  type ReactNode,
+} from "react";
 import renderMarkdown, { type Components, type Options } from "react-markdown";
-import rehypeKatex from "rehype-katex";
 import rehypeSanitize from "rehype-sanitize";
 import remarkGfm from "remark-gfm";
 import remarkMath from "remark-math";
 import { useT } from "../i18n";
 import { copyText } from "../lib/clipboard";
-import rehypeHighlightShared from "../lib/highlight";
 import remarkHtmlAsText from "../lib/htmlAsText";
 import { splitBlocks } from "../lib/blocks";
 import { prepareMath } from "../lib/math";
@@ -25,11 +31,34 @@ const remarkPlugins: Options["remarkPlugins"] = [
   [remarkMath, { singleDollarTextMath: false }],
 ];
 
-const rehypePlugins: Options["rehypePlugins"] = [
-  rehypeSanitize,
-  [rehypeKatex, { strict: "ignore", trust: false, maxSize: 50, maxExpand: 500, output: "htmlAndMathml" }],
-  rehypeHighlightShared,
-];
+let rehypePlugins: NonNullable<Options["rehypePlugins"]> = [rehypeSanitize];
+
+/** Bumped when KaTeX and highlighting arrive: blocks rendered without them render again. */
+let richVersion = 0;
+let richLoad: Promise<void> | null = null;
+const richListeners = new Set<() => void>();
+
+/** Load KaTeX and highlighting (once); resolves when rendering uses them. */
+export function loadRich(): Promise<void> {
+  richLoad ??= import("../lib/rich").then(({ richRehypePlugins }) => {
+    rehypePlugins = [rehypeSanitize, ...richRehypePlugins];
+    richVersion = 1;
+    rendered.clear();
+    for (const l of richListeners) l();
+  });
+  return richLoad;
+}
+
+const readRichVersion = (): number => richVersion;
+
+function subscribeRich(listener: () => void): () => void {
+  richListeners.add(listener);
+  return () => {
+    richListeners.delete(listener);
+  };
+}
+
+const NEEDS_RICH = /```|~~~|\$|\\[([]|^ {4}/m;
 
 /** The language named on a fenced block (```py), read from the sanitised syntax tree. */
 function languageOf(node: Element | undefined): string {
@@ -143,10 +172,12 @@ function renderBlock(block: string): ReactElement {
  * idle, not when the first long chat opens.
  */
 export function warmUpMarkdown(): void {
-  renderBlock("`warm` **up** $x^2$\n\n```js\nconst a = 1;\n```");
+  void loadRich().then(() => renderBlock("`warm` **up** $x^2$\n\n```js\nconst a = 1;\n```"));
 }
 
 const Block = memo(function Block({ text }: { text: string }) {
+  const version = useSyncExternalStore(subscribeRich, readRichVersion, readRichVersion);
+  if (version === 0 && NEEDS_RICH.test(text)) void loadRich();
   return renderBlock(text);
 });
 
