@@ -2,14 +2,22 @@
 
 Run from the repository: `.venv/bin/python bench/chat.py` (`-h` for flags). Starts the fake
 upstream and `chatgate serve` (single-user mode on loopback, SQLite unless --database-url) as
-child processes, then measures from this process with aiohttp:
+child processes, from this checkout's `src/` (not whatever chatgate the venv has installed),
+then measures from this process with aiohttp:
 
 1. open: `GET /api/conversations/{id}` of an imported conversation of --messages messages
    (targets: p50/p99 under 50 ms for 2,000 messages);
 2. follow: --concurrency generations started at once through `POST .../messages`, each followed
    over SSE; the gaps between consecutive delta events at the client, against the same number
    of streams read straight from the fake upstream in the same run (target: p99 under 10 ms
-   above the upstream's own chunk interval).
+   above the upstream's own chunk interval). `send` is the latency of those POSTs (all sent at
+   once); `chatgate_followed_steady` keeps only the gaps after the last POST had returned.
+
+With each phase it reports the CPU seconds the server, the fake upstream and this client used
+(from /proc, so Linux only) and the load average: the three share the machine, and when their
+CPU adds up to the cores there are, the gaps measure the machine more than chatgate. CPU per
+open, and per chunk (the follow phase's server CPU, start-up included, over the chunks asked
+for), are the figures that stay comparable between runs on a busy machine.
 """
 
 from __future__ import annotations
@@ -95,7 +103,33 @@ def start(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
 
 
-async def bench_open(s: aiohttp.ClientSession, url: str, n: int, opens: int) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux), else None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Usage:
+    """CPU used by each process (and the load average) over one phase of the benchmark."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+    def result(self) -> dict[str, Any]:
+        used: dict[str, Any] = {}
+        for name, pid in self.pids.items():
+            now, before = cpu_seconds(pid), self.start[name]
+            used[name] = round(now - before, 2) if now is not None and before is not None else None
+        return {"cpu_s": used, "load_average": [round(x, 2) for x in os.getloadavg()]}
+
+
+async def bench_open(
+    s: aiohttp.ClientSession, url: str, n: int, opens: int, pids: dict[str, int]
+) -> dict[str, Any]:
     messages = [
         {"role": ("user", "assistant")[i % 2], "content": f"message {i}: " + "lorem ipsum " * 16}
         for i in range(n)
@@ -105,13 +139,16 @@ async def bench_open(s: aiohttp.ClientSession, url: str, n: int, opens: int) -> 
         assert r.status == 201, await r.text()
         cid = (await r.json())["id"]
     times = []
-    for _ in range(opens + 5):
+    usage = Usage(pids)
+    for i in range(opens + 5):
+        if i == 5:  # after the warm-up
+            usage = Usage(pids)
         t0 = time.perf_counter()
         async with s.get(f"{url}/api/conversations/{cid}") as r:
             data = await r.read()
         times.append(time.perf_counter() - t0)
     assert len(json.loads(data)["messages"]) == n
-    return {"messages": n, "bytes": len(data), **summary(times[5:])}
+    return {"messages": n, "bytes": len(data), **summary(times[5:]), **usage.result()}
 
 
 async def arrivals(response: aiohttp.ClientResponse, delta: bytes) -> list[float]:
@@ -130,14 +167,16 @@ def gaps(series: list[list[float]]) -> list[float]:
 
 
 async def follow_one(
-    s: aiohttp.ClientSession, url: str, cid: str, started: list[float]
+    s: aiohttp.ClientSession, url: str, cid: str, started: list[float], sends: list[float]
 ) -> list[float]:
+    t0 = time.perf_counter()
     async with s.post(
         f"{url}/api/conversations/{cid}/messages", json={"content": "go"}, headers=HEADERS
     ) as r:
         assert r.status == 202, await r.text()
         gid = (await r.json())["generation_id"]
     started.append(time.perf_counter())
+    sends.append(started[-1] - t0)
     async with s.get(f"{url}/api/generations/{gid}/events") as r:
         return await arrivals(r, b'"type":"delta"')
 
@@ -153,25 +192,36 @@ async def direct_one(s: aiohttp.ClientSession, fake: str) -> list[float]:
         return await arrivals(r, b'"content"')
 
 
-async def bench_follow(s: aiohttp.ClientSession, url: str, fake: str, n: int) -> dict[str, Any]:
+async def bench_follow(
+    s: aiohttp.ClientSession, url: str, fake: str, n: int, pids: dict[str, int]
+) -> dict[str, Any]:
     cids = []
     for _ in range(n):
         async with s.post(f"{url}/api/conversations", json={"model": "fake-model"},
                           headers=HEADERS) as r:  # fmt: skip
             cids.append((await r.json())["id"])
+    usage = Usage(pids)
     t0 = time.perf_counter()
     direct = await asyncio.gather(*(direct_one(s, fake) for _ in range(n)))
     direct_s = time.perf_counter() - t0
+    direct_usage = usage.result()
+    usage = Usage(pids)
     t0 = time.perf_counter()
     started: list[float] = []
-    followed = await asyncio.gather(*(follow_one(s, url, cid, started) for cid in cids))
+    sends: list[float] = []
+    followed = await asyncio.gather(*(follow_one(s, url, cid, started, sends) for cid in cids))
     followed_s = time.perf_counter() - t0
     all_started = max(started)
     return {
         "generations": n,
         "chunks_received": sum(map(len, followed)),
-        "direct_upstream": {"wall_s": round(direct_s, 2), **summary(gaps(direct))},
-        "chatgate_followed": {"wall_s": round(followed_s, 2), **summary(gaps(followed))},
+        "direct_upstream": {"wall_s": round(direct_s, 2), **summary(gaps(direct)), **direct_usage},
+        "send": summary(sends),
+        "chatgate_followed": {
+            "wall_s": round(followed_s, 2),
+            **summary(gaps(followed)),
+            **usage.result(),
+        },
         "chatgate_followed_steady": {
             "wall_s": round(followed_s - (all_started - t0), 2),
             **summary(steady(followed, all_started)),
@@ -179,12 +229,27 @@ async def bench_follow(s: aiohttp.ClientSession, url: str, fake: str, n: int) ->
     }
 
 
-async def run(args: argparse.Namespace, url: str, fake: str) -> dict[str, Any]:
+async def run(
+    args: argparse.Namespace, url: str, fake: str, pids: dict[str, int]
+) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as s:
-        opened = await bench_open(s, url, args.messages, args.opens)
-        follow = await bench_follow(s, url, fake, args.concurrency)
+        opened = await bench_open(s, url, args.messages, args.opens, pids)
+        follow = await bench_follow(s, url, fake, args.concurrency, pids)
     return {"open_conversation": opened, "follow": follow}
+
+
+def describe(phase: dict[str, Any], count: int, unit: str) -> str:
+    """CPU per process over a phase, the server's per ``unit``, and the load average."""
+    cpu = phase["cpu_s"]
+    per = (
+        f", server {cpu['server'] / count * 1e3:.3g} ms CPU per {unit}"
+        if cpu.get("server") is not None and count
+        else ""
+    )
+    used = ", ".join(f"{k} {v} s" for k, v in cpu.items() if v is not None)
+    load = " ".join(map(str, phase["load_average"]))
+    return f"CPU: {used or 'n/a'}{per}; load average {load}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )  # JSON is YAML
     )  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     database = args.database_url or f"sqlite+aiosqlite:///{tmp / 'chat.db'}"
     py = sys.executable
     procs = [
@@ -216,12 +281,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         asyncio.run(wait_up(fake + "/_fake/stats", procs[0]))
         asyncio.run(wait_up(url + "/health", procs[1]))
+        pids = {"server": procs[1].pid, "upstream": procs[0].pid, "client": os.getpid()}
         try:
             import uvloop
 
-            result = uvloop.run(run(args, url, fake))
+            result = uvloop.run(run(args, url, fake, pids))
         except ImportError:
-            result = asyncio.run(run(args, url, fake))
+            result = asyncio.run(run(args, url, fake, pids))
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -237,7 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         o, f = result["open_conversation"], result["follow"]
         print(f"open a {o['messages']}-message conversation ({o['bytes']} bytes): "
-              f"p50 {o['p50_ms']} ms, p99 {o['p99_ms']} ms  (target < 50 ms)")  # fmt: skip
+              f"p50 {o['p50_ms']} ms, p99 {o['p99_ms']} ms  (target < 50 ms); "
+              f"{describe(o, o['n'], 'open')}")  # fmt: skip
+        print(f"{'send':>24}: {f['generations']} POSTs at once, p50 {f['send']['p50_ms']} ms, "
+              f"p99 {f['send']['p99_ms']} ms")  # fmt: skip
         for name in ("direct_upstream", "chatgate_followed", "chatgate_followed_steady"):
             g = f[name]
             print(
@@ -245,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"p50 {g['p50_ms']} ms, p99 {g['p99_ms']} ms, max {g['max_ms']} ms "
                 f"(upstream interval {args.chunk_delay_ms} ms), wall {g['wall_s']} s"
             )
+            if "cpu_s" in g:
+                chunks = f["generations"] * args.chunks if name != "direct_upstream" else 0
+                print(f"{'':>26}{describe(g, chunks, 'chunk')}")
     return 0
 
 
