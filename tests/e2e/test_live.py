@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -70,3 +71,30 @@ def test_a_second_tab_follows_the_first_live(
     expect(page_b.locator("article.msg-user", has_text="A chat in two tabs")).to_have_count(0)
 
     assert any(url.endswith("/api/ws") for url in sockets), sockets
+
+
+def test_the_connection_drops_mid_answer_and_the_answer_continues(
+    tabs: tuple[UiPage, UiPage], fake: FakeUpstream
+) -> None:
+    ui = tabs[0]
+    connections: list[tuple[Any, Any]] = []
+
+    def through(route: Any) -> None:  # every /api/ws connection passes here; we can cut it
+        connections.append((route, route.connect_to_server()))
+
+    ui.page.route_web_socket(re.compile(r"/api/ws$"), through)
+    page = ui.open()
+    fake.configure(content=None, chunks=100, chunk_delay_ms=30)  # about 3 s
+    ui.send("Keep going while the line is down")
+    page.locator("article.msg-assistant[data-status='streaming'] .markdown p").wait_for()
+    assert len(connections) == 1
+    page_side, server_side = connections[0]
+    server_side.close()
+    page_side.close()  # the page sees the socket drop mid-answer
+    answer = page.locator("article.msg-assistant").last
+    expect(answer).to_have_attribute("data-status", "done", timeout=20_000)
+    text = answer.locator(".markdown").inner_text()
+    for i in (0, 1, 50, 98):
+        assert text.count(f"tok{i} ") == 1, text  # nothing lost, nothing twice
+    assert text.strip().endswith("tok99")
+    assert len(connections) >= 2  # it reconnected and resumed after the last event seen
