@@ -28,8 +28,14 @@ def test_a_second_tab_follows_the_first_live(
 ) -> None:
     a, b = tabs
     sockets: list[str] = []
+    deltas: list[str] = []  # answer events that arrived over a WebSocket, in either tab
+
+    def watch(ws: Any) -> None:
+        sockets.append(ws.url)
+        ws.on("framereceived", lambda f: deltas.append(f) if '"type":"delta"' in f else None)
+
     for tab in (a, b):
-        tab.page.on("websocket", lambda ws: sockets.append(ws.url))
+        tab.page.on("websocket", watch)
     page_a = a.open()
     fake.configure(content="The first answer.", chunks=2)
     a.send("A chat in two tabs")
@@ -70,7 +76,8 @@ def test_a_second_tab_follows_the_first_live(
     page_b.locator(".conv", has_text="Renamed in tab A").wait_for(state="detached", timeout=5_000)
     expect(page_b.locator("article.msg-user", has_text="A chat in two tabs")).to_have_count(0)
 
-    assert any(url.endswith("/api/ws") for url in sockets), sockets
+    assert sockets and all(url.endswith("/api/ws") for url in sockets), sockets
+    assert len(deltas) >= 60  # the answers streamed over the socket, not over SSE
 
 
 def test_the_connection_drops_mid_answer_and_the_answer_continues(
