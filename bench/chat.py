@@ -6,7 +6,9 @@ child processes, from this checkout's `src/` (not whatever chatgate the venv has
 then measures from this process with aiohttp:
 
 1. open: `GET /api/conversations/{id}` of an imported conversation of --messages messages
-   (targets: p50/p99 under 50 ms for 2,000 messages);
+   (targets: p50/p99 under 50 ms for 2,000 messages). Each answer carries the context record
+   a 128k window (DeepSeek's) gives it: every earlier message sent, none dropped — what a real
+   long conversation stores (`--no-context` imports bare messages, as before);
 2. follow: --concurrency generations started at once through `POST .../messages`, each followed
    over SSE; the gaps between consecutive delta events at the client, against the same number
    of streams read straight from the fake upstream in the same run (target: p99 under 10 ms
@@ -51,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--messages", type=int, default=2000, help="messages in the open test")
     p.add_argument("--opens", type=int, default=100, help="timed opens")
+    p.add_argument(
+        "--no-context", action="store_true", help="import the answers without context records"
+    )
     p.add_argument("--concurrency", type=int, default=200, help="generations at once")
     p.add_argument("--chunks", type=int, default=50, help="chunks per answer")
     p.add_argument("--chunk-delay-ms", type=float, default=10.0, help="upstream chunk interval")
@@ -127,14 +132,49 @@ class Usage:
         return {"cpu_s": used, "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
+WINDOW = 131_072  # DeepSeek's: a 2,000-message conversation fits whole
+REPLY = 4096
+
+
+def long_export(n: int, context: bool) -> dict[str, Any]:
+    """A chatgate JSON export of one branch of ``n`` messages; with ``context``, each answer's
+    record lists every earlier message as sent (as the context builder stores it, in the
+    export's full shape)."""
+    messages: list[dict[str, Any]] = []
+    for i in range(n):
+        role = ("user", "assistant")[i % 2]
+        m: dict[str, Any] = {
+            "id": f"b{i}",
+            "parent_id": f"b{i - 1}" if i else None,
+            "role": role,
+            "content": f"message {i}: " + "lorem ipsum " * 16,
+        }
+        if context and role == "assistant":
+            sent = [f"b{j}" for j in range(i)]
+            m["context"] = {
+                "sent": sent,
+                "dropped": [],
+                "summarised": [],
+                "summary_id": None,
+                "window": WINDOW,
+                "budget": WINDOW - REPLY,
+                "reply_tokens": REPLY,
+                "prompt_tokens_estimate": 60 * i,
+            }
+        messages.append(m)
+    conversation = {"title": "long", "model": "fake-model", "active_leaf_id": f"b{n - 1}"}
+    return {"format": "chatgate.conversation", "conversation": conversation, "messages": messages}
+
+
 async def bench_open(
-    s: aiohttp.ClientSession, url: str, n: int, opens: int, pids: dict[str, int]
+    s: aiohttp.ClientSession,
+    url: str,
+    n: int,
+    opens: int,
+    pids: dict[str, int],
+    context: bool = True,
 ) -> dict[str, Any]:
-    messages = [
-        {"role": ("user", "assistant")[i % 2], "content": f"message {i}: " + "lorem ipsum " * 16}
-        for i in range(n)
-    ]
-    body = {"title": "long", "model": "fake-model", "messages": messages}
+    body = long_export(n, context)
     async with s.post(f"{url}/api/conversations/import", json=body, headers=HEADERS) as r:
         assert r.status == 201, await r.text()
         cid = (await r.json())["id"]
@@ -148,7 +188,13 @@ async def bench_open(
             data = await r.read()
         times.append(time.perf_counter() - t0)
     assert len(json.loads(data)["messages"]) == n
-    return {"messages": n, "bytes": len(data), **summary(times[5:]), **usage.result()}
+    return {
+        "messages": n,
+        "context_records": context,
+        "bytes": len(data),
+        **summary(times[5:]),
+        **usage.result(),
+    }
 
 
 async def arrivals(response: aiohttp.ClientResponse, delta: bytes) -> list[float]:
@@ -234,7 +280,7 @@ async def run(
 ) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as s:
-        opened = await bench_open(s, url, args.messages, args.opens, pids)
+        opened = await bench_open(s, url, args.messages, args.opens, pids, not args.no_context)
         follow = await bench_follow(s, url, fake, args.concurrency, pids)
     return {"open_conversation": opened, "follow": follow}
 
@@ -266,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
                 "providers": {"fake": {"type": "openai", "base_url": fake + "/v1",
                                        "models": ["fake-model"]}},
                 "chat": {"model_titles": False},
+                # The import of a long conversation with its context records is bigger than 8 MB.
+                "server": {"max_body_bytes": 512 * 1024 * 1024},
             }
         )  # JSON is YAML
     )  # fmt: skip
@@ -302,7 +350,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=2))
     else:
         o, f = result["open_conversation"], result["follow"]
-        print(f"open a {o['messages']}-message conversation ({o['bytes']} bytes): "
+        records = "with" if o["context_records"] else "without"
+        print(f"open a {o['messages']}-message conversation {records} context records "
+              f"({o['bytes']} bytes): "
               f"p50 {o['p50_ms']} ms, p99 {o['p99_ms']} ms  (target < 50 ms); "
               f"{describe(o, o['n'], 'open')}")  # fmt: skip
         print(f"{'send':>24}: {f['generations']} POSTs at once, p50 {f['send']['p50_ms']} ms, "
