@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { interpretEvent, toConversation, toLiveEvent, toMessage } from "./server";
+import { interpretEvent, toContext, toConversation, toLiveEvent, toMessage } from "./server";
 
 const ev = (data: object) => ({ id: "1", event: "message", data: JSON.stringify(data) });
 
@@ -72,6 +72,46 @@ describe("payload mapping", () => {
       usage: { promptTokens: 4, completionTokens: 2, totalTokens: 6 },
     });
     expect(m.reasoning).toBeUndefined();
+  });
+});
+
+describe("toContext (an answer's context record)", () => {
+  const rest = { summary_id: "s1", window: 131072, budget: 127000, reply_tokens: 4096, prompt_tokens_estimate: 900 };
+  const expected = {
+    sent: 3,
+    dropped: 2,
+    summarised: 4,
+    summaryId: "s1",
+    firstSentId: "m7",
+    window: 131072,
+    budget: 127000,
+    promptEstimate: 900,
+  };
+
+  it("reads the counts the conversation carries", () => {
+    const compact = { sent_count: 3, dropped_count: 2, summarised_count: 4, first_sent_id: "m7", ...rest };
+    expect(toContext(compact)).toEqual(expected);
+  });
+
+  it("falls back to the id lists of older records", () => {
+    const old = { sent: ["m7", "m8", "m9"], dropped: ["m0", "m1"], summarised: ["m2", "m3", "m4", "m5"], ...rest };
+    expect(toContext(old)).toEqual(expected);
+  });
+
+  it("prefers the counts when a full record has both", () => {
+    const both = { sent_count: 3, dropped_count: 2, summarised_count: 4, first_sent_id: "m7", sent: ["m7"], ...rest };
+    expect(toContext(both)).toEqual(expected);
+  });
+
+  it("has no first sent id when nothing was sent, and ignores what is not a record", () => {
+    expect(toContext({ sent_count: 0, dropped_count: 0, summarised_count: 0, first_sent_id: null, summary_id: null })).toEqual({
+      sent: 0,
+      dropped: 0,
+      summarised: 0,
+      summaryId: null,
+    });
+    expect(toContext(null)).toBeUndefined();
+    expect(toContext("x")).toBeUndefined();
   });
 });
 

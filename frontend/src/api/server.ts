@@ -79,17 +79,28 @@ export function toConversation(o: Json): Conversation {
   };
 }
 
+/** A count the server sent (`sent_count`…), else the length of the id list older records carry. */
+function count(n: unknown, list: unknown): number {
+  const v = num(n);
+  return v !== null && v >= 0 ? Math.floor(v) : ids(list).length;
+}
+
+/**
+ * An answer's context record. The conversation carries counts (`sent_count`, `dropped_count`,
+ * `summarised_count`, `first_sent_id`); records from before those, and the full record of
+ * GET .../messages/{id}/context, carry the id lists (`sent`, `dropped`, `summarised`).
+ */
 export function toContext(v: unknown): ContextInfo | undefined {
   if (!v || typeof v !== "object") return undefined;
   const c = v as Json;
-  const sent = ids(c.sent);
   const out: ContextInfo = {
-    sent: sent.length,
-    dropped: ids(c.dropped).length,
-    summarised: ids(c.summarised).length,
+    sent: count(c.sent_count, c.sent),
+    dropped: count(c.dropped_count, c.dropped),
+    summarised: count(c.summarised_count, c.summarised),
     summaryId: c.summary_id === null || c.summary_id === undefined ? null : idOf(c.summary_id, "") || null,
   };
-  if (sent[0]) out.firstSentId = sent[0];
+  const first = c.first_sent_id === undefined ? ids(c.sent)[0] : idOf(c.first_sent_id, "");
+  if (first) out.firstSentId = first;
   const window = num(c.window);
   if (window !== null && window > 0) out.window = window;
   const budget = num(c.budget);
