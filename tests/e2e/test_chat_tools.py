@@ -120,8 +120,8 @@ def test_trimmed_conversation_shows_the_marker_and_the_editable_summary(
     expect(marker).to_contain_text("summarised")
     view = httpx.get(f"{ui_url}/api/conversations/{cid}", timeout=10).json()
     answer = view["messages"][-1]
-    context = answer["context"]
-    assert context["summarised"] and context["summary_id"]
+    context = answer["context"]  # counts: the ids come from the context endpoint
+    assert context["summarised_count"] and context["summary_id"]
     # At the right place: right above the summary, which stands right above the first turn the
     # model saw in full (not only a note on the answer).
     order = page.evaluate(
@@ -131,7 +131,10 @@ def test_trimmed_conversation_shows_the_marker_and_the_editable_summary(
             return [s.dataset.role, s.dataset.id, s.nextElementSibling.dataset.id];
         }"""
     )
-    assert order == ["summary", context["summary_id"], context["sent"][0]]
+    assert order == ["summary", context["summary_id"], context["first_sent_id"]]
+    full = httpx.get(f"{ui_url}/api/conversations/{cid}/messages/{answer['id']}/context").json()
+    assert full["sent"][0] == context["first_sent_id"]
+    assert len(full["summarised"]) == context["summarised_count"]
     expect(ui.last_answer().locator(".context-note")).to_contain_text("summarised")
 
     # The summary opens, and is edited in place.

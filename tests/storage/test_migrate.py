@@ -13,6 +13,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
+from chatgate.chat.accounts import Accounts
+from chatgate.chat.store import ConversationStore
 from chatgate.storage import Database, KeyRepository, current_revision, head_revision, upgrade
 from chatgate.storage.base import Base
 from chatgate.storage.db import make_engine
@@ -49,7 +51,7 @@ async def test_upgrade_creates_tables(db_url: str) -> None:
     assert await _inspect(db_url, _tables) == set()
     await upgrade(db_url)
     assert await _inspect(db_url, _tables) == TABLES | {"alembic_version"}
-    assert await current_revision(db_url) == head_revision() == "0002"
+    assert await current_revision(db_url) == head_revision() == "0003"
 
 
 async def test_migrations_match_models(db_url: str) -> None:
@@ -118,3 +120,33 @@ async def test_alembic_commands_work_from_a_url(db_url: str) -> None:
     await asyncio.to_thread(command.upgrade, cfg, "head")
     await asyncio.to_thread(command.check, cfg)  # raises if the models need a new migration
     assert await current_revision(db_url) == head_revision()
+
+
+def _message_columns(conn: Connection) -> set[str]:
+    return {c["name"] for c in inspect(conn).get_columns("messages")}
+
+
+async def test_0003_moves_context_lists_apart_and_back(db_url: str) -> None:
+    """0003 adds ``context_detail``; going back puts its lists into ``context`` again."""
+    await upgrade(db_url, "0002")
+    assert "context_detail" not in await _inspect(db_url, _message_columns)
+    await upgrade(db_url)
+    assert "context_detail" in await _inspect(db_url, _message_columns)
+    async with Database(db_url) as db:
+        user = await Accounts(db, "off", True).create_user("ann", "a long enough password")
+        store = ConversationStore(db)
+        conv = await store.create(user.id, {"model": "m"})
+        rows = [
+            {"id": "u", "role": "user", "content": "hi"},
+            {"id": "a", "parent_id": "u", "role": "assistant", "content": "hello",
+             "context": {"sent_count": 1, "window": 10}, "context_detail": {"sent": ["u"]}},
+        ]  # fmt: skip
+        await store.add_messages(conv["id"], rows, "a")
+        await store.close()
+    await downgrade(db_url, "0002")
+    assert "context_detail" not in await _inspect(db_url, _message_columns)
+    async with Database(db_url) as db:
+        store = ConversationStore(db)
+        _, stored = await store.with_messages(user.id, conv["id"])
+    assert stored[-1]["context"] == {"sent_count": 1, "window": 10, "sent": ["u"]}
+    assert stored[0]["context"] is None

@@ -20,6 +20,7 @@ from chatgate.api.auth import chat_service_dep, csrf_dep, current_account
 from chatgate.chat.accounts import Account
 from chatgate.chat.events import conversation_event, started_event
 from chatgate.chat.generations import Job
+from chatgate.chat.records import compact, full
 from chatgate.chat.search import search
 from chatgate.chat.service import ChatService, Send
 from chatgate.chat.transfer import conversation_view, export_json, export_markdown, parse_import
@@ -198,6 +199,18 @@ def chat_router() -> APIRouter:
         await chat.events.publish(me.id, conversation_event("updated", cid))
         return JSON(edited)
 
+    @router.get(
+        "/conversations/{cid}/messages/{mid}/context",
+        summary="What an answer's prompt held: the ids sent, dropped and summarised",
+    )
+    async def message_context(
+        cid: str, mid: str, chat: ChatService = Chat, me: Account = Me
+    ) -> JSON:
+        record = full(*await chat.store.context(me.id, cid, mid))
+        if record is None:
+            raise NotFoundError("This message has no context record.", code="context_not_found")
+        return JSON(record)
+
     @router.get("/conversations/{cid}/export", summary="Export as JSON (whole tree) or Markdown")
     async def export(
         cid: str,
@@ -205,7 +218,7 @@ def chat_router() -> APIRouter:
         chat: ChatService = Chat,
         me: Account = Me,
     ) -> Response:
-        conv, rows = await chat.store.with_messages(me.id, cid)
+        conv, rows = await chat.store.with_messages(me.id, cid, detail=format == "json")
         filename = f"conversation-{cid}"
         if format == "markdown":
             return Response(
@@ -290,6 +303,7 @@ def chat_router() -> APIRouter:
         else:
             row = await chat.stored(me, gid)
         row.pop("updated_at", None)
+        row["context"] = compact(row["context"])
         return JSON({"generation_id": gid, "message": row})
 
     @router.post("/generations/{gid}/stop", summary="Stop: cancels the upstream, keeps the text")

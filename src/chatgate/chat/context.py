@@ -7,8 +7,9 @@ dropped — or, with ``chat.summarize``, summarised by the model itself into a s
 a visible, editable message (role ``summary``) hanging off the last turn it covers. Later
 generations start from the newest checkpoint on their branch, so each turn is summarised once.
 
-The result records which message ids were sent, dropped and summarised; it is stored on the
-assistant message (``context``) and returned by the API.
+The result records which message ids were sent, dropped and summarised; the assistant message
+stores its counts (``context``, read with every open) and the lists apart (``context_detail``,
+served by the context endpoint: see ``records``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatgate.chat.records import Record, compact, lists
 from chatgate.chat.tokens import PER_MESSAGE, TokenCounter, message_text
 from chatgate.chat.tree import Row, Tree
 
@@ -51,8 +53,15 @@ class Built:
     raw_estimate: float = 0.0  # uncalibrated, for calibrating against the reported usage
     summary_error: str | None = None
 
-    def record(self) -> dict[str, Any]:
-        """What the assistant message stores as ``context`` (and the API shows)."""
+    def record(self) -> Record:
+        """What the assistant message stores as ``context`` (and the open shows): counts."""
+        return compact(self.full_record()) or {}
+
+    def detail(self) -> Record:
+        """What it stores as ``context_detail``: the ids sent, dropped and summarised."""
+        return lists(self.full_record())
+
+    def full_record(self) -> Record:
         return {
             "sent": self.sent,
             "dropped": self.dropped,

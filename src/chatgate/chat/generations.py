@@ -272,7 +272,11 @@ class Generations:
                     "status": status,
                     "usage": usage,
                     "error": error["message"] if error else None,
-                    **({"context": built.record()} if built is not None else {}),
+                    **(
+                        {"context": built.record(), "context_detail": built.detail()}
+                        if built is not None
+                        else {}
+                    ),
                 },
             )
         except Exception:

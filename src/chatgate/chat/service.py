@@ -22,6 +22,7 @@ from chatgate.chat.events import UserEvents
 from chatgate.chat.generations import Generations, Job, Spec
 from chatgate.chat.ids import new_id
 from chatgate.chat.joblog import LogEvent
+from chatgate.chat.records import compact
 from chatgate.chat.shared import SharedLogs
 from chatgate.chat.store import ConversationStore, Row
 from chatgate.chat.tokens import TokenCounter, resolver
@@ -331,7 +332,7 @@ def _check_parent(row: Row) -> None:
 
 
 def _public(row: Row) -> Row:
-    return {k: v for k, v in row.items() if k != "updated_at"}
+    return {k: compact(v) if k == "context" else v for k, v in row.items() if k != "updated_at"}
 
 
 def _stored_event(gid: str, kind: str, payload: dict[str, Any]) -> LogEvent:

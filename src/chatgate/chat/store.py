@@ -103,7 +103,16 @@ _CONVERSATION = select(*_CONV_COLS).where(
 _MESSAGES = (
     select(*_MSG_COLS).where(Message.conversation_id == bindparam("cid")).order_by(Message.num)
 )
+# The export's read: the context records' id lists too (never read by the open).
+_MESSAGES_DETAIL = (
+    select(*_MSG_COLS, Message.context_detail)
+    .where(Message.conversation_id == bindparam("cid"))
+    .order_by(Message.num)
+)
 _MESSAGE = select(*_MSG_COLS).where(Message.id == bindparam("mid"))
+_CONTEXT = select(Message.context, Message.context_detail).where(
+    Message.id == bindparam("mid"), Message.conversation_id == bindparam("cid")
+)
 _BY_GENERATION = (
     select(Message.conversation_id, *_MSG_COLS)
     .join(Conversation, Conversation.id == Message.conversation_id)
@@ -156,11 +165,25 @@ class ConversationStore:
         async with self.db.engine.connect() as conn:
             return await _conversation(conn, user_id, cid)
 
-    async def with_messages(self, user_id: str, cid: str) -> tuple[Row, builtins.list[Row]]:
-        """The conversation and all its messages (in creation order), on one connection."""
+    async def with_messages(
+        self, user_id: str, cid: str, detail: bool = False
+    ) -> tuple[Row, builtins.list[Row]]:
+        """The conversation and all its messages (in creation order), on one connection; with
+        ``detail``, each with its ``context_detail`` (the export: O(n²) ids, not for opens)."""
         async with self.db.engine.connect() as conn:
             conv = await _conversation(conn, user_id, cid)
+            if detail:
+                return conv, await _rows(conn, _MESSAGES_DETAIL, {"cid": cid})
             return conv, await _messages(conn, cid)
+
+    async def context(self, user_id: str, cid: str, mid: str) -> tuple[Row | None, Row | None]:
+        """A message's ``context`` and ``context_detail``."""
+        async with self.db.engine.connect() as conn:
+            await _conversation(conn, user_id, cid)
+            rows = await _rows(conn, _CONTEXT, {"cid": cid, "mid": mid})
+        if not rows:
+            raise NotFoundError("Message not found.", code="message_not_found")
+        return rows[0]["context"], rows[0]["context_detail"]
 
     async def update(self, user_id: str, cid: str, values: Row) -> Row:
         values = {k: v for k, v in values.items() if k in EDITABLE}
@@ -206,6 +229,7 @@ class ConversationStore:
                 "generation_id": None,
                 "usage": None,
                 "context": None,
+                "context_detail": None,
                 "error": None,
                 "created_at": now,
                 "updated_at": now,

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from chatgate.chat.ids import new_id
+from chatgate.chat.records import compact, full, has_lists, lists
 from chatgate.chat.tree import Row, Tree
 from chatgate.errors import InvalidRequestError
 from chatgate.storage.base import utcnow
@@ -41,7 +42,10 @@ def conversation_view(conv: Row, rows: list[Row]) -> dict[str, Any]:
     for mid in tree.with_summaries(branch):
         row = tree.by_id[mid]
         siblings = [] if row["role"] == "summary" else tree.siblings(mid)
-        messages.append({**row, "sibling_ids": siblings})
+        context = row["context"]
+        if context is not None and has_lists(context):  # a summary's, or a row from before 0003
+            context = compact(context)
+        messages.append({**row, "context": context, "sibling_ids": siblings})
     return {
         **conv,
         "active_leaf_id": branch[-1] if branch else None,
@@ -51,13 +55,21 @@ def conversation_view(conv: Row, rows: list[Row]) -> dict[str, Any]:
 
 
 def export_json(conv: Row, rows: list[Row]) -> dict[str, Any]:
+    """The whole tree; each message's ``context`` in full (counts and id lists), so ``rows``
+    come with their ``context_detail``."""
     meta = ("title", "model", "system_prompt", "params", "pinned", "created_at", "active_leaf_id")
     return {
         "format": FORMAT,
         "version": 1,
         "exported_at": utcnow(),
         "conversation": {k: conv[k] for k in meta},
-        "messages": [{k: r[k] for k in EXPORT_FIELDS} for r in rows],
+        "messages": [
+            {
+                **{k: r[k] for k in EXPORT_FIELDS},
+                "context": full(r["context"], r.get("context_detail")),
+            }
+            for r in rows
+        ],
     }
 
 
@@ -113,6 +125,7 @@ def parse_import(data: Any, default_model: str) -> tuple[Row, list[Row], str | N
         if parent == new:
             parent = None
         status = m.get("status") if m.get("status") in STATUSES else "done"
+        context, detail = _split(role, _remap(m.get("context"), ids))
         rows.append(
             {
                 "id": new,
@@ -123,7 +136,8 @@ def parse_import(data: Any, default_model: str) -> tuple[Row, list[Row], str | N
                 "status": "stopped" if status == "streaming" else status,
                 "model": m.get("model") if isinstance(m.get("model"), str) else None,
                 "usage": m.get("usage") if isinstance(m.get("usage"), dict) else None,
-                "context": _remap(m.get("context"), ids),
+                "context": context,
+                "context_detail": detail,
                 "error": m.get("error") if isinstance(m.get("error"), str) else None,
                 "created_at": _time(m.get("created_at")),
             }
@@ -152,9 +166,19 @@ def _remap(context: Any, ids: dict[str, str]) -> dict[str, Any] | None:
         value = context.get(key)
         if isinstance(value, list):
             out[key] = [ids[str(v)] for v in value if str(v) in ids]
-    sid = context.get("summary_id")
-    out["summary_id"] = ids.get(str(sid)) if sid is not None else None
+    for key in ("summary_id", "first_sent_id"):
+        if key in context:
+            old = context[key]
+            out[key] = ids.get(str(old)) if old is not None else None
     return out
+
+
+def _split(role: str, context: Row | None) -> tuple[Row | None, Row | None]:
+    """(``context``, ``context_detail``) to store for an imported record, old exports (lists
+    only) and new ones (counts and lists) alike. A summary keeps its lists in ``context``."""
+    if context is None or role == "summary" or not has_lists(context):
+        return context, None
+    return compact(context), lists(context)
 
 
 def _time(value: Any) -> datetime:

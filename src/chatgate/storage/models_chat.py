@@ -95,6 +95,8 @@ class Message(Base):
     generation_id: Mapped[str | None] = mapped_column(String(32))
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     context: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    # The context record's id lists, apart from ``context``: not read by the open (0003).
+    context_detail: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
