@@ -142,3 +142,14 @@ def test_resolver_follows_the_router() -> None:
     assert resolve("other") is ESTIMATE
     assert resolve("no-such-model") is ESTIMATE
     assert resolve("chat") is resolve("ds/deepseek-chat")
+
+
+def test_a_count_from_before_the_tokenizer_loaded_does_not_calibrate_it() -> None:
+    now: list[Any] = [ESTIMATE]
+    counter = TokenCounter(lambda _model: now[0])
+    raw = counter.raw_prompt("m", [{"role": "user", "content": "x" * 100}])
+    now[0] = Counting()  # the real tokenizer is ready by the time the usage comes back
+    counter.calibrate("m", raw, reported=400, tokenizer=ESTIMATE.name)
+    assert counter.ratio("m") == 1.0
+    counter.calibrate("m", 100, reported=150, tokenizer="counting")
+    assert counter.ratio("m") == 1.5

@@ -51,6 +51,7 @@ class Built:
     reply_tokens: int = 0
     estimate: int = 0  # calibrated prompt tokens
     raw_estimate: float = 0.0  # uncalibrated, for calibrating against the reported usage
+    tokenizer: str = ""  # the tokenizer that counted raw_estimate
     summary_error: str | None = None
 
     def record(self) -> Record:
@@ -165,6 +166,7 @@ class ContextBuilder:
         built.messages = [*system, *([summary_msg] if summary_msg else []), *map(_wire, kept)]
         built.sent = [r["id"] for r in kept]
         built.estimate = sum(count(model, m) for m in built.messages)
+        built.tokenizer = self.tokens.tokenizer(model).name
         built.raw_estimate = self.tokens.raw_prompt(model, built.messages)
         return built
 

@@ -298,7 +298,7 @@ class Generations:
             with contextlib.suppress(Exception):
                 await self.limiter.reconcile(spec.reservation, prompt + completion)
         if built is not None and prompt:
-            self.tokens.calibrate(spec.model, built.raw_estimate, prompt)
+            self.tokens.calibrate(spec.model, built.raw_estimate, prompt, built.tokenizer)
         asyncio.get_running_loop().call_later(self.config.job_retention, self._evict, job)
 
     def _evict(self, job: Job) -> None:

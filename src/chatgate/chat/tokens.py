@@ -285,10 +285,15 @@ class TokenCounter:
         """The uncalibrated count of a whole prompt (what ``calibrate`` compares against)."""
         return float(sum(self.raw(model, message_text(m)) + PER_MESSAGE for m in messages))
 
-    def calibrate(self, model: str, raw_estimate: float, reported: int) -> None:
-        """Move the model's ratio towards ``reported / raw_estimate``."""
+    def calibrate(
+        self, model: str, raw_estimate: float, reported: int, tokenizer: str | None = None
+    ) -> None:
+        """Move the model's ratio towards ``reported / raw_estimate``; ``tokenizer``, the one
+        that counted ``raw_estimate``, must still be the model's (it may have loaded since)."""
         if raw_estimate < 8 or reported <= 0:
             return  # too small to say anything about the ratio
+        if tokenizer is not None and tokenizer != self.tokenizer(model).name:
+            return  # counted by the estimate before the real tokenizer loaded
         observed = min(_MAX_RATIO, max(_MIN_RATIO, reported / raw_estimate))
         key = self._ratio_key(model)
         old = self._ratio.get(key)
