@@ -6,6 +6,7 @@ hot path) and everything else to FastAPI (docs, models, health, seed endpoints, 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -72,6 +73,11 @@ class Gateway:
                 err = PayloadTooLargeError(f"Request body is larger than {limit} bytes.")
                 await send_error(send, err, [])
                 return
+            # The internal-error handler logs an unexpected error and answers 500 in OpenAI's
+            # shape; Starlette then re-raises it only for the server to log it a second time.
+            with contextlib.suppress(Exception):
+                await self.api(scope, receive, send)
+            return
         await self.api(scope, receive, send)
 
     @asynccontextmanager
