@@ -61,7 +61,7 @@ def test_rich_markdown_and_copy(ui: UiPage, fake: FakeUpstream) -> None:
 
 def test_screenshots_light_dark_mobile(new_page: Callable[..., UiPage], fake: FakeUpstream) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    ui = new_page()
+    ui = new_page(local=False)  # what `chatgate serve` users get: history on the server
     _chat_with_rich_answer(ui, fake)
     page = ui.page
     page.locator(".prefs select").first.select_option("light")
