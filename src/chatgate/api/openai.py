@@ -25,6 +25,7 @@ from chatgate.api.asgi import (
 )
 from chatgate.errors import GatewayError, ServiceUnavailableError, UpstreamError
 from chatgate.gateway.reasoning import parse_mode
+from chatgate.gateway.router import Deployment, known_context_window
 from chatgate.gateway.usage import usage_tokens
 from chatgate.observability.logging import AccessLog
 from chatgate.protocol import sse
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from chatgate.config import Config
     from chatgate.gateway.auth import Identity
     from chatgate.gateway.ratelimit import Reservation
-    from chatgate.gateway.router import Deployment
     from chatgate.state import AppState
 
 
@@ -253,10 +253,7 @@ def model_card(state: AppState, name: str, dep: Deployment) -> dict[str, Any]:
         "created": 0,
         "owned_by": dep.provider_name,
     }
-    window = dep.settings.context_window if dep.settings is not None else None
-    provider = state.config.providers.get(dep.provider_name)
-    if window is None and provider is not None and provider.type == "llama_cpp":
-        window = provider.n_ctx
+    window = known_context_window(dep, state.config.providers)
     if window:
         card["context_window"] = window
     return card

@@ -31,6 +31,7 @@ from chatgate.config import Config
 from chatgate.errors import InvalidRequestError, NotFoundError, ServiceUnavailableError
 from chatgate.gateway.pipeline import Pipeline
 from chatgate.gateway.ratelimit import Limit, RateLimiter
+from chatgate.gateway.router import known_context_window
 from chatgate.gateway.usage import UsageRecorder
 from chatgate.storage import Database
 
@@ -129,12 +130,8 @@ class ChatService:
 
     def window(self, model: str) -> int:
         dep = self.router.get(model)
-        if dep is not None and dep.settings is not None and dep.settings.context_window:
-            return dep.settings.context_window
-        provider = self.config.providers.get(dep.provider_name) if dep is not None else None
-        if provider is not None and provider.type == "llama_cpp":
-            return provider.n_ctx
-        return self.config.chat.default_context_window
+        known = known_context_window(dep, self.config.providers) if dep is not None else None
+        return known or self.config.chat.default_context_window
 
     # -- sending ---------------------------------------------------------------------------------
     async def send(self, user: Account, cid: str, req: Send) -> dict[str, Any]:
