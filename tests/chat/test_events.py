@@ -114,3 +114,23 @@ async def test_a_listener_that_falls_behind_is_told_to_resync() -> None:
     assert events.listening("u1") == 1
     listener.close()
     assert events.listening("u1") == 0
+
+
+async def test_an_answer_started_over_the_websocket_is_announced_too(
+    chat_server: ChatServer, alice: httpx.Client, fake: FakeUpstream
+) -> None:
+    fake.configure(chunks=3)
+    cid = new_conversation(alice)["id"]
+    url, headers = ws_url(chat_server), cookie_header(alice)
+    async with (
+        websockets.connect(url, additional_headers=headers) as tab,
+        websockets.connect(url, additional_headers=headers) as sender,
+    ):
+        await watching(tab)
+        await sender.send(json.dumps({"type": "send", "conversation_id": cid, "content": "hi"}))
+        event = await next_event(tab)
+        assert event["type"] == "generation" and event["action"] == "started"
+        assert event["conversation_id"] == cid
+        started = json.loads(await sender.recv())
+        assert started["type"] == "started"
+        assert event["generation_id"] == started["generation_id"]

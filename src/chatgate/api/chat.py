@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chatgate.api.auth import chat_service_dep, csrf_dep, current_account
 from chatgate.chat.accounts import Account
-from chatgate.chat.events import conversation_event, started_event
+from chatgate.chat.events import conversation_event
 from chatgate.chat.generations import Job
 from chatgate.chat.records import compact, full
 from chatgate.chat.search import search
@@ -177,9 +177,7 @@ def chat_router() -> APIRouter:
             regenerate_of=body.regenerate_of,
             model=body.model,
         )
-        started = await chat.send(me, cid, send)
-        await chat.events.publish(me.id, started_event(started))
-        return JSON(started, status_code=202)
+        return JSON(await chat.send(me, cid, send), status_code=202)
 
     @router.patch(
         "/conversations/{cid}/messages/{mid}",

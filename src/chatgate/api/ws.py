@@ -27,7 +27,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from chatgate.api.auth import origin_allowed, resolve_account, service_of
 from chatgate.chat.accounts import Account
-from chatgate.chat.events import Listener, started_event
+from chatgate.chat.events import Listener
 from chatgate.chat.service import ChatService, Send
 from chatgate.errors import GatewayError, InvalidRequestError
 
@@ -74,7 +74,6 @@ class Connection:
             started = await self.chat.send(self.account, msg["conversation_id"], _send(msg))
             await self.send({"type": "started", **started})
             await self.subscribe(started["generation_id"], 0)
-            await self.chat.events.publish(self.account.id, started_event(started))
         elif kind == "watch":
             if self.watching is None:
                 listener = self.chat.events.listen(self.account.id)  # hears from now on

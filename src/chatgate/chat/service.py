@@ -18,7 +18,7 @@ import orjson
 
 from chatgate.chat.accounts import Account, Accounts, is_loopback
 from chatgate.chat.context import ContextBuilder
-from chatgate.chat.events import UserEvents
+from chatgate.chat.events import UserEvents, started_event
 from chatgate.chat.generations import Generations, Job, Spec
 from chatgate.chat.ids import new_id
 from chatgate.chat.joblog import LogEvent
@@ -206,7 +206,7 @@ class ChatService:
             title_from=title_from,
         )
         self.generations.start(spec)
-        return {
+        started = {
             "generation_id": gid,
             "conversation_id": cid,
             "user_message_id": user_mid,
@@ -214,6 +214,8 @@ class ChatService:
             "parent_id": branch[-1],
             "events_url": f"/api/generations/{gid}/events",
         }
+        await self.events.publish(user.id, started_event(started))  # the user's other tabs
+        return started
 
     # -- following -------------------------------------------------------------------------------
     async def find(self, user: Account, gid: str) -> Job | Remote | Row:
