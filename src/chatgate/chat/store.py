@@ -71,19 +71,11 @@ def _insert(table: type[Conversation] | type[Message], columns: frozenset[str]) 
 
 
 @cache
-def _update_conversation(columns: frozenset[str]) -> Update:
+def _update(table: type[Conversation] | type[Message], columns: frozenset[str]) -> Update:
+    """UPDATE table SET the columns WHERE id = :b_id (parameters from ``_by_id``)."""
     return (
-        update(Conversation)
-        .where(Conversation.id == bindparam("b_id"))
-        .values({c: bindparam(f"b_{c}") for c in sorted(columns)})
-    )
-
-
-@cache
-def _update_message(columns: frozenset[str]) -> Update:
-    return (
-        update(Message)
-        .where(Message.id == bindparam("b_id"))
+        update(table)
+        .where(table.id == bindparam("b_id"))
         .values({c: bindparam(f"b_{c}") for c in sorted(columns)})
     )
 
@@ -205,7 +197,7 @@ class ConversationStore:
 
     async def set_title(self, cid: str, title: str) -> None:
         values = {"title": title[:300]}
-        await self.writer.execute((_update_conversation(frozenset(values)), _by_id(cid, values)))
+        await self.writer.execute((_update(Conversation, frozenset(values)), _by_id(cid, values)))
 
     # -- messages --------------------------------------------------------------------------------
     async def messages(self, cid: str) -> builtins.list[Row]:
@@ -251,7 +243,7 @@ class ConversationStore:
                 runs[-1][1].append(row)
             else:
                 runs.append((stmt, [row]))
-        conv_step: Step = (_update_conversation(frozenset(conv)), _by_id(cid, conv))
+        conv_step: Step = (_update(Conversation, frozenset(conv)), _by_id(cid, conv))
         await self.writer.execute(*runs, conv_step)
 
     async def save_partials(self, parts: Iterable[tuple[str, str, str | None]]) -> None:
@@ -262,7 +254,7 @@ class ConversationStore:
 
     async def update_message(self, mid: str, values: Row) -> None:
         values = {**values, "updated_at": utcnow()}
-        await self.writer.execute((_update_message(frozenset(values)), _by_id(mid, values)))
+        await self.writer.execute((_update(Message, frozenset(values)), _by_id(mid, values)))
 
     async def edit_message(self, user_id: str, cid: str, mid: str, content: str) -> Row:
         await self.get(user_id, cid)

@@ -42,10 +42,8 @@ def conversation_view(conv: Row, rows: list[Row]) -> dict[str, Any]:
     for mid in tree.with_summaries(branch):
         row = tree.by_id[mid]
         siblings = [] if row["role"] == "summary" else tree.siblings(mid)
-        context = row["context"]
-        if context is not None and has_lists(context):  # a summary's, or a row from before 0003
-            context = compact(context)
-        messages.append({**row, "context": context, "sibling_ids": siblings})
+        # compact: a summary's record, or one from before 0003, still holds its id lists
+        messages.append({**row, "context": compact(row["context"]), "sibling_ids": siblings})
     return {
         **conv,
         "active_leaf_id": branch[-1] if branch else None,
