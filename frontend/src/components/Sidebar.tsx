@@ -10,9 +10,13 @@ import { useMe } from "./adminHooks";
 import { FOCUS_COMPOSER } from "./Composer";
 import { Icon } from "./Icon";
 
+function closeDrawer(): void {
+  document.documentElement.dataset.drawer = "closed";
+}
+
 function openChat(id: string, messageId: string | null = null) {
   void store.open(id, messageId);
-  document.documentElement.dataset.drawer = "closed";
+  closeDrawer();
 }
 
 const ConversationItem = memo(function ConversationItem({ c, active }: { c: Conversation; active: boolean }) {
@@ -267,10 +271,6 @@ function Account() {
   );
 }
 
-function closeDrawer(): void {
-  document.documentElement.dataset.drawer = "closed";
-}
-
 export function Sidebar() {
   const t = useT();
   const conversations = useChat((s) => s.conversations);
@@ -289,7 +289,7 @@ export function Sidebar() {
           title="Ctrl+Shift+O"
           onClick={() => {
             store.newChat();
-            document.documentElement.dataset.drawer = "closed";
+            closeDrawer();
             window.dispatchEvent(new Event(FOCUS_COMPOSER));
           }}
         >
