@@ -212,16 +212,20 @@ export class ChatStore {
     return this.update(id, { pinned: !c?.pinned });
   }
 
-  async remove(id: string): Promise<void> {
-    if (this.state.generation?.conversationId === id) this.stop();
-    const conversations = this.state.conversations.filter((c) => c.id !== id);
+  /** Forget a conversation here (its answer stopped, left if on screen); also a LiveTarget call. */
+  drop(conversationId: string): void {
+    if (this.state.generation?.conversationId === conversationId) this.state.generation.stop();
     const messages = new Map(this.state.messages);
-    messages.delete(id);
+    messages.delete(conversationId);
     this.set({
-      conversations,
+      conversations: this.state.conversations.filter((c) => c.id !== conversationId),
       messages,
-      activeId: this.state.activeId === id ? null : this.state.activeId,
+      activeId: this.state.activeId === conversationId ? null : this.state.activeId,
     });
+  }
+
+  async remove(id: string): Promise<void> {
+    this.drop(id);
     try {
       await this.write(() => this.need().deleteConversation(id));
     } catch (e) {
@@ -443,17 +447,6 @@ export class ChatStore {
   async reloadAndFollow(conversationId: string): Promise<void> {
     await this.reload(conversationId);
     this.resumeIfStreaming(conversationId);
-  }
-
-  drop(conversationId: string): void {
-    if (this.state.generation?.conversationId === conversationId) this.state.generation.stop();
-    const messages = new Map(this.state.messages);
-    messages.delete(conversationId);
-    this.set({
-      conversations: this.state.conversations.filter((c) => c.id !== conversationId),
-      messages,
-      activeId: this.state.activeId === conversationId ? null : this.state.activeId,
-    });
   }
 
   /** Server mode: an answer still being written (reloaded page, second tab) is followed live. */
