@@ -64,7 +64,7 @@ function UsageTables({ report }: { report: UsageReport }) {
         <tbody>
           {report.totals.map((r) => (
             <tr key={r.keyId ?? ""} data-key-id={r.keyId ?? ""}>
-              <th scope="row">{r.keyId === null ? t("adminAnonymous") : (r.name ?? r.keyId)}</th>
+              <th scope="row">{keyName(r.keyId)}</th>
               <CounterCells c={r} />
             </tr>
           ))}
