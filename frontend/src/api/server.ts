@@ -7,7 +7,7 @@
 import { errorMessage, parseUsage } from "./openai";
 import { ChatSocket } from "./socket";
 import { readSse, SseParser, type SseEvent } from "./sse";
-import { exportFilename } from "./transfer";
+import { exportFilename, paramsJson } from "./transfer";
 import type {
   ChatBackend,
   ChatSettings,
@@ -315,10 +315,7 @@ export function toLiveEvent(ev: Json): LiveEvent | null {
 }
 
 function settingsBody(s: ChatSettings): Json {
-  const params: Json = {};
-  if (s.temperature !== null) params.temperature = s.temperature;
-  if (s.maxTokens !== null) params.max_tokens = s.maxTokens;
-  const out: Json = { system_prompt: s.systemPrompt || null, params };
+  const out: Json = { system_prompt: s.systemPrompt || null, params: paramsJson(s) };
   if (s.model) out.model = s.model;
   return out;
 }

@@ -27,7 +27,8 @@ function usageJson(u: Usage): Json {
   };
 }
 
-function paramsJson(s: ChatSettings): Json {
+/** Sampling parameters as the server keeps them (`params`): only those that are set. */
+export function paramsJson(s: ChatSettings): Json {
   const params: Json = {};
   if (s.temperature !== null) params.temperature = s.temperature;
   if (s.maxTokens !== null) params.max_tokens = s.maxTokens;
