@@ -70,7 +70,13 @@ def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         try:
             # busy_timeout first: switching to WAL needs a lock another process may hold.
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            # WAL is a property of the file: switch only when it is not WAL yet. Switching
+            # takes an exclusive lock, and a connection asking for it while another holds a
+            # write transaction is refused at once ("database is locked"; no busy wait, which
+            # could deadlock) — every connection after the first one would risk that.
+            cursor.execute("PRAGMA journal_mode")
+            if str(cursor.fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
