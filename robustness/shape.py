@@ -43,6 +43,22 @@ def body_problem(content: bytes) -> str | None:
     return error_shape_problem(payload)
 
 
+SEED_PATHS = ("/chatgpt/", "/gigachat/")
+
+
+def seed_body_problem(content: bytes) -> str | None:
+    """Why an error body of a seed endpoint is not the seed's ``{"detail": "…"}``."""
+    try:
+        payload = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return f"error body is not JSON: {content[:200]!r}"
+    if not isinstance(payload, dict) or set(payload) != {"detail"}:
+        return 'expected exactly {"detail": "…"} at the top level'
+    if not isinstance(payload["detail"], str) or not payload["detail"]:
+        return "detail must be a non-empty string"
+    return None
+
+
 def sse_events(text: str) -> list[str]:
     """The ``data:`` payloads of an SSE body, in order (one per event)."""
     events: list[str] = []

@@ -9,8 +9,10 @@ themselves are in :mod:`robustness.shape`.
   is a ``"fake"`` knob in its body (chatgate passes unknown fields through): only then may the
   answer be an upstream error.
 - ``chatgate_error_shape``: every 4xx/5xx is ``{"error": {"message", "type", "param", "code"}}``
-  (message and type strings, param and code string or null); a 200 event stream either ends with
-  ``data: [DONE]`` or with one ``data: {"error": …}`` event in that shape and nothing after it.
+  (message and type strings, param and code string or null) — but the seed endpoints answer in
+  the seed's own ``{"detail": "…"}`` (a wrong method, answered by the router, excepted); a 200
+  event stream either ends with ``data: [DONE]`` or with one ``data: {"error": …}`` event in
+  that shape and nothing after it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from typing import Any
 
 import schemathesis
 
-from robustness.shape import body_problem, server_error_problem, sse_problem
+from robustness.shape import (
+    SEED_PATHS,
+    body_problem,
+    seed_body_problem,
+    server_error_problem,
+    sse_problem,
+)
 
 
 def _content_type(response: schemathesis.Response) -> str:
@@ -43,6 +51,12 @@ def chatgate_error_shape(
 ) -> bool | None:
     status = response.status_code
     if status >= 400:
+        # A wrong method never reaches the seed door: the app's router answers it.
+        if case.operation.path in SEED_PATHS and status != 405:
+            problem = seed_body_problem(response.content)
+            if problem:
+                raise AssertionError(f"{status} not in the seed's error shape: {problem}")
+            return None
         problem = body_problem(response.content)
         if problem:
             raise AssertionError(f"{status} not in the OpenAI error shape: {problem}")

@@ -26,7 +26,7 @@ from chatgate.api.chat import chat_router
 from chatgate.api.health import health_router
 from chatgate.api.legacy import legacy_router
 from chatgate.api.metrics import metrics_router
-from chatgate.api.openai import ChatCompletions, models_router, not_ready
+from chatgate.api.openai import ChatCompletions, models_router
 from chatgate.api.ui import ui_router
 from chatgate.api.ws import ws_router
 from chatgate.config import Config
@@ -39,7 +39,7 @@ from chatgate.errors import (
 )
 from chatgate.observability.metrics import Metrics
 from chatgate.providers.registry import ProviderRegistry
-from chatgate.state import AppState, build_state, close_state
+from chatgate.state import Runtime, build_state, close_state
 
 log = logging.getLogger("chatgate")
 
@@ -52,16 +52,9 @@ class Gateway:
     def __init__(self, config: Config, registry: ProviderRegistry | None = None) -> None:
         self.config = config
         self.registry = registry
-        self.state: AppState | None = None
-        self.stopping = False
-        self.metrics = Metrics()
-        self.chat = ChatCompletions(self)
+        self.runtime = Runtime(Metrics())
+        self.chat = ChatCompletions(self.runtime)
         self.api = self._build_api()
-
-    def require_state(self) -> AppState:
-        if self.state is None or self.stopping:
-            raise not_ready()
-        return self.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -82,8 +75,10 @@ class Gateway:
 
     @asynccontextmanager
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
-        self.state = await build_state(self.config, self.registry, self.metrics)
-        models = [name for name, _ in self.state.router.public_models()]
+        runtime = self.runtime
+        runtime.state = state = await build_state(self.config, self.registry, runtime.metrics)
+        runtime.stopping = False
+        models = [name for name, _ in state.router.public_models()]
         log.info("chatgate ready: %d models (%s)", len(models), ", ".join(models[:8]))
         # Everything built so far lives as long as the process: keep the collector from
         # walking it on every full collection (a p99 cost under load).
@@ -92,9 +87,9 @@ class Gateway:
         try:
             yield
         finally:
-            self.stopping = True
-            await close_state(self.state)
-            self.state = None
+            runtime.stopping = True
+            await close_state(state)
+            runtime.state = None
 
     def _build_api(self) -> FastAPI:
         api = FastAPI(
@@ -103,7 +98,7 @@ class Gateway:
             version=_version(),
             lifespan=self.lifespan,
         )
-        api.state.gateway = self
+        api.state.runtime = self.runtime
         api.include_router(health_router())
         api.include_router(models_router())
         api.include_router(legacy_router())

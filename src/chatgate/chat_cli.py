@@ -106,13 +106,14 @@ class InProcess:
 
         assert self.state is not None
         req = validate_chat_request(body, self.args.reasoning)
-        batches = self.state.pipeline.stream(req)
-        try:
-            async for batch in batches:
+        # The operator's own process: trusted, but limits, usage and metrics still apply.
+        async with self.state.path.begin("cli") as exchange:
+            exchange.trust()
+            await exchange.admit(req)
+            await exchange.open()
+            async for batch in exchange:  # leaving early closes the upstream call
                 for chunk in batch:
                     yield chunk
-        finally:
-            await batches.aclose()  # cancels the upstream call when the answer is stopped
 
     async def close(self) -> None:
         if self.state is not None:

@@ -11,14 +11,16 @@ import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
+from chatgate.chat.accounts import Accounts, SingleUserMode, is_loopback
 from chatgate.chat.service import ChatService
 from chatgate.config import Config
-from chatgate.errors import ConfigError
+from chatgate.errors import ConfigError, ServiceUnavailableError
 from chatgate.gateway.auth import Authenticator
 from chatgate.gateway.cache import DiskStore, MemoryStore, Store, TieredCache
 from chatgate.gateway.caching import ResponseCache
 from chatgate.gateway.caller import UpstreamCaller
 from chatgate.gateway.keypool import KeyPool
+from chatgate.gateway.path import RequestPath
 from chatgate.gateway.pipeline import Pipeline
 from chatgate.gateway.queue import UpstreamQueue
 from chatgate.gateway.ratelimit import Backend, Limit, LocalBackend, RateLimiter
@@ -37,6 +39,7 @@ class AppState:
     config: Config
     providers: dict[str, Provider]
     router: Router
+    path: RequestPath
     pipeline: Pipeline
     db: Database
     auth: Authenticator
@@ -47,6 +50,29 @@ class AppState:
     tiers: TieredCache | None
     _stack: AsyncExitStack
     chat: ChatService | None = None  # the chat application (/api/)
+
+
+@dataclass
+class Runtime:
+    """What the doors reach through ``app.state.runtime``: the state while serving, and the
+    metrics, which outlive it (they count from the first request to the last)."""
+
+    metrics: Metrics
+    state: AppState | None = None
+    stopping: bool = False
+
+    def require(self) -> AppState:
+        """The state, or 503 while starting up or shutting down."""
+        if self.state is None or self.stopping:
+            raise ServiceUnavailableError("chatgate is starting up or shutting down", retry_after=1)
+        return self.state
+
+
+def single_user_mode(config: Config) -> SingleUserMode:
+    """``auto`` is off when keys are required: every door then needs an identity, and the web
+    chat's is a signed-in user, never the implicit one."""
+    mode = config.auth.single_user
+    return "off" if mode == "auto" and config.auth.require_keys else mode
 
 
 def build_pools(config: Config) -> dict[str, KeyPool]:
@@ -118,6 +144,7 @@ async def build_state(
     config: Config, registry: ProviderRegistry | None = None, metrics: Metrics | None = None
 ) -> AppState:
     registry = registry or default_registry()
+    metrics = metrics or Metrics()
     async with AsyncExitStack() as stack:
         db = await open_database(config.database.url)
         stack.push_async_callback(db.close)
@@ -135,23 +162,32 @@ async def build_state(
         pools, queues = build_pools(config), build_queues(config)
         pipeline = Pipeline(
             router,
-            UpstreamCaller(pools, queues, on_error=metrics.upstream_error if metrics else None),
+            UpstreamCaller(pools, queues, on_error=metrics.upstream_error),
             reasoning=config.reasoning,
             cache=cache,
         )
         limiter = build_limiter(config)
         stack.push_async_callback(limiter.close)
-        auth = Authenticator(KeyRepository(db), config.auth.require_keys, config.auth.key_cache_ttl)
+        accounts = Accounts(
+            db, single_user_mode(config), is_loopback(config.server.host), config.auth.session_days
+        )
+        auth = Authenticator(
+            KeyRepository(db), config.auth.require_keys, config.auth.key_cache_ttl, accounts.get
+        )
         usage = UsageRecorder(UsageRepository(db), on_written=auth.written)
         usage.start()
         stack.push_async_callback(usage.close)  # closed first: the last batch is written
-        chat = ChatService(config, db, pipeline, limiter, usage)
+        path = RequestPath(
+            auth, limiter, pipeline, usage, metrics, config.rate_limits.default_max_tokens
+        )
+        chat = ChatService(config, db, accounts, path)
         await chat.start()
         stack.push_async_callback(chat.close)  # before usage: running answers are saved first
         return AppState(
             config,
             providers,
             router,
+            path,
             pipeline,
             db,
             auth,

@@ -48,14 +48,15 @@ def test_gigachat_endpoint_uses_oauth_and_unknown_model_name(
     assert sent["headers"]["Authorization"].startswith("Bearer ")
 
 
-def test_legacy_bad_input_is_400(gateway_url: str) -> None:
+def test_legacy_bad_input_is_400_in_the_seed_shape(gateway_url: str) -> None:
     resp = httpx.post(gateway_url + "/chatgpt/", json={"model": "fake-model"})
     assert resp.status_code == 400
-    assert resp.json()["error"]["type"] == "invalid_request_error"
+    assert resp.json() == {"detail": "messages: Field required"}
     resp = httpx.post(
         gateway_url + "/chatgpt/", content=b"{oops", headers={"content-type": "application/json"}
     )
     assert resp.status_code == 400
+    assert resp.json() == {"detail": "Request body is not valid JSON."}
 
 
 def test_unknown_model_goes_verbatim_to_first_provider_of_its_kind(

@@ -269,7 +269,7 @@ def test_finished_generation_is_served_from_the_database(
     started = send(alice, conv["id"], "remember me")
     gid = started["generation_id"]
     live = follow(alice, gid)
-    state = chat_server.thread.app.state
+    state = chat_server.thread.app.runtime.state
     state.chat.generations.jobs.pop(gid)  # as if the log had expired, or another replica asks
     stored = follow(alice, gid, last_event_id=live[-1][0])
     assert [e["type"] for _, e in stored] == ["snapshot", "done"]

@@ -26,13 +26,17 @@ def test_access_record_is_one_json_line() -> None:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        AccessLog().request("rid-1", "fake-model", 200, 0.0, "miss", True)
+        AccessLog().request(
+            "seed", "rid-1", "fake-model", 200, 0.0, "miss", True, key_id="k1", user_id=None
+        )
         handler.flush()
     finally:
         logger.removeHandler(handler)
         handler.close()
     record = orjson.loads(stream.getvalue().strip())
     assert record["request_id"] == "rid-1"
+    assert (record["api"], record["key_id"]) == ("seed", "k1")
+    assert "user_id" not in record
     assert (record["model"], record["status"], record["cache"], record["stream"]) == (
         "fake-model",
         200,
@@ -69,5 +73,6 @@ def test_served_requests_are_logged_without_secrets(tmp_path: Path, fake: FakeUp
     access = [r for r in records if r["logger"] == "chatgate.access"]
     assert [r["status"] for r in access] == [200, 502]
     assert access[0]["request_id"] == "log-test"
+    assert [r["api"] for r in access] == ["chat_completions", "chat_completions"]
     assert access[0]["model"] == "fake-model"
     assert all(r["level"] in ("info", "warning", "error") for r in records)

@@ -13,29 +13,27 @@ from __future__ import annotations
 
 import hmac
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatgate.api.auth import csrf_guard, resolve_account
+from chatgate.api.deps import app_state
 from chatgate.errors import (
     AuthenticationError,
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
 )
+from chatgate.state import AppState
 from chatgate.storage import ANONYMOUS, ClientKey
 from chatgate.storage.keys import MAX_BUDGET, MAX_EXPIRES_DAYS, MAX_RATE
 
-if TYPE_CHECKING:
-    from chatgate.state import AppState
-
 
 def _state(request: Request) -> AppState:
-    state: AppState = request.app.state.gateway.require_state()
-    return state
+    return app_state(request)
 
 
 async def require_admin(request: Request) -> AppState:

@@ -10,18 +10,16 @@ chatgate never grants), and a browser's ``Origin``, when sent, must be this serv
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from chatgate.api.openai import not_ready
+from chatgate.api.deps import runtime_of
 from chatgate.chat.accounts import Account
-from chatgate.errors import AuthenticationError, PermissionDeniedError
-
-if TYPE_CHECKING:
-    from chatgate.chat.service import ChatService
+from chatgate.chat.service import ChatService
+from chatgate.errors import AuthenticationError, PermissionDeniedError, ServiceUnavailableError
 
 COOKIE = "chatgate_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -32,11 +30,10 @@ def chat_service(request: Request) -> ChatService:
 
 
 def service_of(app: Any) -> ChatService:
-    state = app.state.gateway.require_state()
-    chat: ChatService | None = getattr(state, "chat", None)
-    if chat is None:
-        raise not_ready()
-    return chat
+    state = runtime_of(app).require()
+    if state.chat is None:
+        raise ServiceUnavailableError("the chat service is not running", retry_after=1)
+    return state.chat
 
 
 async def resolve_account(chat: ChatService, cookies: Mapping[str, str]) -> Account | None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-if TYPE_CHECKING:
-    from chatgate.app import Gateway
-    from chatgate.state import AppState
+from chatgate.api.deps import runtime_of
+from chatgate.state import AppState
 
 
 def health_router() -> APIRouter:
@@ -24,10 +23,10 @@ def health_router() -> APIRouter:
         summary="Readiness: started, the database answers; Redis down is `degraded` (still 200)",
     )
     async def ready(request: Request) -> Any:
-        gateway: Gateway = request.app.state.gateway
-        state = gateway.state
-        if state is None or gateway.stopping:
-            detail = "shutting down" if gateway.stopping else "starting"
+        runtime = runtime_of(request.app)
+        state = runtime.state
+        if state is None or runtime.stopping:
+            detail = "shutting down" if runtime.stopping else "starting"
             return JSONResponse({"status": "unavailable", "detail": detail}, status_code=503)
         database = await state.db.ping()
         body = readiness(state, database)

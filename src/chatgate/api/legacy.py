@@ -1,24 +1,28 @@
 """The seed service's endpoints: ``POST /chatgpt/`` and ``POST /gigachat/`` (seeds/001_*.txt).
 
 ``{model, messages}`` in; the default system prompt is put first when the client sent none; the
-same ``{model, messages}`` out with the assistant's message appended. Routed through the same
-pipeline as ``/v1``. A model the router does not know goes verbatim to the first provider of the
-endpoint's kind (``openai`` / ``gigachat``), as the seed passed it straight to its one upstream.
+same ``{model, messages}`` out with the assistant's message appended. A door like any other: the
+request walks the one path (key when required, allow-list, budget, limits, cache, usage, metrics
+as ``api="seed"``, access log). A model the router does not know goes verbatim to the first
+provider of the endpoint's kind (``openai`` / ``gigachat``), as the seed passed it straight to
+its one upstream. Errors come in the seed's simple shape, ``{"detail": "…"}``, with the status
+(and ``Retry-After``) of the underlying error.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, ValidationError
 
-from chatgate.errors import ModelNotFoundError, UpstreamError
+from chatgate.api.deps import State
+from chatgate.errors import GatewayError, InvalidRequestError, ModelNotFoundError, UpstreamError
+from chatgate.gateway.auth import bearer
 from chatgate.gateway.router import Deployment
 from chatgate.protocol.openai import validate_chat_request
-
-if TYPE_CHECKING:
-    from chatgate.state import AppState
+from chatgate.state import AppState
 
 
 class LegacyMessage(BaseModel):
@@ -29,6 +33,10 @@ class LegacyMessage(BaseModel):
 class LegacyChat(BaseModel):
     model: str = Field(examples=["gpt-3.5-turbo"])
     messages: list[LegacyMessage]
+
+
+class LegacyError(BaseModel):
+    detail: str = Field(examples=["A chatgate API key is required (Authorization: Bearer …)."])
 
 
 def _deployment(state: AppState, model: str, provider_type: str) -> Deployment:
@@ -43,32 +51,81 @@ def _deployment(state: AppState, model: str, provider_type: str) -> Deployment:
     raise ModelNotFoundError(model)
 
 
-async def _answer(request: Request, payload: LegacyChat, provider_type: str) -> LegacyChat:
-    state: AppState = request.app.state.gateway.require_state()
-    messages: list[dict[str, Any]] = [m.model_dump() for m in payload.messages]
-    if not any(m["role"] == "system" for m in messages):
-        messages.insert(0, {"role": "system", "content": state.config.legacy.system_prompt})
-    req = validate_chat_request({"model": payload.model, "messages": messages})
-    dep = _deployment(state, payload.model, provider_type)
-    route = None if state.router.get(payload.model) is dep else [dep]
-    result = await state.pipeline.complete(req, route)
+def _parse(raw: bytes) -> LegacyChat:
     try:
-        message = result["choices"][0]["message"]
-    except (KeyError, IndexError, TypeError):
-        raise UpstreamError("upstream answer has no message") from None
+        return LegacyChat.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        if not errors:
+            raise InvalidRequestError("Invalid request.") from None
+        first = errors[0]
+        where = ".".join(str(p) for p in first["loc"])
+        message = first["msg"]
+        if first["type"] == "json_invalid":
+            message, where = "Request body is not valid JSON.", ""
+        raise InvalidRequestError(f"{where}: {message}" if where else message) from None
+
+
+async def _answer(request: Request, state: AppState, provider_type: str) -> LegacyChat:
+    async with state.path.begin("seed", request.headers.get("x-request-id")) as exchange:
+        await exchange.authenticate(bearer(request.headers.get("authorization")))
+        payload = _parse(await request.body())
+        messages: list[dict[str, Any]] = [m.model_dump() for m in payload.messages]
+        if not any(m["role"] == "system" for m in messages):
+            messages.insert(0, {"role": "system", "content": state.config.legacy.system_prompt})
+        req = validate_chat_request({"model": payload.model, "messages": messages})
+        await exchange.admit(req)
+        dep = _deployment(state, payload.model, provider_type)
+        route = None if state.router.get(payload.model) is dep else [dep]
+        answer = await exchange.open(route=route)
+        try:
+            message = (answer.completion or {})["choices"][0]["message"]
+        except (KeyError, IndexError, TypeError):
+            raise UpstreamError("upstream answer has no message") from None
     messages.append({"role": "assistant", "content": message.get("content") or ""})
     return LegacyChat.model_validate({"model": payload.model, "messages": messages})
+
+
+async def _respond(request: Request, state: AppState, provider_type: str) -> Response:
+    try:
+        result = await _answer(request, state, provider_type)
+    except GatewayError as exc:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=exc.headers())
+    return JSONResponse(result.model_dump())
+
+
+_DOCS: dict[str, Any] = {
+    "openapi_extra": {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/LegacyChat"}}
+            },
+        }
+    },
+    "response_model": LegacyChat,
+    "responses": {
+        status: {"model": LegacyError, "description": description}
+        for status, description in (
+            (400, "Bad input"),
+            (401, "A chatgate key is required"),
+            (403, "The key may not use this model"),
+            (429, "Rate limit or budget"),
+            (502, "Upstream failed"),
+        )
+    },
+}
 
 
 def legacy_router() -> APIRouter:
     router = APIRouter(tags=["Seed compatibility"])
 
-    @router.post("/chatgpt/", summary="Chat via an OpenAI-type provider (seed API)")
-    async def chatgpt(payload: LegacyChat, request: Request) -> LegacyChat:
-        return await _answer(request, payload, "openai")
+    @router.post("/chatgpt/", summary="Chat via an OpenAI-type provider (seed API)", **_DOCS)
+    async def chatgpt(request: Request, state: AppState = State) -> Response:
+        return await _respond(request, state, "openai")
 
-    @router.post("/gigachat/", summary="Chat via GigaChat (seed API)")
-    async def gigachat(payload: LegacyChat, request: Request) -> LegacyChat:
-        return await _answer(request, payload, "gigachat")
+    @router.post("/gigachat/", summary="Chat via GigaChat (seed API)", **_DOCS)
+    async def gigachat(request: Request, state: AppState = State) -> Response:
+        return await _respond(request, state, "gigachat")
 
     return router

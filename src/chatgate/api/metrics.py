@@ -1,16 +1,13 @@
-"""``GET /metrics``: Prometheus text format."""
+"""``GET /metrics``: Prometheus text format — the counters, plus gauges read from live state."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
-from chatgate.observability.metrics import cache_lines
-
-if TYPE_CHECKING:
-    from chatgate.app import Gateway
+from chatgate.api.deps import runtime_of
+from chatgate.observability.metrics import escape
+from chatgate.state import AppState
 
 
 def metrics_router() -> APIRouter:
@@ -18,11 +15,55 @@ def metrics_router() -> APIRouter:
 
     @router.get("/metrics", summary="Prometheus metrics")
     async def metrics(request: Request) -> PlainTextResponse:
-        gateway: Gateway = request.app.state.gateway
-        state = gateway.state
-        text = gateway.metrics.render(state)
-        if state is not None:
-            text += "\n".join(await cache_lines(state)) + "\n"
+        runtime = runtime_of(request.app)
+        state = runtime.state
+        live = [*live_state(state), *await cache_lines(state)] if state is not None else []
+        text = runtime.metrics.render(live)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return router
+
+
+def live_state(state: AppState) -> list[str]:
+    lines = [
+        "# HELP chatgate_queue_depth Requests waiting for an upstream slot.",
+        "# TYPE chatgate_queue_depth gauge",
+    ]
+    for name, queue in state.queues.items():
+        lines.append(f'chatgate_queue_depth{{provider="{escape(name)}"}} {queue.depth}')
+    lines += [
+        "# HELP chatgate_upstream_keys Upstream keys by provider and state.",
+        "# TYPE chatgate_upstream_keys gauge",
+    ]
+    for name, pool in state.pools.items():
+        counts = {"ok": 0, "cooling": 0, "disabled": 0}
+        for key in pool.snapshot():
+            counts[str(key["state"])] = counts.get(str(key["state"]), 0) + 1
+        for key_state, n in counts.items():
+            lines.append(
+                f'chatgate_upstream_keys{{provider="{escape(name)}",state="{key_state}"}} {n}'
+            )
+    lines += [
+        "# HELP chatgate_rate_limit_degraded 1 while Redis is down and limits are local.",
+        "# TYPE chatgate_rate_limit_degraded gauge",
+        f"chatgate_rate_limit_degraded {int(state.limiter.degraded)}",
+    ]
+    return lines
+
+
+async def cache_lines(state: AppState) -> list[str]:
+    """Cache tier numbers (async: the disk and Redis tiers are asked)."""
+    if state.tiers is None:
+        return []
+    stats = await state.tiers.stats()
+    lines: list[str] = []
+    for metric, field, kind in (
+        ("chatgate_cache_hits_total", "hits", "counter"),
+        ("chatgate_cache_misses_total", "misses", "counter"),
+        ("chatgate_cache_entries", "entries", "gauge"),
+        ("chatgate_cache_bytes", "bytes", "gauge"),
+    ):
+        lines += [f"# HELP {metric} Response cache {field} per tier.", f"# TYPE {metric} {kind}"]
+        for tier, s in stats.items():
+            lines.append(f'{metric}{{tier="{escape(tier)}"}} {getattr(s, field)}')
+    return lines

@@ -42,6 +42,12 @@ class Account:
     name: str
     is_admin: bool
     implicit: bool = False  # the single-user-mode user, who has no password
+    # the user's policy, as client keys have it (None: unlimited, every model)
+    rpm: int | None = None
+    tpm: int | None = None
+    models: frozenset[str] | None = None
+    budget_tokens: int | None = None
+    tokens_used: int = 0
 
     @classmethod
     def of(cls, user: User) -> Account:

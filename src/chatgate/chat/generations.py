@@ -1,7 +1,8 @@
 """Generation jobs: answers produced by tasks the application owns, not by requests.
 
-A job builds the context, streams the answer through the gateway pipeline (cache, limits,
-reasoning — the same path as ``/v1``), appends each batch of chunks to its event log, and ends
+A job builds the context, streams the answer along the request path (the ``web_chat`` door's
+exchange, admitted by the request that started the job: the same policy, cache, reasoning,
+usage and metrics as ``/v1``), appends each batch of chunks to its event log, and ends
 by saving the answer with its status (``done`` / ``stopped`` / ``error``) and usage. Clients
 follow the log; closing a tab or losing the network stops nothing. Partial answers are written
 by one saver task for all jobs every ``chat.save_interval`` seconds, as one statement, never per
@@ -28,9 +29,9 @@ from chatgate.chat.tokens import TokenCounter
 from chatgate.chat.tree import Row, Tree
 from chatgate.config import ChatConfig
 from chatgate.errors import GatewayError, ServiceUnavailableError
-from chatgate.gateway.pipeline import Pipeline
-from chatgate.gateway.ratelimit import RateLimiter, Reservation
-from chatgate.gateway.usage import UsageRecorder, usage_tokens
+from chatgate.gateway.auth import Identity
+from chatgate.gateway.path import CLIENT_GONE, Exchange, RequestPath
+from chatgate.gateway.usage import usage_tokens
 from chatgate.protocol.openai import ChunkBatch, validate_chat_request
 
 log = logging.getLogger(__name__)
@@ -50,9 +51,9 @@ class Spec:
     message_id: str  # the assistant message, stored with status "streaming"
     model: str
     window: int
+    exchange: Exchange  # admitted: the caller's identity and rate-limit reservation
     params: dict[str, Any] = field(default_factory=dict)
     regenerate: bool = False
-    reservation: Reservation | None = None
     title_from: str | None = None  # the first user message, when the conversation has no title
 
 
@@ -106,21 +107,17 @@ class Generations:
     def __init__(
         self,
         store: ConversationStore,
-        pipeline: Pipeline,
+        path: RequestPath,
         context: ContextBuilder,
         tokens: TokenCounter,
-        usage: UsageRecorder,
-        limiter: RateLimiter,
         config: ChatConfig,
         shared: SharedLogs | None = None,
     ) -> None:
         self.store = store
         self.shared = shared
-        self.pipeline = pipeline
+        self.path = path
         self.context = context
         self.tokens = tokens
-        self.usage = usage
-        self.limiter = limiter
         self.config = config
         self.jobs: dict[str, Job] = {}
         self._saver: asyncio.Task[None] | None = None
@@ -167,7 +164,7 @@ class Generations:
     # -- the job ---------------------------------------------------------------------------------
     async def _run(self, job: Job, spec: Spec) -> None:
         status, error, built = "done", None, None
-        usage: dict[str, Any] | None = None
+        exchange = spec.exchange
         try:
             built = await self._build(job, spec)
             body = {
@@ -179,26 +176,29 @@ class Generations:
             }
             req = validate_chat_request(body)
             req.cache_lookup = not spec.regenerate  # a regenerate wants a new answer
-            stream = self.pipeline.stream(req)
             try:
-                async for batch in stream:
+                await exchange.open(req)
+                async for batch in exchange:
                     content, reasoning = batch_deltas(batch)
                     if content or reasoning:
                         self._delta(job, content, reasoning)
             finally:
-                await stream.aclose()  # closes the upstream call now, also when cancelled
-            usage = req.usage
+                await exchange.aclose()  # closes the upstream call now, also when cancelled
         except asyncio.CancelledError:
             status = "stopped" if job.stop_requested else "error"
             if not job.stop_requested:
                 error = {"message": SHUTDOWN_ERROR, "type": "internal_error", "code": None}
+            exchange.fail(SHUTDOWN_ERROR if error else "stopped", CLIENT_GONE)
         except GatewayError as exc:
             status, error = "error", exc.to_body()["error"]
+            exchange.fail(exc)
         except Exception as exc:
             log.exception("generation %s failed", job.id)
             status = "error"
             error = {"message": f"internal error: {type(exc).__name__}", "type": "internal_error"}
-        await self._finish(job, spec, status, error, usage, built)
+            exchange.fail(str(error["message"]), 500)
+        answer = exchange.answer
+        await self._finish(job, spec, status, error, answer.usage if answer else None, built)
         if spec.title_from is not None and status == "done" and self.config.model_titles:
             await self._title(spec)
 
@@ -222,7 +222,7 @@ class Generations:
             window=spec.window,
             system_prompt=conv.get("system_prompt") or self._model_system_prompt(spec.model),
             params=spec.params,
-            summarizer=lambda msgs, n: self.complete(spec.model, msgs, n),
+            summarizer=lambda msgs, n: self.complete(spec, msgs, n),
             new_summary_id=new_id("m"),
         )
         record = built.record()
@@ -237,18 +237,26 @@ class Generations:
         return built
 
     def _model_system_prompt(self, model: str) -> str | None:
-        dep = self.pipeline.router.get(model)
+        dep = self.path.pipeline.router.get(model)
         return dep.settings.system_prompt if dep is not None and dep.settings else None
 
-    async def complete(self, model: str, messages: list[dict[str, Any]], max_tokens: int) -> str:
-        """A short non-streamed call (summaries, titles): the answer's text."""
+    async def complete(self, spec: Spec, messages: list[dict[str, Any]], max_tokens: int) -> str:
+        """A short non-streamed call for the job's user (summaries, titles): the answer's text.
+        Its own trip along the path: the user's limits, budget and usage apply to it too."""
         req = validate_chat_request(
-            {"model": model, "messages": messages, "max_tokens": max_tokens}
+            {"model": spec.model, "messages": messages, "max_tokens": max_tokens}
         )
-        result = await self.pipeline.complete(req)
-        prompt, completion = usage_tokens(req.usage)
-        self.usage.record(None, model, prompt, completion)
-        choices = result.get("choices") or [{}]
+        exchange = self.path.begin("web_chat")
+        exchange.trust(_identity(spec))
+        try:
+            await exchange.admit(req)
+            answer = await exchange.open()
+        except GatewayError as exc:
+            exchange.fail(exc)
+            raise
+        finally:
+            await exchange.finish()
+        choices = (answer.completion or {}).get("choices") or [{}]
         content = (choices[0].get("message") or {}).get("content")
         return content if isinstance(content, str) else ""
 
@@ -292,11 +300,8 @@ class Generations:
         )
         job.log.finish()
         job.ended.set()
-        prompt, completion = usage_tokens(usage)
-        self.usage.record(None, spec.model, prompt, completion)
-        if spec.reservation is not None:
-            with contextlib.suppress(Exception):
-                await self.limiter.reconcile(spec.reservation, prompt + completion)
+        await spec.exchange.finish()
+        prompt = usage_tokens(usage)[0]  # a cached answer's count still measures this prompt
         if built is not None and prompt:
             self.tokens.calibrate(spec.model, built.raw_estimate, prompt, built.tokenizer)
         asyncio.get_running_loop().call_later(self.config.job_retention, self._evict, job)
@@ -316,7 +321,7 @@ class Generations:
             {"role": "user", "content": text},
         ]
         try:
-            title = clean_title(await self.complete(spec.model, prompt, 24))
+            title = clean_title(await self.complete(spec, prompt, 24))
             if title:
                 await self.store.set_title(spec.conversation["id"], title)
         except Exception as exc:  # the first words stay the title
@@ -357,3 +362,9 @@ class Generations:
 def clean_title(text: str) -> str:
     title = " ".join(text.strip().splitlines()[0].split()) if text.strip() else ""
     return title.strip("\"'«»“”#*. ")[:120]
+
+
+def _identity(spec: Spec) -> Identity:
+    identity = spec.exchange.identity
+    assert identity is not None
+    return identity

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from chatgate.chat.accounts import Account, Accounts, is_loopback
+from chatgate.chat.accounts import Account, Accounts
 from chatgate.chat.context import ContextBuilder
 from chatgate.chat.events import UserEvents, started_event
 from chatgate.chat.generations import Generations, Job, Spec
@@ -28,11 +28,15 @@ from chatgate.chat.store import ConversationStore, Row
 from chatgate.chat.tokens import TokenCounter, resolver
 from chatgate.chat.tree import Tree
 from chatgate.config import Config
-from chatgate.errors import InvalidRequestError, NotFoundError, ServiceUnavailableError
-from chatgate.gateway.pipeline import Pipeline
-from chatgate.gateway.ratelimit import Limit, RateLimiter
+from chatgate.errors import (
+    GatewayError,
+    InvalidRequestError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
+from chatgate.gateway.path import RequestPath, estimate_tokens
 from chatgate.gateway.router import known_context_window
-from chatgate.gateway.usage import UsageRecorder
+from chatgate.protocol.openai import ChatRequest
 from chatgate.storage import Database
 
 log = logging.getLogger(__name__)
@@ -40,7 +44,6 @@ log = logging.getLogger(__name__)
 # Body fields the conversation's params may not set: the service decides them.
 RESERVED_PARAMS = frozenset({"model", "messages", "stream", "stream_options", "n"})
 TITLE_WORDS = 8
-_NO_LIMIT = Limit()
 _STALE_POLLS = 60  # a database-served follow gives up after this many polls without progress
 
 
@@ -78,17 +81,14 @@ class ChatService:
         self,
         config: Config,
         db: Database,
-        pipeline: Pipeline,
-        limiter: RateLimiter,
-        usage: UsageRecorder,
+        accounts: Accounts,
+        path: RequestPath,
     ) -> None:
         self.config = config
         self.db = db
-        self.router = pipeline.router
-        self.limiter = limiter
-        self.accounts = Accounts(
-            db, config.auth.single_user, is_loopback(config.server.host), config.auth.session_days
-        )
+        self.path = path
+        self.router = path.pipeline.router
+        self.accounts = accounts
         self.store = ConversationStore(db)
         self.tokens = TokenCounter(resolver(self.router, config.providers))
         self.context = ContextBuilder(self.tokens, config.chat.summarize, config.chat.reply_tokens)
@@ -97,9 +97,8 @@ class ChatService:
             SharedLogs(config.redis.url, config.chat.job_retention) if config.redis.url else None
         )
         self.generations = Generations(
-            self.store, pipeline, self.context, self.tokens, usage, limiter, config.chat,
-            self.shared,
-        )  # fmt: skip
+            self.store, path, self.context, self.tokens, config.chat, self.shared
+        )
 
     async def start(self) -> None:
         self.generations.start_saver()
@@ -184,13 +183,26 @@ class ChatService:
         )
         params = {k: v for k, v in (conv["params"] or {}).items() if k not in RESERVED_PARAMS}
         window = self.window(model)
-        estimate = min(window, _chars(tree, branch) // 4)
-        reservation = await self.limiter.reserve(None, _NO_LIMIT, estimate)
-        title_from = title = None
-        if not conv["title"] and req.content and user_mid is not None:
-            conv["title"] = title = first_words(req.content)
-            title_from = req.content
-        await self.store.add_messages(cid, new_rows, active_leaf=mid, title=title)
+        exchange = self.path.begin("web_chat")
+        try:
+            await exchange.as_user(user.id, user.name)
+            # Admitted on an outline of the request: the real context is built by the job.
+            outline = ChatRequest(
+                body={**params, "model": model, "messages": _outline(tree, branch, req)},
+                model=model,
+                stream=True,
+            )
+            estimate = estimate_tokens(outline, self.config.chat.reply_tokens)
+            await exchange.admit(outline, min(window, estimate))
+            title_from = title = None
+            if not conv["title"] and req.content and user_mid is not None:
+                conv["title"] = title = first_words(req.content)
+                title_from = req.content
+            await self.store.add_messages(cid, new_rows, active_leaf=mid, title=title)
+        except BaseException as exc:
+            exchange.fail(exc if isinstance(exc, GatewayError) else "not started", 500)
+            await exchange.finish()
+            raise
         spec = Spec(
             generation_id=gid,
             user_id=user.id,
@@ -200,12 +212,17 @@ class ChatService:
             message_id=mid,
             model=model,
             window=window,
+            exchange=exchange,
             params=params,
             regenerate=req.regenerate_of is not None,
-            reservation=reservation,
             title_from=title_from,
         )
-        self.generations.start(spec)
+        try:
+            self.generations.start(spec)
+        except GatewayError as exc:
+            exchange.fail(exc)
+            await exchange.finish()
+            raise
         started = {
             "generation_id": gid,
             "conversation_id": cid,
@@ -312,8 +329,15 @@ async def _poll(check: Callable[[], Awaitable[Row | None]], seconds: float) -> R
         await asyncio.sleep(0.05)
 
 
-def _chars(tree: Tree, branch: list[str]) -> int:
-    return sum(len(tree.by_id[m]["content"]) for m in branch if m in tree.by_id)
+def _outline(tree: Tree, branch: list[str], req: Send) -> list[dict[str, Any]]:
+    """The branch's messages as the request will carry them (for the admission estimate)."""
+    messages = [
+        {"role": "user" if row["role"] == "user" else "assistant", "content": row["content"]}
+        for row in (tree.by_id[m] for m in branch if m in tree.by_id)
+    ]
+    if req.content and (not branch or branch[-1] not in tree.by_id):
+        messages.append({"role": "user", "content": req.content})
+    return messages
 
 
 def _message(tree: Tree, mid: str, param: str) -> Row:

@@ -1,15 +1,22 @@
-"""Client authentication: chatgate's own virtual keys (``sk-cg-…``), stored hashed.
+"""Who is calling: chatgate's own virtual keys (``sk-cg-…``, stored hashed), or a signed-in user.
 
-A looked-up key is trusted for ``key_cache_ttl`` seconds (so a busy key costs no database read
-per request; a revocation reaches every replica within that time). With ``require_keys`` off, a
-request without a valid key is served anonymously: SDKs always send *some* key, so an unknown
-one is not an error there — but a known key that is revoked or expired always is.
+The first stage of the request path. A door hands over the credential it found (a bearer
+secret, or the account of a web-chat session) and gets an :class:`Identity`: the caller's model
+allow-list, budget and rate limits, which the next stages apply the same way for every door.
+
+A looked-up key or user is trusted for ``cache_ttl`` seconds (so a busy caller costs no database
+read per request; a revocation or a changed limit reaches every replica within that time). With
+``require_keys`` off, a request without a valid key is served anonymously: SDKs always send
+*some* key, so an unknown one is not an error there — but a known key that is revoked or expired
+always is.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from chatgate.errors import AuthenticationError, PermissionDeniedError, QuotaExceededError
 from chatgate.gateway.ratelimit import Limit
@@ -21,7 +28,7 @@ _CACHE_LIMIT = 10_000
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Who is calling: a client key, or ``ANONYMOUS_IDENTITY``."""
+    """Who is calling: a client key, a user, or ``ANONYMOUS_IDENTITY``."""
 
     key_id: str | None
     name: str
@@ -29,11 +36,20 @@ class Identity:
     models: frozenset[str] | None
     budget_tokens: int | None
     tokens_used: int
+    user_id: str | None = None
+
+    @property
+    def subject(self) -> str | None:
+        """The one budget and rate-limit holder: ``k:<key id>``, ``u:<user id>`` or None."""
+        if self.key_id is not None:
+            return "k:" + self.key_id
+        return "u:" + self.user_id if self.user_id is not None else None
 
     def check_model(self, model: str) -> None:
         if self.models is not None and model not in self.models:
+            whose = "API key" if self.key_id is not None else "account"
             raise PermissionDeniedError(
-                f"This API key may not use the model `{model}`.",
+                f"This {whose} may not use the model `{model}`.",
                 param="model",
                 code="model_not_allowed",
             )
@@ -42,7 +58,29 @@ class Identity:
 ANONYMOUS_IDENTITY = Identity(None, "anonymous", Limit(), None, None, 0)
 
 
-def _identity(key: ClientKey) -> Identity:
+class Member(Protocol):
+    """A user's policy as the user store gives it (``chat.accounts.Account`` is one)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def rpm(self) -> int | None: ...
+    @property
+    def tpm(self) -> int | None: ...
+    @property
+    def models(self) -> frozenset[str] | None: ...
+    @property
+    def budget_tokens(self) -> int | None: ...
+    @property
+    def tokens_used(self) -> int: ...
+
+
+UserLookup = Callable[[str], Awaitable[Member | None]]
+
+
+def _key_identity(key: ClientKey) -> Identity:
     return Identity(
         key_id=key.id,
         name=key.name,
@@ -50,6 +88,18 @@ def _identity(key: ClientKey) -> Identity:
         models=frozenset(key.models) if key.models is not None else None,
         budget_tokens=key.budget_tokens,
         tokens_used=key.tokens_used,
+    )
+
+
+def _user_identity(user: Member) -> Identity:
+    return Identity(
+        key_id=None,
+        name=user.name,
+        limit=Limit(rpm=user.rpm, tpm=user.tpm),
+        models=user.models,
+        budget_tokens=user.budget_tokens,
+        tokens_used=user.tokens_used,
+        user_id=user.id,
     )
 
 
@@ -61,81 +111,120 @@ def bearer(authorization: str | None) -> str | None:
 
 
 class Authenticator:
-    def __init__(self, keys: KeyRepository, require_keys: bool, cache_ttl: float = 10.0) -> None:
+    def __init__(
+        self,
+        keys: KeyRepository,
+        require_keys: bool,
+        cache_ttl: float = 10.0,
+        users: UserLookup | None = None,
+    ) -> None:
         self.keys = keys
+        self.users = users
         self.require_keys = require_keys
         self.cache_ttl = cache_ttl
-        # secret → (identity or None for "no such key", valid until); bounded, so a flood of
-        # made-up keys cannot grow it without limit
+        # secret or "u:<id>" → (identity or None for "no such key", valid until); bounded, so a
+        # flood of made-up keys cannot grow it without limit
         self._cache: dict[str, tuple[Identity | None, float]] = {}
-        # A key's budget use = tokens_used as last read + what the usage batches have written
-        # since that read + what they have not written yet. (The database only knows what the
-        # batches wrote, so a fresh read must not forget the rest.)
+        # A budget's use = tokens_used as last read + what the usage batches have written since
+        # that read + what they have not written yet (by subject). The database only knows what
+        # the batches wrote, so a fresh read must not forget the rest.
         self._unwritten: dict[str, int] = {}
         self._written_since_read: dict[str, int] = {}
 
-    async def authenticate(self, authorization: str | None) -> Identity:
-        secret = bearer(authorization)
+    async def authenticate(self, secret: str | None) -> Identity:
+        """The identity of a client key's secret (``None``: no key was sent)."""
         if secret is None or not secret.startswith(_PREFIX):
             if self.require_keys:
                 raise AuthenticationError(
                     "A chatgate API key is required (Authorization: Bearer sk-cg-…)."
                 )
             return ANONYMOUS_IDENTITY
-        now = time.monotonic()
-        cached = self._cache.get(secret)
-        if cached is not None and cached[1] > now:
-            identity = cached[0]
-        else:
-            identity = await self._load(secret)
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[secret] = (identity, now + self.cache_ttl)
+        identity = await self._cached(secret, self._load_key)
         if identity is None:
             if self.require_keys:
                 raise AuthenticationError("Incorrect API key provided.")
             return ANONYMOUS_IDENTITY
         return identity
 
-    async def _load(self, secret: str) -> Identity | None:
+    async def user(self, user_id: str, name: str) -> Identity:
+        """The identity of a signed-in user (the session was checked by the door)."""
+        if self.users is None:
+            return Identity(None, name, Limit(), None, None, 0, user_id=user_id)
+        identity = await self._cached("u:" + user_id, self._load_user)
+        if identity is None:
+            raise AuthenticationError("This account no longer exists.")
+        return identity
+
+    async def _cached(
+        self, lookup: str, load: Callable[[str], Awaitable[Identity | None]]
+    ) -> Identity | None:
+        now = time.monotonic()
+        cached = self._cache.get(lookup)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        identity = await load(lookup)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[lookup] = (identity, now + self.cache_ttl)
+        return identity
+
+    async def _load_key(self, secret: str) -> Identity | None:
         key = await self.keys.find_by_secret(secret)
         if key is None:
             return None
         if not key.is_active():
             raise AuthenticationError("This API key has been revoked or has expired.")
-        self._written_since_read.pop(key.id, None)  # the fresh read includes those
-        return _identity(key)
+        identity = _key_identity(key)
+        self._read(identity)
+        return identity
+
+    async def _load_user(self, lookup: str) -> Identity | None:
+        assert self.users is not None
+        user = await self.users(lookup.removeprefix("u:"))
+        if user is None:
+            return None
+        identity = _user_identity(user)
+        self._read(identity)
+        return identity
+
+    def _read(self, identity: Identity) -> None:
+        if identity.subject is not None:
+            self._written_since_read.pop(identity.subject, None)  # the fresh read includes those
 
     def check_budget(self, identity: Identity) -> None:
-        if identity.budget_tokens is None or identity.key_id is None:
+        subject = identity.subject
+        if identity.budget_tokens is None or subject is None:
             return
-        key_id = identity.key_id
         used = (
             identity.tokens_used
-            + self._unwritten.get(key_id, 0)
-            + self._written_since_read.get(key_id, 0)
+            + self._unwritten.get(subject, 0)
+            + self._written_since_read.get(subject, 0)
         )
         if used >= identity.budget_tokens:
+            whose = "API key" if identity.key_id is not None else "account"
             raise QuotaExceededError(
-                "You exceeded your token budget for this API key "
+                f"You exceeded your token budget for this {whose} "
                 f"({used} of {identity.budget_tokens} tokens used)."
             )
 
-    def spend(self, key_id: str | None, tokens: int) -> None:
-        """Count tokens against a key's budget (the usage recorder writes them later)."""
-        if key_id is not None and tokens > 0:
-            self._unwritten[key_id] = self._unwritten.get(key_id, 0) + tokens
+    def spend(self, identity: Identity, tokens: int) -> None:
+        """Count tokens against the caller's budget (the usage recorder writes them later)."""
+        subject = identity.subject
+        if subject is not None and tokens > 0:
+            self._unwritten[subject] = self._unwritten.get(subject, 0) + tokens
 
-    def written(self, tokens_by_key: dict[str, int]) -> None:
-        """The usage recorder wrote these tokens to the keys' records."""
-        for key_id, tokens in tokens_by_key.items():
-            left = self._unwritten.get(key_id, 0) - tokens
+    def written(self, by_key: dict[str, int], by_user: dict[str, int] | None = None) -> None:
+        """The usage recorder wrote these tokens to the keys' and users' records."""
+        written = {"k:" + k: n for k, n in by_key.items()}
+        written.update(("u:" + u, n) for u, n in (by_user or {}).items())
+        for subject, tokens in written.items():
+            left = self._unwritten.get(subject, 0) - tokens
             if left > 0:
-                self._unwritten[key_id] = left
+                self._unwritten[subject] = left
             else:
-                self._unwritten.pop(key_id, None)
-            self._written_since_read[key_id] = self._written_since_read.get(key_id, 0) + tokens
+                self._unwritten.pop(subject, None)
+            self._written_since_read[subject] = self._written_since_read.get(subject, 0) + tokens
 
     def forget(self) -> None:
-        """Drop every cached key (after a revocation made here, so it takes effect at once)."""
+        """Drop every cached key and user (after a change made here, so it takes effect at once)."""
         self._cache.clear()

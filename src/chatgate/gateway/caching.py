@@ -11,14 +11,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator
-from typing import Any, Protocol
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any, Literal, Protocol
 
 from chatgate.gateway.cache.entry import Entry, is_finished
-from chatgate.gateway.coalesce import CompletionSource, Flight, Flights, StreamSource
+from chatgate.gateway.coalesce import Flight, Flights
 from chatgate.protocol.openai import ChatRequest, ChunkBatch
 
 log = logging.getLogger(__name__)
+
+CacheStatus = Literal["hit", "miss", "bypass"]
+StreamSource = Callable[[], AsyncIterator[ChunkBatch]]
+
+
+async def _one(batch: ChunkBatch) -> AsyncGenerator[ChunkBatch, None]:
+    yield batch
 
 
 class EntryStore(Protocol):
@@ -48,40 +55,25 @@ class ResponseCache:
             await self.store.delete(key)
         return entry
 
-    async def complete(
-        self, key: bytes, req: ChatRequest, source: CompletionSource
-    ) -> dict[str, Any]:
-        flight = await self._join(key, req)
-        if isinstance(flight, Entry):
-            return flight.as_completion()
-        if flight is None:
-            flight = self.flights.begin(key, self._on_done(key, req))
-            flight.start_completion(source)
-        return await flight.result()
-
-    async def stream(
+    async def open(
         self, key: bytes, req: ChatRequest, source: StreamSource
-    ) -> AsyncGenerator[ChunkBatch, None]:
-        flight = await self._join(key, req)
-        if isinstance(flight, Entry):
-            yield flight.as_chunks()  # the whole answer at once: one write to the client
-            return
-        if flight is None:
-            flight = self.flights.begin(key, self._on_done(key, req))
-            flight.start_stream(source)
-        async for batch in flight.follow():
-            yield batch
-
-    async def _join(self, key: bytes, req: ChatRequest) -> Entry | Flight | None:
+    ) -> tuple[CacheStatus, AsyncIterator[ChunkBatch]]:
+        """The answer for ``req`` in its kind (batches of chunks, or ``[completion]``): from the
+        cache, from a flight in progress, or from a new flight calling ``source``."""
         if not req.cache_lookup:
-            req.cache_status = "bypass"
-            return None
-        entry = await self.lookup(key)
-        if entry is not None:
-            req.cache_status = "hit"
-            return entry
-        req.cache_status = "miss"
-        return self.flights.get(key)
+            status: CacheStatus = "bypass"
+            flight = None
+        else:
+            entry = await self.lookup(key)
+            if entry is not None:
+                batch = entry.as_chunks() if req.stream else [entry.as_completion()]
+                return "hit", _one(batch)
+            status = "miss"
+            flight = self.flights.get(key)
+        if flight is None:
+            flight = self.flights.begin(key, req.stream, self._on_done(key, req))
+            flight.start(source())
+        return status, flight.follow(req.stream)
 
     def _on_done(self, key: bytes, req: ChatRequest) -> Any:
         def done(flight: Flight) -> None:

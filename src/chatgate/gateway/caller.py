@@ -4,15 +4,18 @@ For each deployment in the route (the model, then its fallbacks): take the best 
 provider's pool, wait for a slot in its queue, call. A failure that another attempt might not
 share (429, 5xx, a dead connection, a key the upstream refused) releases the key with that
 verdict and is retried with backoff — on another key when the pool has one — then the next
-fallback is tried. All of it happens before the first byte reaches the client; once a stream has
+fallback is tried. All of it happens before the first batch is handed on; once an answer has
 begun, an error ends it. A client mistake the upstream noticed (400, 404, 413, 422) is returned
 at once.
+
+Whole answers and streams share the one loop: a whole answer is a stream of one batch holding
+the completion (``[completion]``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
@@ -27,6 +30,12 @@ _CLIENT_FAULT = frozenset({400, 404, 413, 422})
 
 def _retryable(exc: UpstreamError) -> bool:
     return exc.upstream_status not in _CLIENT_FAULT
+
+
+async def _whole(
+    dep: Deployment, body: dict[str, Any], key: str | None
+) -> AsyncGenerator[ChunkBatch, None]:
+    yield [await dep.provider.chat(body, dep.upstream_model, key)]
 
 
 class UpstreamCaller:
@@ -52,28 +61,17 @@ class UpstreamCaller:
         if self.on_error is not None:
             self.on_error(dep.provider_name, exc.upstream_status)
 
-    async def _before_retry(
-        self, dep: Deployment, exc: UpstreamError, delays: list[float], attempt: int
-    ) -> UpstreamError:
-        """Count the failure; raise it as the client's error when no retry could help, else
-        wait this attempt's backoff and return it as the latest failure."""
-        self._count(dep, exc)
-        if not _retryable(exc):
-            raise client_error(exc) from None
-        if attempt < self.retries:
-            await asyncio.sleep(delays[attempt])
-        return exc
-
     def _pool(self, dep: Deployment) -> KeyPool:
         pool = self.pools.get(dep.provider_name)
         if pool is None:
             pool = KeyPool(dep.provider_name, [])
         return pool
 
-    async def complete(
-        self, deps: list[Deployment], bodies: list[dict[str, Any]]
-    ) -> dict[str, Any]:
-        """``bodies[i]`` is what ``deps[i]`` gets (already prepared for it)."""
+    async def call(
+        self, deps: list[Deployment], bodies: list[dict[str, Any]], stream: bool
+    ) -> AsyncGenerator[ChunkBatch, None]:
+        """The answer as batches; ``bodies[i]`` is what ``deps[i]`` gets (already prepared for
+        it). With ``stream`` false the one batch is ``[completion]``."""
         last: GatewayError | None = None
         for dep, body in zip(deps, bodies, strict=True):
             delays = backoff_delays(self.retries, self.backoff_base)
@@ -83,56 +81,38 @@ class UpstreamCaller:
                 except (RateLimitError, UpstreamError) as exc:
                     last = exc  # no usable key here now: the next fallback may have one
                     break
-                try:
-                    async with self._slot(dep):
-                        result = await dep.provider.chat(body, dep.upstream_model, lease.key)
-                except UpstreamError as exc:
-                    lease.release_for(exc)
-                    last = await self._before_retry(dep, exc, delays, attempt)
-                    continue
-                except BaseException:
-                    lease.release("neutral")
-                    raise
-                lease.release("success")
-                return result
-        raise _final(last)
-
-    async def stream(
-        self, deps: list[Deployment], bodies: list[dict[str, Any]]
-    ) -> AsyncGenerator[ChunkBatch, None]:
-        last: GatewayError | None = None
-        for dep, body in zip(deps, bodies, strict=True):
-            delays = backoff_delays(self.retries, self.backoff_base)
-            for attempt in range(self.retries + 1):
-                try:
-                    lease = self._pool(dep).acquire()
-                except (RateLimitError, UpstreamError) as exc:
-                    last = exc
-                    break
                 outcome: BaseException | None = None
                 started = False
                 try:
                     async with self._slot(dep):
-                        chunks = dep.provider.stream(body, dep.upstream_model, lease.key)
+                        batches: AsyncIterator[ChunkBatch] = (
+                            dep.provider.stream(body, dep.upstream_model, lease.key)
+                            if stream
+                            else _whole(dep, body, lease.key)
+                        )
                         try:
-                            first = await anext(chunks, None)
+                            first = await anext(batches, None)
                             if first is None:
                                 raise UpstreamError(f"{dep.provider_name}: empty stream")
                             started = True
                             lease.accepted()
                             yield first
-                            async for batch in chunks:
+                            async for batch in batches:
                                 yield batch
                         finally:
-                            aclose = getattr(chunks, "aclose", None)
+                            aclose = getattr(batches, "aclose", None)
                             if aclose is not None:
                                 await aclose()
                 except UpstreamError as exc:
                     outcome = exc
-                    if started:  # bytes are out: no retry, no fallback; the stream ends with it
-                        self._count(dep, exc)
+                    self._count(dep, exc)
+                    if started:  # the answer has begun: no retry, no fallback; it ends here
                         raise
-                    last = await self._before_retry(dep, exc, delays, attempt)
+                    if not _retryable(exc):
+                        raise client_error(exc) from None
+                    last = exc
+                    if attempt < self.retries:
+                        await asyncio.sleep(delays[attempt])
                     continue
                 except BaseException as exc:
                     outcome = exc

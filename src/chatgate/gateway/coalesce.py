@@ -1,43 +1,34 @@
 """Single-flight: identical requests in flight at once share one upstream call.
 
 The call runs in its own task, so it belongs to no single client: every waiter gets the whole
-answer (a streaming waiter that joins late first gets the chunks so far in one batch, then the
+answer (a streaming waiter that joins late first gets the batches so far in one batch, then the
 rest as they come); a waiter that leaves does not disturb the others, and the upstream call is
 cancelled only when the last waiter has gone. An error reaches every waiter. A streamed flight
 serves a non-streaming waiter (assembled at the end) and the other way round.
+
+One runner for both kinds: a flight's source is a stream of batches, and a whole answer is the
+one batch ``[completion]`` (see ``caller``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 from chatgate.errors import GatewayError
 from chatgate.gateway.cache.entry import Entry
 from chatgate.protocol.openai import ChunkBatch
 
-StreamSource = Callable[[], AsyncIterator[ChunkBatch]]
-CompletionSource = Callable[[], Awaitable[dict[str, Any]]]
 OnDone = Callable[["Flight"], None]
 
 
 class Flight:
-    __slots__ = (
-        "_changed",
-        "_on_done",
-        "batches",
-        "completion",
-        "done",
-        "error",
-        "task",
-        "waiters",
-    )
+    __slots__ = ("_changed", "_on_done", "batches", "done", "error", "stream", "task", "waiters")
 
-    def __init__(self, on_done: OnDone) -> None:
+    def __init__(self, stream: bool, on_done: OnDone) -> None:
+        self.stream = stream  # what the source yields: chunks, or one [completion]
         self.batches: list[ChunkBatch] = []
-        self.completion: dict[str, Any] | None = None
         self.done = False
         self.error: BaseException | None = None
         self.waiters = 0
@@ -46,31 +37,18 @@ class Flight:
         self._on_done = on_done
 
     # -- producer side ---------------------------------------------------------------------------
-    def start_stream(self, source: StreamSource) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._run_stream(source))
+    def start(self, source: AsyncIterator[ChunkBatch]) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run(source))
 
-    def start_completion(self, source: CompletionSource) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._run_completion(source))
-
-    async def _run_stream(self, source: StreamSource) -> None:
+    async def _run(self, source: AsyncIterator[ChunkBatch]) -> None:
         try:
-            async for batch in source():
+            async for batch in source:
                 self.batches.append(batch)
                 self._notify()
-        except (GatewayError, asyncio.CancelledError) as exc:
+        except BaseException as exc:  # cancelled too: every waiter must hear why it ended
             self.error = exc
-        except Exception as exc:
-            self.error = exc
-        finally:
-            self._finish()
-
-    async def _run_completion(self, source: CompletionSource) -> None:
-        try:
-            self.completion = await source()
-        except (GatewayError, asyncio.CancelledError) as exc:
-            self.error = exc
-        except Exception as exc:
-            self.error = exc
+            if not isinstance(exc, Exception | asyncio.CancelledError):
+                raise
         finally:
             self._finish()
 
@@ -86,50 +64,43 @@ class Flight:
     @property
     def entry(self) -> Entry | None:
         """The finished answer, if the flight ended well."""
-        if not self.done or self.error is not None:
+        if not self.done or self.error is not None or not self.batches:
             return None
-        if self.completion is not None:
-            return Entry(completion=self.completion)
-        chunks = [chunk for batch in self.batches for chunk in batch]
-        return Entry(chunks=chunks) if chunks else None
+        if not self.stream:
+            return Entry(completion=self.batches[0][0])
+        return Entry(chunks=[chunk for batch in self.batches for chunk in batch])
 
     # -- waiter side -----------------------------------------------------------------------------
-    async def follow(self) -> AsyncGenerator[ChunkBatch, None]:
-        """The answer as batches; raises the flight's error if it failed."""
+    async def follow(self, stream: bool) -> AsyncGenerator[ChunkBatch, None]:
+        """The answer in the waiter's kind: batches of chunks (``stream``) or ``[completion]``;
+        raises the flight's error if it failed."""
         self.waiters += 1
         try:
-            seen = 0
-            while True:
-                if seen < len(self.batches):
-                    pending = self.batches[seen:]
-                    seen = len(self.batches)
-                    yield pending[0] if len(pending) == 1 else [c for b in pending for c in b]
-                    continue
-                if self.done:
-                    break
+            if stream and self.stream:
+                seen = 0
+                while True:
+                    if seen < len(self.batches):
+                        pending = self.batches[seen:]
+                        seen = len(self.batches)
+                        yield pending[0] if len(pending) == 1 else [c for b in pending for c in b]
+                        continue
+                    if self.done:
+                        break
+                    await self._changed.wait()
+                self._raise_error()
+                return
+            while not self.done:
                 await self._changed.wait()
-            self._raise_error()
-            if self.completion is not None:  # a whole answer, cut into chunks for this waiter
-                yield Entry(completion=self.completion).as_chunks()
-        finally:
-            self._leave()
-
-    async def result(self) -> dict[str, Any]:
-        """The answer as a whole completion; raises the flight's error if it failed."""
-        self.waiters += 1
-        try:
-            await self._wait_done()
             self._raise_error()
             entry = self.entry
             if entry is None:
                 raise GatewayError("the upstream answer was empty")
-            return entry.as_completion() if self.completion is None else self.completion
+            if not stream:  # the completion as it came for a whole flight, else assembled
+                yield [entry.completion if entry.completion is not None else entry.as_completion()]
+            else:
+                yield entry.as_chunks()
         finally:
             self._leave()
-
-    async def _wait_done(self) -> None:
-        while not self.done:
-            await self._changed.wait()
 
     def _raise_error(self) -> None:
         if self.error is None:
@@ -154,13 +125,13 @@ class Flights:
         flight = self._flights.get(key)
         return flight if flight is not None and not flight.done else None
 
-    def begin(self, key: bytes, on_done: OnDone) -> Flight:
+    def begin(self, key: bytes, stream: bool, on_done: OnDone) -> Flight:
         def done(flight: Flight) -> None:
             if self._flights.get(key) is flight:
                 del self._flights[key]
             on_done(flight)
 
-        flight = Flight(done)
+        flight = Flight(stream, done)
         self._flights[key] = flight
         return flight
 

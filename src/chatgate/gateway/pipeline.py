@@ -1,23 +1,28 @@
-"""The request path, composed in one place (ARCHITECTURE.md: "one request path, small stages").
+"""The answering half of the request path: from an admitted request to the answer.
 
     prepare (model defaults, history rules) → cache lookup → single-flight
       → caller: router's deployments (+ fallbacks) → key pool → queue → provider
-      → [cache store] → reasoning filter → usage shaping → chunks out
+      → [cache store] → reasoning filter → usage shaping → ``Answer``
 
-Auth, rate limits and usage accounting wrap this at the API edge. Each stage is its own object.
-Streams are async iterators of batches of parsed chunks (``ChunkBatch``); framing is the API's.
-Fallbacks happen only before the first chunk: once a byte has reached the client, an error ends
-the stream instead of silently switching models mid-answer.
+The policy half (authenticate, model access, budget, rate-limit reserve; then reconcile, usage,
+metrics, access log) wraps this in :mod:`chatgate.gateway.path`. Each stage is its own object,
+written once for whole answers and streams: a whole answer travels as a stream of one batch,
+``[completion]``. The wire format is the door's.
+
+``Pipeline.open`` returns once the first batch is in hand, so every failure before the first
+byte is raised from it (and fallbacks stay possible); after that an error ends the stream
+instead of silently switching models mid-answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from chatgate.config import ReasoningMode
+from chatgate.errors import UpstreamError
 from chatgate.gateway.cache.keys import cache_key
-from chatgate.gateway.caching import ResponseCache
+from chatgate.gateway.caching import CacheStatus, ResponseCache
 from chatgate.gateway.caller import UpstreamCaller
 from chatgate.gateway.reasoning import StreamFilter, apply_to_message, clean_history
 from chatgate.gateway.router import Deployment, Router
@@ -41,6 +46,56 @@ def prepare_body(body: dict[str, Any], dep: Deployment) -> dict[str, Any]:
     return body if messages is body["messages"] else {**body, "messages": messages}
 
 
+class Answer:
+    """The pipeline's result record: the answer in the request's kind and what it cost.
+
+    ``cache`` is known at once; ``usage`` (the upstream's, as reported) once the answer has been
+    read to its end. A whole answer is ``completion``; a stream is iterated for batches of
+    chunks (already filtered for reasoning and usage), and must be closed (``aclose``).
+    """
+
+    __slots__ = ("_filter", "_first", "_source", "_strip_usage", "cache", "completion", "usage")
+
+    def __init__(self, cache: CacheStatus) -> None:
+        self.cache = cache
+        self.usage: dict[str, Any] | None = None
+        self.completion: dict[str, Any] | None = None
+        self._first: ChunkBatch | None = None
+        self._source: AsyncIterator[ChunkBatch] | None = None
+        self._filter: StreamFilter | None = None
+        self._strip_usage = False
+
+    def __aiter__(self) -> Answer:
+        return self
+
+    async def __anext__(self) -> ChunkBatch:
+        if self._first is not None:
+            batch, self._first = self._first, None
+            return batch
+        source = self._source
+        if source is None:
+            raise StopAsyncIteration
+        while True:
+            batch = self._shape(await source.__anext__())
+            if batch:
+                return batch
+
+    def _shape(self, batch: ChunkBatch) -> ChunkBatch:
+        last = batch[-1].get("usage")
+        if isinstance(last, dict):  # usage comes last: one look per batch finds it
+            self.usage = last
+        if self._filter is not None:
+            batch = self._filter.batch(batch)
+        if self._strip_usage:  # asked upstream for our own accounting; the client did not
+            batch = [c for c in batch if c.get("choices") or not c.get("usage")]
+        return batch
+
+    async def aclose(self) -> None:
+        source, self._source = self._source, None
+        if source is not None:
+            await _aclose(source)
+
+
 class Pipeline:
     def __init__(
         self,
@@ -54,9 +109,6 @@ class Pipeline:
         self.reasoning = reasoning
         self.cache = cache
 
-    def route(self, req: ChatRequest, route: list[Deployment] | None) -> list[Deployment]:
-        return route if route is not None else self.router.candidates(req.model)
-
     def reasoning_for(self, req: ChatRequest, dep: Deployment) -> tuple[ReasoningMode, bool]:
         """The mode (request header, else the model's, else the default) and whether the
         model's answer starts inside a <think> block."""
@@ -64,57 +116,52 @@ class Pipeline:
         mode = req.reasoning or (settings.reasoning if settings else None) or self.reasoning
         return mode, bool(settings and settings.reasoning_starts_inside)  # type: ignore[return-value]
 
-    # -- whole answers ---------------------------------------------------------------------------
-    async def complete(
-        self, req: ChatRequest, route: list[Deployment] | None = None
-    ) -> dict[str, Any]:
-        deps = self.route(req, route)
+    async def open(self, req: ChatRequest, route: list[Deployment] | None = None) -> Answer:
+        """The answer to ``req``, its first batch in hand (``route``: deployments to use
+        instead of the router's for ``req.model``)."""
+        deps = route if route is not None else self.router.candidates(req.model)
         bodies = [prepare_body(req.body, d) for d in deps]  # once: for the key and the call
+        stream = req.stream
         if self.cache is None:
-            result = await self.caller.complete(deps, bodies)
+            answer = Answer("bypass")
+            source: AsyncIterator[ChunkBatch] = self.caller.call(deps, bodies, stream)
         else:
             key = cache_key(bodies[0], deps[0].qualified_name)
-            result = await self.cache.complete(key, req, lambda: self.caller.complete(deps, bodies))
-        usage = result.get("usage")
-        req.usage = usage if isinstance(usage, dict) else None
+            status, source = await self.cache.open(
+                key, req, lambda: self.caller.call(deps, bodies, stream)
+            )
+            answer = Answer(status)
         mode, starts_inside = self.reasoning_for(req, deps[0])
-        if mode == "keep":
-            return result
-        choices = [
-            {**c, "message": apply_to_message(c["message"], mode, starts_inside)}
-            if isinstance(c, dict) and isinstance(c.get("message"), dict)
-            else c
-            for c in result.get("choices") or ()
-        ]
-        return {**result, "choices": choices}
-
-    # -- streams ---------------------------------------------------------------------------------
-    async def stream(
-        self, req: ChatRequest, route: list[Deployment] | None = None
-    ) -> AsyncGenerator[ChunkBatch, None]:
-        deps = self.route(req, route)
-        bodies = [prepare_body(req.body, d) for d in deps]
-        if self.cache is None:
-            source: AsyncIterator[ChunkBatch] = self.caller.stream(deps, bodies)
-        else:
-            key = cache_key(bodies[0], deps[0].qualified_name)
-            source = self.cache.stream(key, req, lambda: self.caller.stream(deps, bodies))
-        mode, starts_inside = self.reasoning_for(req, deps[0])
-        filt = StreamFilter(mode, starts_inside) if mode != "keep" else None
-        usage = wants_usage(req.body)
         try:
-            async for batch in source:
-                last = batch[-1].get("usage")
-                if isinstance(last, dict):  # usage comes last: one look per batch finds it
-                    req.usage = last
-                if filt is not None:
-                    batch = filt.batch(batch)
-                if not usage:  # asked upstream for our own accounting; the client did not
-                    batch = [c for c in batch if c.get("choices") or not c.get("usage")]
-                if batch:
-                    yield batch
-        finally:
+            if not stream:
+                answer.completion = _whole(await anext(source), mode, starts_inside)
+                usage = answer.completion.get("usage")
+                answer.usage = usage if isinstance(usage, dict) else None
+                await _aclose(source)
+                return answer
+            answer._source = source
+            answer._filter = StreamFilter(mode, starts_inside) if mode != "keep" else None
+            answer._strip_usage = not wants_usage(req.body)
+            answer._first = await anext(answer, None)
+            if answer._first is None:
+                raise UpstreamError("upstream sent an empty stream")
+        except BaseException:
             await _aclose(source)
+            raise
+        return answer
+
+
+def _whole(batch: ChunkBatch, mode: ReasoningMode, starts_inside: bool) -> dict[str, Any]:
+    result = batch[0]
+    if mode == "keep":
+        return result
+    choices = [
+        {**c, "message": apply_to_message(c["message"], mode, starts_inside)}
+        if isinstance(c, dict) and isinstance(c.get("message"), dict)
+        else c
+        for c in result.get("choices") or ()
+    ]
+    return {**result, "choices": choices}
 
 
 async def _aclose(it: AsyncIterator[ChunkBatch]) -> None:

@@ -49,7 +49,14 @@ class UsageRecorder:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    def record(self, key_id: str | None, model: str, prompt: int, completion: int) -> None:
+    def record(
+        self,
+        key_id: str | None,
+        model: str,
+        prompt: int,
+        completion: int,
+        user_id: str | None = None,
+    ) -> None:
         day = datetime.now(UTC).date()
         counts = self._tally.get((key_id, model, day))
         if counts is None:

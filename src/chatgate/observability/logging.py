@@ -1,6 +1,6 @@
 """Structured logs: JSON lines when stderr is not a terminal, readable lines when it is.
 
-One access record per request (request id, model, status, latency, cache result, stream) —
+One access record per request (door, request id, model, status, latency, cache result, stream) —
 never a prompt, an answer or a key. Records are formatted once (orjson) and written through a
 buffer flushed every 200 ms or 64 KiB, so a busy gateway does not pay a write() per request.
 """
@@ -151,6 +151,7 @@ class AccessLog:
 
     def request(
         self,
+        api: str,
         request_id: str,
         model: str | None,
         status: int,
@@ -158,10 +159,15 @@ class AccessLog:
         cache: str | None,
         stream: bool,
         error: str | None = None,
+        key_id: str | None = None,
+        user_id: str | None = None,
     ) -> None:
+        """``api`` names the door (``chat_completions``, ``seed``, ``web_chat``…); ``key_id``
+        and ``user_id`` say whose request it was (ids, never secrets)."""
         if not self._log.isEnabledFor(logging.INFO):
             return
         extra: dict[str, Any] = {
+            "api": api,
             "request_id": request_id,
             "model": model,
             "status": status,
@@ -169,17 +175,21 @@ class AccessLog:
             "cache": cache,
             "stream": stream,
         }
+        if key_id is not None:
+            extra["key_id"] = key_id
+        if user_id is not None:
+            extra["user_id"] = user_id
         if error:
             extra["error"] = error
         sink = self._direct_sink()
         if sink is None:
-            self._log.info("chat.completions", extra=extra)
+            self._log.info("request", extra=extra)
             return
         record = {
             "ts": round(time.time(), 3),
             "level": "info",
             "logger": ACCESS,
-            "msg": "chat.completions",
+            "msg": "request",
             **extra,
         }
         sink.write_line(orjson.dumps(record).decode() + "\n")

@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from chatgate.state import AppState
 
 Labels = tuple[str, ...]
 
@@ -71,27 +67,27 @@ def _num(value: float) -> str:
     return str(int(value)) if value == int(value) else repr(value)
 
 
-def _escape(value: str) -> str:
+def escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _fmt(names: Labels, values: Labels) -> str:
     if not names:
         return ""
-    return "{" + ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)) + "}"
+    return "{" + ",".join(f'{n}="{escape(v)}"' for n, v in zip(names, values, strict=True)) + "}"
 
 
 class Metrics:
     def __init__(self) -> None:
         self.requests = Counter(
             "chatgate_requests_total",
-            "Chat completion requests by outcome.",
-            ("model", "status", "cache", "stream"),
+            "Requests by door (api), model and outcome.",
+            ("api", "model", "status", "cache", "stream"),
         )
         self.latency = Histogram(
             "chatgate_request_duration_seconds",
             "Whole request time.",
-            ("model", "stream"),
+            ("api", "model", "stream"),
             LATENCY_BUCKETS,
         )
         self.ttft = Histogram(
@@ -125,6 +121,7 @@ class Metrics:
 
     def observe_request(
         self,
+        api: str,
         model: str,
         status: int,
         cache: str,
@@ -135,8 +132,8 @@ class Metrics:
         code: str | None,
     ) -> None:
         flag = "true" if stream else "false"
-        self.requests.inc((model, str(status), cache, flag))
-        self.latency.observe((model, flag), seconds)
+        self.requests.inc((api, model, str(status), cache, flag))
+        self.latency.observe((api, model, flag), seconds)
         if prompt:
             self.tokens.inc((model, "prompt"), prompt)
         if completion:
@@ -147,7 +144,8 @@ class Metrics:
     def upstream_error(self, provider: str, status: int | None) -> None:
         self.upstream_errors.inc((provider, str(status) if status else "connection"))
 
-    def render(self, state: AppState | None) -> str:
+    def render(self, live: Iterable[str] = ()) -> str:
+        """The text exposition; ``live`` adds lines read from running state at scrape time."""
         lines: list[str] = []
         for metric in (
             self.requests,
@@ -160,55 +158,9 @@ class Metrics:
         ):
             lines.extend(metric.render())
         lines += [
-            "# HELP chatgate_in_flight_requests Chat requests being served now.",
+            "# HELP chatgate_in_flight_requests Requests on the request path now (any door).",
             "# TYPE chatgate_in_flight_requests gauge",
             f"chatgate_in_flight_requests {self.in_flight}",
         ]
-        if state is not None:
-            lines += _live_state(state)
+        lines.extend(live)
         return "\n".join(lines) + "\n"
-
-
-def _live_state(state: AppState) -> list[str]:
-    lines = [
-        "# HELP chatgate_queue_depth Requests waiting for an upstream slot.",
-        "# TYPE chatgate_queue_depth gauge",
-    ]
-    for name, queue in state.queues.items():
-        lines.append(f'chatgate_queue_depth{{provider="{_escape(name)}"}} {queue.depth}')
-    lines += [
-        "# HELP chatgate_upstream_keys Upstream keys by provider and state.",
-        "# TYPE chatgate_upstream_keys gauge",
-    ]
-    for name, pool in state.pools.items():
-        counts = {"ok": 0, "cooling": 0, "disabled": 0}
-        for key in pool.snapshot():
-            counts[str(key["state"])] = counts.get(str(key["state"]), 0) + 1
-        for key_state, n in counts.items():
-            lines.append(
-                f'chatgate_upstream_keys{{provider="{_escape(name)}",state="{key_state}"}} {n}'
-            )
-    lines += [
-        "# HELP chatgate_rate_limit_degraded 1 while Redis is down and limits are local.",
-        "# TYPE chatgate_rate_limit_degraded gauge",
-        f"chatgate_rate_limit_degraded {int(state.limiter.degraded)}",
-    ]
-    return lines
-
-
-async def cache_lines(state: AppState) -> list[str]:
-    """Cache tier numbers (async: the disk and Redis tiers are asked)."""
-    if state.tiers is None:
-        return []
-    stats = await state.tiers.stats()
-    lines: list[str] = []
-    for metric, field, kind in (
-        ("chatgate_cache_hits_total", "hits", "counter"),
-        ("chatgate_cache_misses_total", "misses", "counter"),
-        ("chatgate_cache_entries", "entries", "gauge"),
-        ("chatgate_cache_bytes", "bytes", "gauge"),
-    ):
-        lines += [f"# HELP {metric} Response cache {field} per tier.", f"# TYPE {metric} {kind}"]
-        for tier, s in stats.items():
-            lines.append(f'{metric}{{tier="{_escape(tier)}"}} {getattr(s, field)}')
-    return lines

@@ -11,7 +11,11 @@ from chatgate.gateway.ratelimit.backend import Backend, Charge, Outcome, require
 
 REQUESTS = "requests"
 TOKENS = "tokens"
-_SCOPES = {"global": "this gateway (all clients together)", "key": "your API key"}
+_SCOPES = {
+    "global": "this gateway (all clients together)",
+    "key": "your API key",
+    "user": "your account",
+}
 _KINDS = {REQUESTS: "requests per minute (RPM)", TOKENS: "tokens per minute (TPM)"}
 
 
@@ -95,18 +99,21 @@ class RateLimiter:
         self.backend = backend
         self.global_limit = global_limit
         self._global = _plan("global", "g", global_limit)
-        self._plans: dict[tuple[str, int | None, int | None], tuple[_Bucket, ...]] = {}
+        self._plans: dict[tuple[str, str, int | None, int | None], tuple[_Bucket, ...]] = {}
 
     @property
     def degraded(self) -> bool:
         return self.backend.degraded
 
-    async def reserve(self, key_id: str | None, key_limit: Limit, est_tokens: int) -> Reservation:
-        """Take 1 request and ``est_tokens`` tokens, or raise :class:`RateLimited`."""
+    async def reserve(
+        self, key_id: str | None, key_limit: Limit, est_tokens: int, scope: str = "key"
+    ) -> Reservation:
+        """Take 1 request and ``est_tokens`` tokens, or raise :class:`RateLimited`. ``key_id``
+        names the caller's own buckets: a client key's id, or with ``scope="user"`` a user's."""
         est = est_tokens if est_tokens > 0 else 0
         plan = self._global
         if key_id is not None and (key_limit.rpm is not None or key_limit.tpm is not None):
-            plan = self._key_plan(key_id, key_limit)
+            plan = self._key_plan(key_id, key_limit, scope)
         if not plan:
             return Reservation([], est)
         charges = [Charge(b.name, b.capacity, est if b.tokens else 1) for b in plan]
@@ -128,13 +135,14 @@ class RateLimiter:
     async def close(self) -> None:
         await self.backend.close()
 
-    def _key_plan(self, key_id: str, limit: Limit) -> tuple[_Bucket, ...]:
-        cache_key = (key_id, limit.rpm, limit.tpm)
+    def _key_plan(self, key_id: str, limit: Limit, scope: str) -> tuple[_Bucket, ...]:
+        cache_key = (scope, key_id, limit.rpm, limit.tpm)
         plan = self._plans.get(cache_key)
         if plan is None:
             if len(self._plans) >= self.PLAN_CACHE:
                 self._plans.clear()
-            plan = self._plans[cache_key] = self._global + _plan("key", "k:" + key_id, limit)
+            prefix = ("u:" if scope == "user" else "k:") + key_id
+            plan = self._plans[cache_key] = self._global + _plan(scope, prefix, limit)
         return plan
 
 
