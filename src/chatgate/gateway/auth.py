@@ -126,9 +126,9 @@ class Authenticator:
         if key_id is not None and tokens > 0:
             self._unwritten[key_id] = self._unwritten.get(key_id, 0) + tokens
 
-    def written(self, tokens_by_key: dict[str, int]) -> None:
+    def written(self, by_key: dict[str, int], by_user: dict[str, int] | None = None) -> None:
         """The usage recorder wrote these tokens to the keys' records."""
-        for key_id, tokens in tokens_by_key.items():
+        for key_id, tokens in by_key.items():
             left = self._unwritten.get(key_id, 0) - tokens
             if left > 0:
                 self._unwritten[key_id] = left
