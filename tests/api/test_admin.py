@@ -1,14 +1,17 @@
-"""The admin API (`/admin/keys`, `/usage`, `/upstreams`) and `/ready`, on real servers."""
+"""The admin API (`/admin/keys`, `/users`, `/usage`, `/upstreams`) and `/ready`, on real
+servers."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import socket
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,9 @@ import redis
 from redis.exceptions import RedisError
 
 from chatgate.app import create_app
+from chatgate.chat.accounts import Accounts
 from chatgate.config import Config
+from chatgate.storage import Database, UsageRepository, UsageRow
 from tests.conftest import gateway_config
 from tests.fakes.upstream import FakeUpstream
 from tests.server import ServerThread
@@ -80,12 +85,15 @@ def assert_error(resp: httpx.Response, status: int) -> dict[str, Any]:
         ("POST", "/admin/keys"),
         ("DELETE", "/admin/keys/key_0000"),
         ("GET", "/admin/usage"),
+        ("GET", "/admin/users"),
+        ("GET", "/admin/users/u_0000"),
+        ("PATCH", "/admin/users/u_0000"),
         ("GET", "/admin/upstreams"),
         ("GET", "/admin/cache"),
     ],
 )
 def test_admin_needs_the_admin_key(admin_url: str, method: str, path: str) -> None:
-    body = {"name": "x"} if method == "POST" else None
+    body = {"name": "x"} if method == "POST" else {"rpm": 1} if method == "PATCH" else None
     for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": ADMIN}):
         resp = httpx.request(method, admin_url + path, json=body, headers=headers)
         assert assert_error(resp, 401)["type"] == "authentication_error"
@@ -185,6 +193,165 @@ def test_usage_counts_the_tokens(admin_url: str, fake: FakeUpstream) -> None:
     assert created["id"] in {t["key_id"] for t in everyone["totals"]}
     bad = httpx.get(admin_url + "/admin/usage?since=yesterday", headers=AUTH)
     assert assert_error(bad, 400)["param"] == "query.since"
+    assert row["user_id"] is None  # made with a key, by no signed-in user
+    assert {u["user_id"] for u in everyone["users"]} == {None}
+
+
+@dataclass
+class UsersServer:
+    url: str
+    db_url: str
+    ann: str
+    bob: str
+
+
+PASSWORD = "correct horse battery"
+TODAY = datetime.now(UTC).date()
+LONG_AGO = date(2024, 1, 1)
+
+
+async def _users_and_usage(db_url: str) -> tuple[str, str]:
+    """Two users, and usage of the first (made straight in the database: this is about
+    reporting it, not about which door records it)."""
+    async with Database(db_url) as db:
+        accounts = Accounts(db, "off", True)
+        ann = await accounts.create_user("ann", PASSWORD, is_admin=True)
+        bob = await accounts.create_user("bob", PASSWORD)
+        await UsageRepository(db).add_batch(
+            [
+                UsageRow(None, "fake-model", 10, 20, requests=2, user_id=ann.id),
+                UsageRow(None, "fake-reasoner", 1, 2, day=LONG_AGO, user_id=ann.id),
+                UsageRow(None, "fake-model", 100, 0, day=LONG_AGO),
+            ]
+        )
+    return ann.id, bob.id
+
+
+@pytest.fixture(scope="module")
+def users_server(fake_server: FakeUpstream) -> Iterator[UsersServer]:
+    config = admin_config(fake_server.base_url)
+    db_url = config.database.url
+    with ServerThread(create_app(config)) as url:  # its start migrates the database
+        ann, bob = asyncio.run(_users_and_usage(db_url))
+        yield UsersServer(url, db_url, ann, bob)
+
+
+def test_users_list_limits_and_all_time_usage(users_server: UsersServer) -> None:
+    resp = httpx.get(users_server.url + "/admin/users", headers=AUTH)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["object"] == "list"
+    users = {u["name"]: u for u in body["data"]}
+    assert set(users) >= {"ann", "bob"}
+    ann = users["ann"]
+    assert ann["id"] == users_server.ann and ann["is_admin"] is True and ann["implicit"] is False
+    assert datetime.fromisoformat(ann["created_at"]).date() == TODAY
+    assert ann["usage"] == {
+        "requests": 3,
+        "prompt_tokens": 11,
+        "completion_tokens": 22,
+        "total_tokens": 33,
+    }
+    assert ann["tokens_used"] == 33
+    assert {k: ann[k] for k in ("rpm", "tpm", "budget_tokens", "models")} == dict.fromkeys(
+        ("rpm", "tpm", "budget_tokens", "models")
+    )
+    bob = users["bob"]
+    assert bob["usage"]["requests"] == 0 and bob["tokens_used"] == 0 and not bob["is_admin"]
+    assert "password_hash" not in resp.text
+    one = httpx.get(f"{users_server.url}/admin/users/{users_server.bob}", headers=AUTH)
+    assert one.json() == bob
+
+
+def test_patch_sets_and_clears_a_users_limits(users_server: UsersServer) -> None:
+    url = f"{users_server.url}/admin/users/{users_server.bob}"
+    limits = {"rpm": 30, "tpm": 5000, "budget_tokens": 100000, "models": ["fake-model", "local"]}
+    resp = httpx.patch(url, json=limits, headers=AUTH)
+    assert resp.status_code == 200, resp.text
+    assert {k: resp.json()[k] for k in limits} == {**limits, "models": ["fake-model", "local"]}
+    assert httpx.get(url, headers=AUTH).json() == resp.json()
+
+    # null clears a limit; a field left out stays; nothing given changes nothing.
+    cleared = httpx.patch(url, json={"rpm": None, "models": None}, headers=AUTH).json()
+    assert (cleared["rpm"], cleared["tpm"], cleared["budget_tokens"], cleared["models"]) == (
+        None,
+        5000,
+        100000,
+        None,
+    )
+    assert httpx.patch(url, json={}, headers=AUTH).json() == cleared
+    listed = httpx.get(users_server.url + "/admin/users", headers=AUTH).json()["data"]
+    assert [u for u in listed if u["id"] == users_server.bob] == [cleared]
+    httpx.patch(url, json={"tpm": None, "budget_tokens": None}, headers=AUTH)
+
+
+def test_patch_an_unknown_user_is_404(users_server: UsersServer) -> None:
+    resp = httpx.patch(users_server.url + "/admin/users/u_nobody", json={"rpm": 5}, headers=AUTH)
+    error = assert_error(resp, 404)
+    assert error["param"] == "user_id" and "u_nobody" in error["message"]
+    missing = httpx.get(users_server.url + "/admin/users/u_nobody", headers=AUTH)
+    assert assert_error(missing, 404)["param"] == "user_id"
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"rpm": 0}, "rpm"),
+        ({"tpm": 2**31}, "tpm"),
+        ({"budget_tokens": 0}, "budget_tokens"),
+        ({"budget_tokens": 2**63}, "budget_tokens"),
+        ({"models": []}, "models"),
+        ({"models": [""]}, "models"),
+        ({"models": "fake-model"}, "models"),
+        ({"tokens_used": 0}, "tokens_used"),  # the counter is not the admin's to set
+        ({"name": "eve"}, "name"),
+    ],
+)
+def test_patch_rejects_bad_bodies(
+    users_server: UsersServer, body: dict[str, Any], param: str
+) -> None:
+    url = f"{users_server.url}/admin/users/{users_server.bob}"
+    resp = httpx.patch(url, json=body, headers=AUTH)
+    assert assert_error(resp, 400)["param"] == param
+    assert httpx.get(url, headers=AUTH).json()["rpm"] is None
+
+
+def test_usage_reports_users(users_server: UsersServer) -> None:
+    report = httpx.get(users_server.url + "/admin/usage", headers=AUTH).json()
+    users = {u["user_id"]: u for u in report["users"]}
+    assert users[users_server.ann] == {
+        "user_id": users_server.ann,
+        "name": "ann",
+        "requests": 3,
+        "prompt_tokens": 11,
+        "completion_tokens": 22,
+        "total_tokens": 33,
+    }
+    assert users[None]["name"] is None and users[None]["total_tokens"] == 100
+    assert users_server.bob not in users  # no usage, no row
+    # Rows carry the user; keyless rows of users and of no user alike have key_id None.
+    assert {(r["user_id"], r["model"], r["day"]) for r in report["data"]} == {
+        (users_server.ann, "fake-model", TODAY.isoformat()),
+        (users_server.ann, "fake-reasoner", LONG_AGO.isoformat()),
+        (None, "fake-model", LONG_AGO.isoformat()),
+    }
+    assert {r["key_id"] for r in report["data"]} == {None}
+    (anonymous,) = report["totals"]
+    assert anonymous["key_id"] is None and anonymous["total_tokens"] == 133
+
+    recent = httpx.get(
+        f"{users_server.url}/admin/usage?since={TODAY.isoformat()}", headers=AUTH
+    ).json()
+    assert [(u["user_id"], u["total_tokens"]) for u in recent["users"]] == [(users_server.ann, 30)]
+    mine = httpx.get(
+        f"{users_server.url}/admin/usage?user_id={users_server.ann}", headers=AUTH
+    ).json()
+    assert {r["user_id"] for r in mine["data"]} == {users_server.ann}
+    assert [u["user_id"] for u in mine["users"]] == [users_server.ann]
+    assert mine["totals"] == report["totals"]  # user_id narrows data and users only
+    nobody = httpx.get(f"{users_server.url}/admin/usage?user_id=none", headers=AUTH).json()
+    assert [(r["user_id"], r["total_tokens"]) for r in nobody["data"]] == [(None, 100)]
+    assert [u["user_id"] for u in nobody["users"]] == [None]
 
 
 def test_upstreams_show_masked_keys_only(admin_url: str) -> None:
@@ -236,6 +403,9 @@ def test_admin_docs_describe_the_bodies(admin_url: str) -> None:
         "expires_days",
     }
     assert "/admin/usage" in schema["paths"] and "/admin/upstreams" in schema["paths"]
+    update = schema["components"]["schemas"]["UserPolicyUpdate"]
+    assert set(update["properties"]) == {"rpm", "tpm", "budget_tokens", "models"}
+    assert "patch" in schema["paths"]["/admin/users/{user_id}"]
 
 
 def test_ready_reports_its_parts(admin_url: str) -> None:

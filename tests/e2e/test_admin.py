@@ -1,15 +1,17 @@
 """The admin page (#/admin) in a real browser, on a chatgate of its own with the cache on, in the
 zero-config single-user mode (the one implicit user is the admin): create a key (its secret shown
-once), revoke it in the page; usage of requests made through /v1 with a key; cache stats and
-Flush; the sidebar link; the mobile layout and dark theme. Confirmations are in the page, never
-browser dialogs."""
+once), revoke it in the page; usage of requests made through /v1 with a key; a user's usage and
+limits, set and cleared in the page; cache stats and Flush; the sidebar link; the mobile layout
+and dark theme. Confirmations are in the page, never browser dialogs."""
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -17,6 +19,7 @@ import pytest
 from playwright.sync_api import expect
 
 from chatgate.app import create_app
+from chatgate.storage import Database, UsageRepository, UsageRow
 from tests.conftest import gateway_config
 from tests.e2e.conftest import ARTIFACTS, UiPage
 from tests.fakes.upstream import FakeUpstream
@@ -26,13 +29,19 @@ XRW = {"X-Requested-With": "chatgate-tests"}
 
 
 @pytest.fixture(scope="module")
-def ui_url(fake_server: FakeUpstream) -> Iterator[str]:
+def db_url() -> str:
+    """The database of this module's chatgate."""
+    return f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='chatgate-')}/db"
+
+
+@pytest.fixture(scope="module")
+def ui_url(fake_server: FakeUpstream, db_url: str) -> Iterator[str]:
     """This module's chatgate (it overrides the shared one for `new_page`): cache on, loopback,
     no users — single-user mode, no admin key."""
     root = tempfile.mkdtemp(prefix="chatgate-")
     config = gateway_config(
         fake_server.base_url,
-        database={"url": f"sqlite+aiosqlite:///{root}/db"},
+        database={"url": db_url},
         cache={"enabled": True, "dir": f"{root}/cache"},
         auth={"key_cache_ttl": 0},
     )
@@ -173,6 +182,89 @@ def test_usage_shows_requests_made_with_a_key(
     # Every period includes today; the table follows the choice.
     usage.get_by_label("Period").select_option("all")
     expect(row.locator("td").nth(0)).to_have_text("2")
+
+
+async def _add_usage(db_url: str, user_id: str) -> None:
+    # Written straight to the database: this is about showing a user's usage, not about which
+    # door records it.
+    async with Database(db_url) as db:
+        await UsageRepository(db).add_batch(
+            [UsageRow(None, "fake-model", 40, 2, requests=3, user_id=user_id)]
+        )
+
+
+def test_a_users_usage_and_limits(admin: Callable[..., UiPage], ui_url: str, db_url: str) -> None:
+    local = httpx.get(ui_url + "/api/me", timeout=10).json()  # the implicit user, made now
+    users = {u["name"]: u for u in httpx.get(ui_url + "/admin/users", timeout=10).json()["data"]}
+    user_id = users["local"]["id"]
+    assert local["name"] == "local" and users["local"]["implicit"] is True
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _add_usage(db_url, user_id)).result()
+    clear = {"rpm": None, "tpm": None, "budget_tokens": None, "models": None}
+    try:
+        ui = admin()
+        page = ui.page
+        section = page.locator("#admin-users")
+        row = section.locator(f"tbody tr[data-user-id='{user_id}']")
+        expect(row.locator("th")).to_contain_text("local")
+        cells = row.locator("td")
+        expect(cells.nth(0)).to_have_text("3")  # requests
+        expect(cells.nth(1)).to_have_text("42")  # tokens
+        expect(cells.nth(2)).to_have_text("No budget")
+        expect(cells.nth(3)).to_have_text("No limits")
+        expect(cells.nth(4)).to_have_text("All models")
+
+        # A wrong value is named in the form and nothing is sent.
+        row.get_by_role("button", name="Edit limits").click()
+        form = section.get_by_role("form", name="Limits of “local”")
+        expect(form.get_by_label("Requests per minute")).to_be_focused()
+        form.get_by_label("Requests per minute").fill("0")
+        form.get_by_role("button", name="Save").click()
+        expect(form.get_by_role("alert")).to_contain_text("Requests per minute")
+        expect(form.get_by_label("Requests per minute")).to_have_attribute("aria-invalid", "true")
+
+        form.get_by_label("Requests per minute").fill("30")
+        form.get_by_label("Token budget").fill("1000")
+        form.get_by_label("Models").fill("fake-model, local")
+        form.get_by_role("button", name="Save").click()
+        expect(form).to_have_count(0)
+        expect(section.get_by_role("status")).to_have_text("Limits of “local” saved")
+        expect(cells.nth(2)).to_have_text("42 / 1,000")
+        expect(cells.nth(3)).to_have_text("30 rpm")
+        expect(cells.nth(4)).to_have_text("fake-model, local")
+        stored = httpx.get(f"{ui_url}/admin/users/{user_id}", timeout=10).json()
+        assert (stored["rpm"], stored["tpm"], stored["budget_tokens"]) == (30, None, 1000)
+        assert sorted(stored["models"]) == ["fake-model", "local"]
+
+        # The form opens with the limits as they are; emptied fields clear them.
+        row.get_by_role("button", name="Edit limits").click()
+        expect(form.get_by_label("Token budget")).to_have_value("1000")
+        for label in ("Requests per minute", "Token budget", "Models"):
+            form.get_by_label(label).fill("")
+        form.get_by_role("button", name="Save").click()
+        expect(cells.nth(2)).to_have_text("No budget")
+        expect(cells.nth(3)).to_have_text("No limits")
+        expect(cells.nth(4)).to_have_text("All models")
+        stored = httpx.get(f"{ui_url}/admin/users/{user_id}", timeout=10).json()
+        assert {k: stored[k] for k in clear} == clear
+
+        # Cancel leaves them alone; the usage section has the user's row too.
+        row.get_by_role("button", name="Edit limits").click()
+        form.get_by_label("Requests per minute").fill("5")
+        form.get_by_role("button", name="Cancel").click()
+        expect(form).to_have_count(0)
+        expect(cells.nth(3)).to_have_text("No limits")
+        per_user = page.locator("#admin-usage").get_by_role("region", name="Per user")
+        user_row = per_user.locator(f"tbody tr[data-user-id='{user_id}']")
+        expect(user_row.locator("th")).to_have_text("local")
+        expect(user_row.locator("td").nth(0)).to_have_text("3")
+        expect(user_row.locator("td").nth(3)).to_have_text("42")
+        day_row = page.locator("#admin-usage").get_by_role("region", name="Per model and day")
+        expect(day_row.locator(f"tbody tr[data-user-id='{user_id}']")).to_contain_text("local")
+        assert ui.dialogs == []
+    finally:
+        httpx.patch(f"{ui_url}/admin/users/{user_id}", json=clear, timeout=10)
 
 
 def test_cache_stats_and_flush(

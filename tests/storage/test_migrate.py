@@ -1,21 +1,31 @@
-"""Migrations: create the schema, are idempotent, match the models, survive concurrent starts."""
+"""Migrations: create the schema, are idempotent, match the models, survive concurrent starts,
+and upgrade databases that hold rows."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 import time
+from datetime import date
 from typing import Any
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from chatgate.chat.accounts import Accounts
 from chatgate.chat.store import ConversationStore
-from chatgate.storage import Database, KeyRepository, current_revision, head_revision, upgrade
+from chatgate.storage import (
+    Database,
+    KeyRepository,
+    UsageRepository,
+    UsageRow,
+    current_revision,
+    head_revision,
+    upgrade,
+)
 from chatgate.storage.base import Base
 from chatgate.storage.db import make_engine
 from chatgate.storage.migrate import alembic_config, downgrade
@@ -51,7 +61,7 @@ async def test_upgrade_creates_tables(db_url: str) -> None:
     assert await _inspect(db_url, _tables) == set()
     await upgrade(db_url)
     assert await _inspect(db_url, _tables) == TABLES | {"alembic_version"}
-    assert await current_revision(db_url) == head_revision() == "0003"
+    assert await current_revision(db_url) == head_revision() == "0004"
 
 
 async def test_migrations_match_models(db_url: str) -> None:
@@ -150,3 +160,110 @@ async def test_0003_moves_context_lists_apart_and_back(db_url: str) -> None:
         _, stored = await store.with_messages(user.id, conv["id"])
     assert stored[-1]["context"] == {"sent_count": 1, "window": 10, "sent": ["u"]}
     assert stored[0]["context"] is None
+
+
+D1 = date(2025, 1, 1)
+D2 = date(2025, 1, 2)
+# What a 0003 database holds: a key, two users (one the implicit, passwordless) and usage.
+ROWS_0003 = [
+    "INSERT INTO client_keys (id, name, key_hash, prefix, created_at, tokens_used) "
+    "VALUES ('key_a', 'a', 'hash-a', 'sk-cg-aaaa', '2025-01-01 00:00:00', 30)",
+    "INSERT INTO users (id, name, password_hash, is_admin, created_at) "
+    "VALUES ('u_ann', 'ann', 'x', true, '2025-01-01 00:00:00'), "
+    "('u_local', 'local', NULL, false, '2025-01-01 00:00:00')",
+    "INSERT INTO usage_daily (key_id, model, day, requests, prompt_tokens, completion_tokens) "
+    "VALUES ('key_a', 'chat', '2025-01-01', 2, 10, 20), ('', 'chat', '2025-01-01', 1, 3, 4), "
+    "('key_a', 'chat', '2025-01-02', 5, 50, 60)",
+]
+
+
+async def _execute(url: str, *statements: str) -> None:
+    engine = make_engine(url, null_pool=True)
+    try:
+        async with engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+def _usage_key(conn: Connection) -> list[str]:
+    return list(inspect(conn).get_pk_constraint("usage_daily")["constrained_columns"])
+
+
+def _indexes(conn: Connection) -> set[str]:
+    return {i["name"] for i in inspect(conn).get_indexes("usage_daily") if i["name"]}
+
+
+def _counters(rows: list[Any]) -> set[tuple[Any, ...]]:
+    return {
+        (r.key_id, r.user_id, r.model, r.day, r.requests, r.prompt_tokens, r.completion_tokens)
+        for r in rows
+    }
+
+
+async def test_0004_adds_user_policy_and_keeps_usage_rows(db_url: str) -> None:
+    """0004 upgrades a database with rows: users get no limits and 0 tokens used, usage rows
+    get user '' (none) and the key (key_id, user_id, model, day) the upsert conflicts on."""
+    await upgrade(db_url, "0003")
+    await _execute(db_url, *ROWS_0003)
+    assert await _inspect(db_url, _usage_key) == ["key_id", "model", "day"]
+    await upgrade(db_url)
+    assert await _inspect(db_url, _usage_key) == ["key_id", "user_id", "model", "day"]
+    assert "ix_usage_daily_day" in await _inspect(db_url, _indexes)
+    assert await _inspect(db_url, _schema_diff) == []
+    async with Database(db_url) as db:
+        usage = UsageRepository(db)
+        assert _counters(await usage.query()) == {
+            ("key_a", "", "chat", D1, 2, 10, 20),
+            ("", "", "chat", D1, 1, 3, 4),
+            ("key_a", "", "chat", D2, 5, 50, 60),
+        }
+        accounts = {a.id: a for a in await Accounts(db, "off", True).list_users()}
+        assert {
+            (a.rpm, a.tpm, a.budget_tokens, a.models, a.tokens_used) for a in accounts.values()
+        } == {(None, None, None, None, 0)}
+        assert accounts["u_local"].implicit and not accounts["u_ann"].implicit
+        # An old row and a user's row of the same key, model and day are two rows now.
+        await usage.add_batch(
+            [
+                UsageRow("key_a", "chat", 1, 1, day=D1),
+                UsageRow("key_a", "chat", 7, 8, day=D1, user_id="u_ann"),
+            ]
+        )
+        assert _counters(await usage.query(key_id="key_a", until=D1)) == {
+            ("key_a", "", "chat", D1, 3, 11, 21),
+            ("key_a", "u_ann", "chat", D1, 1, 7, 8),
+        }
+        ann = await Accounts(db, "off", True).get("u_ann")
+        assert ann is not None and ann.tokens_used == 15
+        key = await KeyRepository(db).get("key_a")
+        assert key is not None and key.tokens_used == 30 + 2 + 15
+
+    # Back to 0003: a key's rows of several users are summed into one again.
+    await downgrade(db_url, "0003")
+    assert await _inspect(db_url, _usage_key) == ["key_id", "model", "day"]
+    assert "ix_usage_daily_day" in await _inspect(db_url, _indexes)
+    engine = make_engine(db_url, null_pool=True)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT key_id, model, day, requests, prompt_tokens, completion_tokens "
+                    "FROM usage_daily ORDER BY day, key_id"
+                )
+            )
+            got = {(k, m, str(d), r, p, c) for k, m, d, r, p, c in rows}
+            user_columns = {
+                c["name"] for c in await conn.run_sync(lambda c: inspect(c).get_columns("users"))
+            }
+    finally:
+        await engine.dispose()
+    assert got == {
+        ("", "chat", "2025-01-01", 1, 3, 4),
+        ("key_a", "chat", "2025-01-01", 4, 18, 29),
+        ("key_a", "chat", "2025-01-02", 5, 50, 60),
+    }
+    assert user_columns == {"id", "name", "password_hash", "is_admin", "created_at"}
+    await upgrade(db_url)  # and forward again
+    assert await current_revision(db_url) == head_revision()

@@ -11,12 +11,16 @@ import {
   formatPercent,
   keyCreateBody,
   keyState,
+  parseLimit,
   parseModels,
   toCache,
   toKey,
   toUpstreams,
   toUsage,
+  toUser,
   usagePath,
+  userLimitsBody,
+  userLimitsForm,
   type ClientKey,
 } from "./admin";
 
@@ -62,6 +66,72 @@ describe("keyCreateBody", () => {
   });
 });
 
+const USER = {
+  id: "u_1",
+  name: "ann",
+  is_admin: false,
+  implicit: false,
+  created_at: "2025-03-01T10:00:00Z",
+  rpm: 60,
+  tpm: null,
+  budget_tokens: 5000,
+  tokens_used: 1234,
+  models: ["local", "fake-model"],
+  usage: { requests: 7, prompt_tokens: 1000, completion_tokens: 234, total_tokens: 1234 },
+};
+
+describe("parseLimit", () => {
+  it.each([
+    ["", null],
+    ["  ", null],
+    [" 60 ", 60],
+    ["0", undefined],
+    ["-1", undefined],
+    ["1.5", undefined],
+    ["1e3", undefined],
+    ["99999999999999999999", undefined],
+  ] as const)("%j → %s", (text, want) => {
+    expect(parseLimit(text)).toBe(want);
+  });
+});
+
+describe("user limits", () => {
+  it("fill the form from the user, empty where there is no limit", () => {
+    expect(userLimitsForm(toUser(USER))).toEqual({ rpm: "60", tpm: "", budget: "5000", models: "local, fake-model" });
+    expect(userLimitsForm(toUser({ ...USER, rpm: null, budget_tokens: null, models: null }))).toEqual({
+      rpm: "",
+      tpm: "",
+      budget: "",
+      models: "",
+    });
+  });
+
+  it("send every limit: a value sets it, an empty field clears it (null)", () => {
+    expect(userLimitsBody({ rpm: "30", tpm: "", budget: " 100000 ", models: "a, b a" })).toEqual({
+      body: { rpm: 30, tpm: null, budget_tokens: 100000, models: ["a", "b"] },
+    });
+    expect(userLimitsBody({ rpm: "", tpm: "", budget: "", models: " , " })).toEqual({
+      body: { rpm: null, tpm: null, budget_tokens: null, models: null },
+    });
+  });
+
+  it("a round trip of the form changes nothing", () => {
+    const u = toUser(USER);
+    expect(userLimitsBody(userLimitsForm(u))).toEqual({
+      body: { rpm: 60, tpm: null, budget_tokens: 5000, models: ["local", "fake-model"] },
+    });
+  });
+
+  it.each([
+    [{ rpm: "0" }, "rpm"],
+    [{ tpm: "fast" }, "tpm"],
+    [{ budget: "-5" }, "budget"],
+    [{ rpm: "1", budget: "1.5" }, "budget"],
+  ] as const)("%j is wrong in %s", (fields, field) => {
+    expect(userLimitsBody({ rpm: "", tpm: "", budget: "", models: "", ...fields })).toEqual({ field });
+  });
+});
+
 describe("parseModels", () => {
   it("splits on commas and spaces, without repeats or blanks", () => {
     expect(parseModels(" a,b  c,,a ")).toEqual(["a", "b", "c"]);
@@ -91,11 +161,33 @@ describe("payloads", () => {
 
   it("reads usage, anonymous rows included", () => {
     const report = toUsage({
-      data: [{ key_id: null, model: "local", day: "2025-03-05", requests: 2, prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 }],
+      data: [{ key_id: null, user_id: "u_1", model: "local", day: "2025-03-05", requests: 2, prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 }],
       totals: [{ key_id: "key_1", name: "ci-bot", requests: 1, prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 }],
+      users: [
+        { user_id: "u_1", name: "ann", requests: 2, prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 },
+        { user_id: null, name: null, requests: 1, prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 },
+      ],
     });
-    expect(report.days[0]).toEqual({ keyId: null, model: "local", day: "2025-03-05", requests: 2, promptTokens: 10, completionTokens: 5, totalTokens: 15 });
+    expect(report.days[0]).toEqual({ keyId: null, userId: "u_1", model: "local", day: "2025-03-05", requests: 2, promptTokens: 10, completionTokens: 5, totalTokens: 15 });
     expect(report.totals[0]?.name).toBe("ci-bot");
+    expect(report.users).toEqual([
+      { userId: "u_1", name: "ann", requests: 2, promptTokens: 10, completionTokens: 5, totalTokens: 15 },
+      { userId: null, name: null, requests: 1, promptTokens: 1, completionTokens: 2, totalTokens: 3 },
+    ]);
+  });
+
+  it("reads usage from a server without users: none of them", () => {
+    const report = toUsage({ data: [{ key_id: "k", model: "m", day: "2025-03-05" }], totals: [] });
+    expect(report.users).toEqual([]);
+    expect(report.days[0]?.userId).toBeNull();
+  });
+
+  it("reads a user", () => {
+    const u = toUser(USER);
+    expect(u).toMatchObject({ id: "u_1", name: "ann", isAdmin: false, rpm: 60, tpm: null, budgetTokens: 5000, tokensUsed: 1234 });
+    expect(u.models).toEqual(["local", "fake-model"]);
+    expect(u.usage).toEqual({ requests: 7, promptTokens: 1000, completionTokens: 234, totalTokens: 1234 });
+    expect(toUser({ ...USER, models: null, usage: undefined }).usage.requests).toBe(0);
   });
 
   it("reads cache stats, on and off", () => {
@@ -161,6 +253,19 @@ describe("requests", () => {
     expect((err as AdminError).message).toBe("This endpoint is for admins only.");
   });
 
+  it("lists users and patches one's limits, escaped", async () => {
+    const listed = recorder(200, { object: "list", data: [USER] });
+    expect((await new AdminApi(null, listed.fetchImpl).users())[0]?.name).toBe("ann");
+    expect(listed.calls[0]?.url).toBe("/admin/users");
+    const { calls, fetchImpl } = recorder(200, { ...USER, rpm: null });
+    const u = await new AdminApi(null, fetchImpl).updateUser("u/1", { rpm: null });
+    expect(u.rpm).toBeNull();
+    expect(calls[0]?.url).toBe("/admin/users/u%2F1");
+    expect(calls[0]?.init.method).toBe("PATCH");
+    expect(calls[0]?.init.body).toBe('{"rpm":null}');
+    expect((calls[0]?.init.headers as Record<string, string>)["X-Requested-With"]).toBe("chatgate");
+  });
+
   it("reads the flush count", async () => {
     const { fetchImpl } = recorder(200, { removed: 7, per_tier: { memory: 7, disk: 7 } });
     expect(await new AdminApi(null, fetchImpl).flushCache()).toBe(7);
@@ -178,6 +283,8 @@ describe("formatting", () => {
   });
 
   it("limits and usage", () => {
+    expect(formatLimits(toUser(USER), "en")).toBe("60 rpm");
+    expect(formatKeyUsage(toUser(USER), "en")).toBe("1,234 / 5,000");
     expect(formatLimits(key, "en")).toBe("60 rpm · 10,000 tpm");
     expect(formatLimits({ ...key, rpm: null, tpm: null }, "en")).toBe("");
     expect(formatKeyUsage(key, "en")).toBe("1,234 / 5,000");

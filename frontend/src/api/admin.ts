@@ -1,6 +1,6 @@
 /**
  * The admin page's data: who is signed in (GET /api/me) and the admin API under /admin/ (client
- * keys, usage, cache, upstreams). The server lets an admin in by the session cookie (or, in
+ * keys, users' limits, usage, cache, upstreams). The server lets an admin in by the session cookie (or, in
  * single-user mode, as the implicit user); where the server also has an admin key, a 401 asks
  * for it and it is kept in this tab (sessionStorage) and sent as a bearer. Payload mapping,
  * request building and formatting live here, free of React, so they are unit-tested alone.
@@ -47,8 +47,24 @@ export interface Counters {
   totalTokens: number;
 }
 
+/** A chat user with their limits (null: no limit; models null: every model) and all-time usage. */
+export interface ChatUser {
+  id: string;
+  name: string;
+  isAdmin: boolean;
+  implicit: boolean;
+  createdAt: string | null;
+  rpm: number | null;
+  tpm: number | null;
+  budgetTokens: number | null;
+  tokensUsed: number;
+  models: string[] | null;
+  usage: Counters;
+}
+
 export interface UsageDay extends Counters {
   keyId: string | null;
+  userId: string | null;
   model: string;
   day: string;
 }
@@ -58,9 +74,15 @@ export interface UsageTotal extends Counters {
   name: string | null;
 }
 
+export interface UsageUserTotal extends Counters {
+  userId: string | null;
+  name: string | null;
+}
+
 export interface UsageReport {
   days: UsageDay[];
   totals: UsageTotal[];
+  users: UsageUserTotal[];
 }
 
 export interface CacheTier {
@@ -103,6 +125,9 @@ export function toMe(v: unknown): Me {
   return { name: str(o.name), isAdmin: o.is_admin === true, singleUser: o.single_user === true };
 }
 
+const models = (v: unknown): string[] | null =>
+  Array.isArray(v) ? v.filter((m): m is string => typeof m === "string") : null;
+
 export function toKey(v: unknown): ClientKey {
   const o = obj(v);
   return {
@@ -117,7 +142,7 @@ export function toKey(v: unknown): ClientKey {
     tpm: optNum(o.tpm),
     budgetTokens: optNum(o.budget_tokens),
     tokensUsed: num(o.tokens_used),
-    models: Array.isArray(o.models) ? o.models.filter((m): m is string => typeof m === "string") : null,
+    models: models(o.models),
   };
 }
 
@@ -130,11 +155,35 @@ function toCounters(o: Json): Counters {
   };
 }
 
+export function toUser(v: unknown): ChatUser {
+  const o = obj(v);
+  return {
+    id: str(o.id),
+    name: str(o.name),
+    isAdmin: o.is_admin === true,
+    implicit: o.implicit === true,
+    createdAt: optStr(o.created_at),
+    rpm: optNum(o.rpm),
+    tpm: optNum(o.tpm),
+    budgetTokens: optNum(o.budget_tokens),
+    tokensUsed: num(o.tokens_used),
+    models: models(o.models),
+    usage: toCounters(obj(o.usage)),
+  };
+}
+
 export function toUsage(v: unknown): UsageReport {
   const o = obj(v);
   return {
-    days: rows(o.data).map((r) => ({ ...toCounters(r), keyId: optStr(r.key_id), model: str(r.model), day: str(r.day) })),
+    days: rows(o.data).map((r) => ({
+      ...toCounters(r),
+      keyId: optStr(r.key_id),
+      userId: optStr(r.user_id),
+      model: str(r.model),
+      day: str(r.day),
+    })),
     totals: rows(o.totals).map((r) => ({ ...toCounters(r), keyId: optStr(r.key_id), name: optStr(r.name) })),
+    users: rows(o.users).map((r) => ({ ...toCounters(r), userId: optStr(r.user_id), name: optStr(r.name) })),
   };
 }
 
@@ -198,16 +247,23 @@ export const EMPTY_KEY_FORM: KeyForm = { name: "", rpm: "", tpm: "", budget: "",
 
 export type KeyFormField = keyof KeyForm;
 
+/** A limit as typed: null when empty, the number when whole and above zero, else undefined. */
+export function parseLimit(text: string): number | null | undefined {
+  const t = text.trim();
+  if (!t) return null;
+  if (!/^\d+$/.test(t) || Number(t) < 1 || !Number.isSafeInteger(Number(t))) return undefined;
+  return Number(t);
+}
+
 /** The POST /admin/keys body, or the first field that is wrong. Empty limits are left out. */
 export function keyCreateBody(form: KeyForm): { body: Json } | { field: KeyFormField } {
   const name = form.name.trim();
   if (!name || name.length > 200) return { field: "name" };
   const body: Json = { name };
   const whole = (field: KeyFormField, key: string): boolean => {
-    const text = form[field].trim();
-    if (!text) return true;
-    if (!/^\d+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) return false;
-    body[key] = Number(text);
+    const limit = parseLimit(form[field]);
+    if (limit === undefined) return false;
+    if (limit !== null) body[key] = limit;
     return true;
   };
   if (!whole("rpm", "rpm")) return { field: "rpm" };
@@ -222,6 +278,37 @@ export function keyCreateBody(form: KeyForm): { body: Json } | { field: KeyFormF
     body.expires_days = n;
   }
   return { body };
+}
+
+/** What a user's limits form holds: text, as typed; an empty field is no limit. */
+export interface UserLimitsForm {
+  rpm: string;
+  tpm: string;
+  budget: string;
+  models: string;
+}
+
+export type UserLimitsField = keyof UserLimitsForm;
+
+/** The form filled with a user's current limits. */
+export function userLimitsForm(u: ChatUser): UserLimitsForm {
+  const text = (n: number | null) => (n === null ? "" : String(n));
+  return { rpm: text(u.rpm), tpm: text(u.tpm), budget: text(u.budgetTokens), models: u.models?.join(", ") ?? "" };
+}
+
+/**
+ * The PATCH /admin/users/{id} body, or the first field that is wrong. Every limit is sent, so
+ * the user gets what the form shows: an empty field clears its limit (null).
+ */
+export function userLimitsBody(form: UserLimitsForm): { body: Json } | { field: UserLimitsField } {
+  const rpm = parseLimit(form.rpm);
+  if (rpm === undefined) return { field: "rpm" };
+  const tpm = parseLimit(form.tpm);
+  if (tpm === undefined) return { field: "tpm" };
+  const budget = parseLimit(form.budget);
+  if (budget === undefined) return { field: "budget" };
+  const models = parseModels(form.models);
+  return { body: { rpm, tpm, budget_tokens: budget, models: models.length ? models : null } };
 }
 
 /** "a, b  c" → ["a", "b", "c"], without repeats. */
@@ -296,6 +383,15 @@ export class AdminApi {
     return toKey(await this.call(`/admin/keys/${encodeURIComponent(id)}`, "DELETE"));
   }
 
+  async users(): Promise<ChatUser[]> {
+    return rows(obj(await this.call("/admin/users")).data).map(toUser);
+  }
+
+  /** Set (a value) or clear (null) a user's limits; fields left out stay as they are. */
+  async updateUser(id: string, body: Json): Promise<ChatUser> {
+    return toUser(await this.call(`/admin/users/${encodeURIComponent(id)}`, "PATCH", body));
+  }
+
   async usage(period: Period): Promise<UsageReport> {
     return toUsage(await this.call(usagePath(period)));
   }
@@ -353,16 +449,16 @@ export function formatDateTime(iso: string | null, locale: string, timeZone?: st
   return new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeStyle: "short", timeZone }).format(t);
 }
 
-/** "60 rpm · 10,000 tpm" — the limits a key has, or "" when it has none. */
-export function formatLimits(k: ClientKey, locale: string): string {
+/** "60 rpm · 10,000 tpm" — the limits a key or user has, or "" when it has none. */
+export function formatLimits(k: Pick<ClientKey, "rpm" | "tpm">, locale: string): string {
   const parts: string[] = [];
   if (k.rpm !== null) parts.push(`${formatCount(k.rpm, locale)} rpm`);
   if (k.tpm !== null) parts.push(`${formatCount(k.tpm, locale)} tpm`);
   return parts.join(" · ");
 }
 
-/** "1,234 / 5,000" with a budget, else "1,234". */
-export function formatKeyUsage(k: ClientKey, locale: string): string {
+/** "1,234 / 5,000" with a budget, else "1,234" (a key's or a user's). */
+export function formatKeyUsage(k: Pick<ClientKey, "tokensUsed" | "budgetTokens">, locale: string): string {
   const used = formatCount(k.tokensUsed, locale);
   return k.budgetTokens === null ? used : `${used} / ${formatCount(k.budgetTokens, locale)}`;
 }

@@ -1,10 +1,11 @@
-/** The admin page (#/admin): client keys, usage, cache and upstreams, for admins only. */
+/** The admin page (#/admin): client keys, users' limits, usage, cache and upstreams, for admins only. */
 
 import { useCallback, useId, useMemo, useState } from "react";
 import { ADMIN_KEY_STORAGE, AdminApi } from "../api/admin";
 import { useT } from "../i18n";
 import { KeysSection } from "./AdminKeys";
 import { CacheSection, UpstreamsSection, UsageSection } from "./AdminStats";
+import { UsersSection } from "./AdminUsers";
 import { AdminContext, useMe } from "./adminHooks";
 import { Icon } from "./Icon";
 
@@ -101,6 +102,7 @@ export function AdminPage() {
     body = (
       <AdminContext value={context}>
         <KeysSection />
+        <UsersSection />
         <UsageSection />
         <CacheSection />
         <UpstreamsSection />

@@ -1,6 +1,6 @@
 /** Admin: client keys — the list (limits, usage, dates, revoke) and the form that creates one. */
 
-import { useCallback, useId, useState } from "react";
+import { useCallback, useState } from "react";
 import {
   EMPTY_KEY_FORM,
   formatDateTime,
@@ -16,7 +16,7 @@ import {
 import { useLocale, useT, type T } from "../i18n";
 import type { MessageKey } from "../i18n/messages";
 import { copyText } from "../lib/clipboard";
-import { AdminSection, ConfirmButton, ErrorNote, TableFrame } from "./AdminParts";
+import { AdminSection, ConfirmButton, ErrorNote, LabeledInput, TableFrame } from "./AdminParts";
 import { useAdmin, useResource } from "./adminHooks";
 import { Icon } from "./Icon";
 
@@ -78,27 +78,20 @@ function TextField({
   type?: "text" | "number";
 }) {
   const t = useT();
-  const id = useId();
   return (
-    <div className="field">
-      <label htmlFor={id}>{t(FIELD_LABELS[field])}</label>
-      <input
-        id={id}
-        name={field}
-        type={type}
-        inputMode={type === "number" ? "numeric" : undefined}
-        min={type === "number" ? 1 : undefined}
-        step={field === "expiresDays" ? "any" : undefined}
-        required={field === "name"}
-        aria-invalid={invalid || undefined}
-        aria-describedby={hint ? `${id}-hint` : undefined}
-        value={form[field]}
-        onChange={(e) => {
-          setForm({ ...form, [field]: e.target.value });
-        }}
-      />
-      {hint ? <small id={`${id}-hint`}>{hint}</small> : null}
-    </div>
+    <LabeledInput
+      name={field}
+      label={t(FIELD_LABELS[field])}
+      value={form[field]}
+      onChange={(value) => {
+        setForm({ ...form, [field]: value });
+      }}
+      invalid={invalid}
+      hint={hint}
+      type={type}
+      required={field === "name"}
+      step={field === "expiresDays" ? "any" : undefined}
+    />
   );
 }
 

@@ -1,4 +1,7 @@
-/** Pieces the admin page's sections share: a titled section, an in-page confirmation, a table frame. */
+/**
+ * Pieces the admin page's sections share: a titled section, an in-page confirmation, a table
+ * frame, a labelled form field.
+ */
 
 import { useId, useState, type ReactNode } from "react";
 import { useT } from "../i18n";
@@ -121,5 +124,54 @@ export function ConfirmButton({
         {t("cancel")}
       </button>
     </span>
+  );
+}
+
+/** A labelled input of an admin form, with an optional hint under it. */
+export function LabeledInput({
+  name,
+  label,
+  value,
+  onChange,
+  invalid,
+  hint,
+  type = "text",
+  required = false,
+  step,
+  autoFocus = false,
+}: {
+  name: string;
+  label: string;
+  value: string;
+  onChange: (value: string) => void;
+  invalid: boolean;
+  hint?: string;
+  type?: "text" | "number";
+  required?: boolean;
+  step?: string;
+  autoFocus?: boolean;
+}) {
+  const id = useId();
+  return (
+    <div className="field">
+      <label htmlFor={id}>{label}</label>
+      <input
+        id={id}
+        name={name}
+        type={type}
+        inputMode={type === "number" ? "numeric" : undefined}
+        min={type === "number" ? 1 : undefined}
+        step={step}
+        required={required}
+        autoFocus={autoFocus}
+        aria-invalid={invalid || undefined}
+        aria-describedby={hint ? `${id}-hint` : undefined}
+        value={value}
+        onChange={(e) => {
+          onChange(e.target.value);
+        }}
+      />
+      {hint ? <small id={`${id}-hint`}>{hint}</small> : null}
+    </div>
   );
 }

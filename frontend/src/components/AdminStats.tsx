@@ -1,4 +1,4 @@
-/** Admin: usage per key and per model/day, cache tiers (and flush), upstream key health. */
+/** Admin: usage per key, per user and per model/day, cache tiers (and flush), upstream key health. */
 
 import { useCallback, useId, useState } from "react";
 import {
@@ -50,6 +50,8 @@ function UsageTables({ report }: { report: UsageReport }) {
   const t = useT();
   const names = new Map(report.totals.map((r) => [r.keyId, r.name]));
   const keyName = (id: string | null) => (id === null ? t("adminAnonymous") : (names.get(id) ?? id));
+  const userNames = new Map(report.users.map((r) => [r.userId, r.name]));
+  const userName = (id: string | null) => (id === null ? t("adminNoUser") : (userNames.get(id) ?? id));
   if (!report.totals.length && !report.days.length) return <p className="empty-note">{t("adminNoUsage")}</p>;
   return (
     <>
@@ -70,21 +72,44 @@ function UsageTables({ report }: { report: UsageReport }) {
           ))}
         </tbody>
       </TableFrame>
+      <h3>{t("adminUsageByUser")}</h3>
+      <TableFrame label={t("adminUsageByUser")}>
+        <thead>
+          <tr>
+            <th scope="col">{t("adminUsageUser")}</th>
+            <CounterHeads />
+          </tr>
+        </thead>
+        <tbody>
+          {report.users.map((r) => (
+            <tr key={r.userId ?? ""} data-user-id={r.userId ?? ""}>
+              <th scope="row">{userName(r.userId)}</th>
+              <CounterCells c={r} />
+            </tr>
+          ))}
+        </tbody>
+      </TableFrame>
       <h3>{t("adminUsageByDay")}</h3>
       <TableFrame label={t("adminUsageByDay")}>
         <thead>
           <tr>
             <th scope="col">{t("adminDay")}</th>
             <th scope="col">{t("adminUsageKey")}</th>
+            <th scope="col">{t("adminUsageUser")}</th>
             <th scope="col">{t("model")}</th>
             <CounterHeads />
           </tr>
         </thead>
         <tbody>
           {report.days.map((r) => (
-            <tr key={`${r.day}|${r.keyId ?? ""}|${r.model}`} data-key-id={r.keyId ?? ""}>
+            <tr
+              key={`${r.day}|${r.keyId ?? ""}|${r.userId ?? ""}|${r.model}`}
+              data-key-id={r.keyId ?? ""}
+              data-user-id={r.userId ?? ""}
+            >
               <td>{r.day}</td>
               <th scope="row">{keyName(r.keyId)}</th>
+              <td>{userName(r.userId)}</td>
               <td>{r.model}</td>
               <CounterCells c={r} />
             </tr>

@@ -1,4 +1,5 @@
-"""Admin API under ``/admin/``: client keys, usage, upstream key health, cache stats and flush.
+"""Admin API under ``/admin/``: client keys, users' limits, usage, upstream key health, cache
+stats and flush.
 
 Who may call it (:func:`require_admin`): ``Authorization: Bearer <auth.admin_key>``, or the
 session cookie of a signed-in account with the admin role; with no admin key configured, also
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chatgate.api.auth import csrf_guard, resolve_account
 from chatgate.api.deps import app_state
+from chatgate.chat.accounts import MAX_MODEL_NAME, UNSET, Account, Accounts
 from chatgate.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -28,7 +30,7 @@ from chatgate.errors import (
     PermissionDeniedError,
 )
 from chatgate.state import AppState
-from chatgate.storage import ANONYMOUS, ClientKey
+from chatgate.storage import ANONYMOUS, NO_USER, ClientKey, UserTotals
 from chatgate.storage.keys import MAX_BUDGET, MAX_EXPIRES_DAYS, MAX_RATE
 
 
@@ -134,6 +136,7 @@ class UsageCounters(BaseModel):
 
 class UsageDay(UsageCounters):
     key_id: str | None = Field(description="None: requests made without a client key.")
+    user_id: str | None = Field(description="None: requests made without a signed-in user.")
     model: str
     day: date
 
@@ -143,11 +146,80 @@ class UsageTotal(UsageCounters):
     name: str | None
 
 
+class UsageUserTotal(UsageCounters):
+    user_id: str | None = Field(description="None: requests made without a signed-in user.")
+    name: str | None
+
+
 class UsageReport(BaseModel):
     since: date | None
     until: date | None
-    data: list[UsageDay] = Field(description="Per key, model and UTC day.")
+    data: list[UsageDay] = Field(description="Per key, user, model and UTC day.")
     totals: list[UsageTotal] = Field(description="Per key over the period.")
+    users: list[UsageUserTotal] = Field(description="Per user over the period.")
+
+
+class UserRecord(BaseModel):
+    """A chat user with their limits (None: no limit / every model) and all-time usage."""
+
+    id: str
+    name: str
+    is_admin: bool
+    implicit: bool = Field(description="The single-user-mode user, who has no password.")
+    created_at: datetime | None
+    rpm: int | None
+    tpm: int | None
+    budget_tokens: int | None
+    tokens_used: int = Field(description="Tokens counted against the budget.")
+    models: list[str] | None
+    usage: UsageCounters = Field(description="All-time requests and tokens.")
+
+    @classmethod
+    def of(cls, account: Account, totals: UserTotals | None) -> UserRecord:
+        counts = (0, 0, 0)
+        if totals is not None:
+            counts = (totals.requests, totals.prompt_tokens, totals.completion_tokens)
+        return cls(
+            id=account.id,
+            name=account.name,
+            is_admin=account.is_admin,
+            implicit=account.implicit,
+            created_at=account.created_at,
+            rpm=account.rpm,
+            tpm=account.tpm,
+            budget_tokens=account.budget_tokens,
+            tokens_used=account.tokens_used,
+            # The account keeps a set: the stored order is not kept, so give a stable one.
+            models=None if account.models is None else sorted(account.models),
+            usage=UsageCounters(**_counters(*counts)),
+        )
+
+
+class UserList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[UserRecord]
+
+
+class UserPolicyUpdate(BaseModel):
+    """The limits to change: a value sets one, null clears it, a field left out stays."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"rpm": 30, "budget_tokens": 1_000_000, "models": ["local"], "tpm": None}]
+        },
+    )
+
+    rpm: int | None = Field(None, ge=1, le=MAX_RATE, description="Requests per minute.")
+    tpm: int | None = Field(None, ge=1, le=MAX_RATE, description="Tokens per minute.")
+    budget_tokens: int | None = Field(
+        None, ge=1, le=MAX_BUDGET, description="Total token budget, all time."
+    )
+    models: list[str] | None = Field(
+        None,
+        min_length=1,
+        description=f"Models the user may use (null: all); names of 1-{MAX_MODEL_NAME} characters.",
+    )
 
 
 def _counters(requests: int, prompt: int, completion: int) -> dict[str, int]:
@@ -157,6 +229,18 @@ def _counters(requests: int, prompt: int, completion: int) -> dict[str, int]:
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     }
+
+
+def _accounts(state: AppState) -> Accounts:
+    if state.chat is None:
+        raise NotFoundError("The chat application (and so its users) is not running.")
+    return state.chat.accounts
+
+
+async def _user_record(state: AppState, account: Account) -> UserRecord:
+    await state.usage.flush()  # what this replica has not written yet
+    totals = await state.usage.repo.totals_by_user()
+    return UserRecord.of(account, totals.get(account.id))
 
 
 def _public_url(url: str | None) -> str | None:
@@ -206,28 +290,71 @@ def admin_router() -> APIRouter:
             raise NotFoundError(f"No key with id `{key_id}`.", param="key_id")
         return KeyRecord.of(key)
 
-    @router.get("/usage", summary="Tokens per key, model and UTC day, and totals per key")
+    @router.get("/users", summary="Chat users with their limits and all-time usage")
+    async def list_users(request: Request) -> UserList:
+        state = _state(request)
+        accounts = await _accounts(state).list_users()
+        await state.usage.flush()  # what this replica has not written yet
+        totals = await state.usage.repo.totals_by_user()
+        return UserList(data=[UserRecord.of(a, totals.get(a.id)) for a in accounts])
+
+    @router.get("/users/{user_id}", summary="One chat user")
+    async def get_user(request: Request, user_id: str) -> UserRecord:
+        state = _state(request)
+        account = await _accounts(state).get(user_id)
+        if account is None:
+            raise NotFoundError(f"No user with id `{user_id}`.", param="user_id")
+        return await _user_record(state, account)
+
+    @router.patch("/users/{user_id}", summary="Set (a value) or clear (null) a user's limits")
+    async def update_user(request: Request, user_id: str, body: UserPolicyUpdate) -> UserRecord:
+        state = _state(request)
+        given = body.model_fields_set
+        account = await _accounts(state).update_policy(
+            user_id,
+            rpm=body.rpm if "rpm" in given else UNSET,
+            tpm=body.tpm if "tpm" in given else UNSET,
+            budget_tokens=body.budget_tokens if "budget_tokens" in given else UNSET,
+            models=body.models if "models" in given else UNSET,
+        )
+        if account is None:
+            raise NotFoundError(f"No user with id `{user_id}`.", param="user_id")
+        state.auth.forget()  # this replica at once; the others within auth.key_cache_ttl
+        return await _user_record(state, account)
+
+    @router.get(
+        "/usage", summary="Tokens per key, user, model and UTC day; totals per key and user"
+    )
     async def usage(
         request: Request,
         key_id: str | None = None,
+        user_id: str | None = None,
         since: date | None = None,
         until: date | None = None,
     ) -> UsageReport:
-        """`key_id=anonymous` selects requests made without a key; days are inclusive."""
+        """`key_id=anonymous` selects requests made without a key, `user_id=none` those made
+        without a signed-in user; days are inclusive. `key_id` narrows `data` and `totals`,
+        `user_id` narrows `data` and `users`."""
         if since is not None and until is not None and since > until:
             raise InvalidRequestError("`since` is after `until`.", param="since")
         state = _state(request)
         await state.usage.flush()  # what this replica has not written yet
         wanted = ANONYMOUS if key_id == "anonymous" else key_id or None
-        rows = await state.usage.repo.query(wanted, since, until)
+        wanted_user = NO_USER if user_id == "none" else user_id or None
+        rows = await state.usage.repo.query(wanted, since, until, user_id=wanted_user)
         totals = await state.usage.repo.totals_by_key(since, until)
+        user_totals = await state.usage.repo.totals_by_user(since, until)
         names = {k.id: k.name for k in await state.auth.keys.list()}
+        user_names = (
+            {a.id: a.name for a in await state.chat.accounts.list_users()} if state.chat else {}
+        )
         return UsageReport(
             since=since,
             until=until,
             data=[
                 UsageDay(
                     key_id=r.key_id or None,
+                    user_id=r.user_id or None,
                     model=r.model,
                     day=r.day,
                     **_counters(r.requests, r.prompt_tokens, r.completion_tokens),
@@ -242,6 +369,15 @@ def admin_router() -> APIRouter:
                 )
                 for t in sorted(totals.values(), key=lambda t: t.key_id)
                 if wanted is None or t.key_id == wanted
+            ],
+            users=[
+                UsageUserTotal(
+                    user_id=u.user_id or None,
+                    name=user_names.get(u.user_id),
+                    **_counters(u.requests, u.prompt_tokens, u.completion_tokens),
+                )
+                for u in sorted(user_totals.values(), key=lambda u: u.user_id)
+                if wanted_user is None or u.user_id == wanted_user
             ],
         )
 

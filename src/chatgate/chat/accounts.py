@@ -4,18 +4,23 @@ A session cookie holds a random token; the database keeps only its sha256, so a 
 cannot be replayed as cookies. Single-user mode (the zero-config local run) makes every request
 act as one implicit user with no password, named ``local``; it is on in ``auto`` mode only while
 no user with a password exists and the server is bound to loopback.
+
+A user carries the policy knobs a client key has (rpm, tpm, token budget, model allow-list):
+admins set them with :meth:`Accounts.update_policy`; ``None`` is no limit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import hashlib
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Literal
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +30,7 @@ from chatgate.chat.passwords import MIN_LENGTH, hash_password_async, verify_pass
 from chatgate.errors import AuthenticationError, InvalidRequestError
 from chatgate.storage import Database, User, UserSession
 from chatgate.storage.base import utcnow
+from chatgate.storage.keys import MAX_BUDGET, MAX_RATE
 
 IMPLICIT_NAME = "local"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
@@ -34,24 +40,63 @@ _NAME = re.compile(r"^[\w.@+-]{1,100}$")
 _SINGLE_USER_TTL = 5.0
 
 SingleUserMode = Literal["auto", "on", "off"]
+MAX_MODEL_NAME = 200  # usage_daily.model
+
+
+class Unset(enum.Enum):
+    """The type of :data:`UNSET`."""
+
+    UNSET = "unset"
+
+
+# "Leave this policy field as it is" for update_policy, where None means "no limit".
+UNSET = Unset.UNSET
 
 
 @dataclass(frozen=True, slots=True)
 class Account:
+    """A user as a request sees them: identity, role and policy (None: no limit / every model).
+
+    ``tokens_used`` is the budget counter as read with the account; the usage recorder adds to
+    it in the database in batches, so it lags by what has not been written yet.
+    """
+
     id: str
     name: str
     is_admin: bool
     implicit: bool = False  # the single-user-mode user, who has no password
-    # the user's policy, as client keys have it (None: unlimited, every model)
     rpm: int | None = None
     tpm: int | None = None
-    models: frozenset[str] | None = None
     budget_tokens: int | None = None
     tokens_used: int = 0
+    models: frozenset[str] | None = None
+    created_at: datetime | None = None
 
     @classmethod
     def of(cls, user: User) -> Account:
-        return cls(user.id, user.name, user.is_admin, user.password_hash is None)
+        return cls(
+            user.id,
+            user.name,
+            user.is_admin,
+            user.password_hash is None,
+            rpm=user.rpm,
+            tpm=user.tpm,
+            budget_tokens=user.budget_tokens,
+            tokens_used=user.tokens_used or 0,
+            models=None if user.models is None else frozenset(user.models),
+            created_at=user.created_at,
+        )
+
+    def allows_model(self, model: str) -> bool:
+        """Whether the model allow-list (None = all models) admits `model`."""
+        return self.models is None or model in self.models
+
+    @property
+    def budget_left(self) -> int | None:
+        """Tokens left in the budget as read (never negative), or None without a budget."""
+        if self.budget_tokens is None:
+            return None
+        return max(0, self.budget_tokens - self.tokens_used)
 
 
 def is_loopback(host: str) -> bool:
@@ -66,6 +111,37 @@ def check_name(name: str) -> str:
     if not _NAME.match(name):
         raise InvalidRequestError("A user name is 1-100 letters, digits or . _ @ + -", param="name")
     return name
+
+
+def _check_limit(name: str, value: object, top: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+        raise InvalidRequestError(
+            f"`{name}` is a whole number from 1 to {top}, or null for no limit.", param=name
+        )
+    return value
+
+
+def check_models(models: object) -> list[str] | None:
+    """The allow-list to store (names stripped, repeats dropped, order kept), or None for every
+    model; InvalidRequestError unless it is None or a non-empty list of printable names of 1 to
+    MAX_MODEL_NAME characters."""
+    if models is None:
+        return None
+    wrong = InvalidRequestError(
+        "`models` is a non-empty list of model names, or null for every model.", param="models"
+    )
+    if isinstance(models, str) or not isinstance(models, Sequence) or not models:
+        raise wrong
+    names: list[str] = []
+    for model in models:
+        name = model.strip() if isinstance(model, str) else ""
+        if not name or len(name) > MAX_MODEL_NAME or not name.isprintable():
+            raise wrong
+        if name not in names:
+            names.append(name)
+    return names
 
 
 class Accounts:
@@ -102,9 +178,44 @@ class Accounts:
         return Account.of(user)
 
     async def list_users(self) -> list[Account]:
+        """Every user with their policy, oldest first."""
         async with self.db.session() as s:
             users = await s.scalars(select(User).order_by(User.created_at, User.id))
             return [Account.of(u) for u in users]
+
+    async def update_policy(
+        self,
+        user_id: str,
+        *,
+        rpm: int | Unset | None = UNSET,
+        tpm: int | Unset | None = UNSET,
+        budget_tokens: int | Unset | None = UNSET,
+        models: Sequence[str] | Unset | None = UNSET,
+    ) -> Account | None:
+        """Set (a value) or clear (None) each given policy field, leaving UNSET ones alone; the
+        updated account, or None when no user has this id. InvalidRequestError names a value
+        out of range (rpm/tpm 1..MAX_RATE, budget_tokens 1..MAX_BUDGET) or a bad model list.
+        ``tokens_used`` is not reset: a new budget counts what was already used."""
+        values: dict[str, Any] = {}
+        for name, value, top in (
+            ("rpm", rpm, MAX_RATE),
+            ("tpm", tpm, MAX_RATE),
+            ("budget_tokens", budget_tokens, MAX_BUDGET),
+        ):
+            if value is not UNSET:
+                values[name] = _check_limit(name, value, top)
+        if models is not UNSET:
+            values["models"] = check_models(models)
+        async with self.db.session() as s:
+            user = await s.get(User, user_id)
+            if user is None:
+                return None
+            for name, value in values.items():
+                setattr(user, name, value)
+        account = Account.of(user)
+        if self._implicit is not None and self._implicit.id == user_id:
+            self._implicit = account  # this replica at once (others keep theirs until restart)
+        return account
 
     async def get(self, user_id: str) -> Account | None:
         async with self.db.session() as s:

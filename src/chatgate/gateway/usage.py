@@ -1,4 +1,5 @@
-"""Usage accounting: tokens per client key, model and day, written in batches off the hot path.
+"""Usage accounting: tokens per client key, user, model and day, written in batches off the hot
+path.
 
 ``record`` only adds to an in-memory tally (O(1), no I/O); a background task writes the tally
 every ``interval`` seconds as one upsert transaction, and ``close`` writes what is left, so a
@@ -18,7 +19,7 @@ from chatgate.storage import UsageRepository, UsageRow
 
 log = logging.getLogger(__name__)
 
-_Key = tuple[str | None, str, date]
+_Key = tuple[str | None, str | None, str, date]  # key id, user id, model, day
 
 
 def usage_tokens(usage: Any) -> tuple[int, int]:
@@ -33,11 +34,18 @@ def usage_tokens(usage: Any) -> tuple[int, int]:
 
 
 class UsageRecorder:
+    """Tallies usage per (key, user, model, day) and writes it in batches.
+
+    ``on_written(by_key, by_user)`` is called after each successful write with the tokens just
+    added to each key's and each user's ``tokens_used`` (requests without a key or a user are
+    in neither), so budget checks can stop counting them as unwritten.
+    """
+
     def __init__(
         self,
         repo: UsageRepository,
         interval: float = 2.0,
-        on_written: Callable[[dict[str, int]], None] | None = None,
+        on_written: Callable[[dict[str, int], dict[str, int]], None] | None = None,
     ) -> None:
         self.repo = repo
         self.interval = interval
@@ -57,10 +65,11 @@ class UsageRecorder:
         completion: int,
         user_id: str | None = None,
     ) -> None:
-        day = datetime.now(UTC).date()
-        counts = self._tally.get((key_id, model, day))
+        """Count one request of `key_id` (None: no key) by `user_id` (None: no user)."""
+        key = (key_id, user_id, model, datetime.now(UTC).date())
+        counts = self._tally.get(key)
         if counts is None:
-            self._tally[(key_id, model, day)] = [1, prompt, completion]
+            self._tally[key] = [1, prompt, completion]
         else:
             counts[0] += 1
             counts[1] += prompt
@@ -72,8 +81,16 @@ class UsageRecorder:
             if not tally:
                 return
             rows = [
-                UsageRow(key_id=k, model=m, day=d, requests=n, prompt_tokens=p, completion_tokens=c)
-                for (k, m, d), (n, p, c) in tally.items()
+                UsageRow(
+                    key_id=k,
+                    user_id=u,
+                    model=m,
+                    day=d,
+                    requests=n,
+                    prompt_tokens=p,
+                    completion_tokens=c,
+                )
+                for (k, u, m, d), (n, p, c) in tally.items()
             ]
             try:
                 await self.repo.add_batch(rows)
@@ -81,19 +98,22 @@ class UsageRecorder:
                 log.exception(
                     "usage: writing %d rows failed; keeping them for the next try", len(rows)
                 )
-                for (k, m, d), (n, p, c) in tally.items():
-                    counts = self._tally.setdefault((k, m, d), [0, 0, 0])
+                for key, (n, p, c) in tally.items():
+                    counts = self._tally.setdefault(key, [0, 0, 0])
                     counts[0] += n
                     counts[1] += p
                     counts[2] += c
                 return
             if self.on_written is not None:
-                written: dict[str, int] = {}
+                by_key: dict[str, int] = {}
+                by_user: dict[str, int] = {}
                 for row in rows:
-                    if row.key_id is not None:
-                        tokens = row.prompt_tokens + row.completion_tokens
-                        written[row.key_id] = written.get(row.key_id, 0) + tokens
-                self.on_written(written)
+                    tokens = row.prompt_tokens + row.completion_tokens
+                    if row.key_id:  # not None, nor the ANONYMOUS sentinel
+                        by_key[row.key_id] = by_key.get(row.key_id, 0) + tokens
+                    if row.user_id:
+                        by_user[row.user_id] = by_user.get(row.user_id, 0) + tokens
+                self.on_written(by_key, by_user)
 
     async def _run(self) -> None:
         while True:

@@ -3,13 +3,14 @@
 from chatgate.storage.db import DEFAULT_URL, Database, normalize_url
 from chatgate.storage.keys import KeyRepository
 from chatgate.storage.migrate import current_revision, head_revision, upgrade
-from chatgate.storage.models import ANONYMOUS, ClientKey, UsageDaily
+from chatgate.storage.models import ANONYMOUS, NO_USER, ClientKey, UsageDaily
 from chatgate.storage.models_chat import Conversation, Message, User, UserSession
-from chatgate.storage.usage import KeyTotals, UsageRepository, UsageRow
+from chatgate.storage.usage import KeyTotals, UsageRepository, UsageRow, UserTotals
 
 __all__ = [
     "ANONYMOUS",
     "DEFAULT_URL",
+    "NO_USER",
     "ClientKey",
     "Conversation",
     "Database",
@@ -21,6 +22,7 @@ __all__ = [
     "UsageRow",
     "User",
     "UserSession",
+    "UserTotals",
     "current_revision",
     "head_revision",
     "normalize_url",

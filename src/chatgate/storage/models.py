@@ -1,4 +1,4 @@
-"""ORM tables: client (virtual) keys and per-key/model/day usage counters."""
+"""ORM tables: client (virtual) keys and per-key/user/model/day usage counters."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from chatgate.storage.base import Base, UTCDateTime, utcnow
 # Usage of requests made without a client key. A sentinel instead of NULL because NULLs never
 # collide in a unique key, so anonymous rows could not be upserted.
 ANONYMOUS = ""
+# Usage not made by a signed-in user (API calls with or without a key), for the same reason.
+NO_USER = ""
 
 
 class ClientKey(Base):
@@ -52,13 +54,17 @@ class ClientKey(Base):
 
 
 class UsageDaily(Base):
-    """Request and token counters of one client key (or ANONYMOUS) for one model and UTC day."""
+    """Request and token counters of one client key (or ANONYMOUS) and one user (or NO_USER)
+    for one model and UTC day."""
 
     __tablename__ = "usage_daily"
     __table_args__ = (Index("ix_usage_daily_day", "day"),)
 
-    # No foreign key: the ANONYMOUS sentinel has no client_keys row; keys are revoked, not deleted.
+    # No foreign keys: the sentinels have no rows; keys are revoked, not deleted.
     key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        String(32), primary_key=True, default=NO_USER, server_default=text("''")
+    )
     model: Mapped[str] = mapped_column(String(200), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     requests: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))

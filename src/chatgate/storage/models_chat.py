@@ -33,7 +33,10 @@ STATUSES = ("done", "streaming", "stopped", "error")
 
 
 class User(Base):
-    """A local account; ``password_hash`` is None for the implicit single-user-mode user."""
+    """A local account; ``password_hash`` is None for the implicit single-user-mode user.
+
+    The policy columns are those of a client key: None is no limit (``models``: every model).
+    """
 
     __tablename__ = "users"
 
@@ -42,6 +45,12 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    rpm: Mapped[int | None] = mapped_column(Integer)
+    tpm: Mapped[int | None] = mapped_column(Integer)
+    budget_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    # SQL NULL, never JSON null, for "every model" (as ClientKey.models).
+    models: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
+    tokens_used: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
 
 
 class UserSession(Base):

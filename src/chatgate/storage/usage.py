@@ -1,4 +1,4 @@
-"""Usage counters per client key, model and UTC day, written in batches as one upsert."""
+"""Usage counters per client key, user, model and UTC day, written in batches as one upsert."""
 
 from __future__ import annotations
 
@@ -10,17 +10,23 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Insert, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import InstrumentedAttribute
 
 from chatgate.storage.base import utc_today
 from chatgate.storage.db import Database
-from chatgate.storage.models import ANONYMOUS, ClientKey, UsageDaily
+from chatgate.storage.models import ANONYMOUS, NO_USER, ClientKey, UsageDaily
+from chatgate.storage.models_chat import User
 
 _COUNTERS = ("requests", "prompt_tokens", "completion_tokens")
+_CONFLICT = ["key_id", "user_id", "model", "day"]
+
+_Row = tuple[str, str, str, date]  # key_id, user_id, model, day (sentinels for None)
 
 
 @dataclass(frozen=True, slots=True)
 class UsageRow:
-    """Usage to add: `key_id` None (or ANONYMOUS) for requests made without a client key."""
+    """Usage to add: `key_id` None (or ANONYMOUS) for requests made without a client key,
+    `user_id` None (or NO_USER) for requests made without a signed-in user."""
 
     key_id: str | None
     model: str
@@ -28,6 +34,7 @@ class UsageRow:
     completion_tokens: int = 0
     requests: int = 1
     day: date = field(default_factory=utc_today)
+    user_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +52,27 @@ class KeyTotals:
         return self.prompt_tokens + self.completion_tokens
 
 
-def _aggregate(rows: Iterable[UsageRow]) -> dict[tuple[str, str, date], list[int]]:
+@dataclass(frozen=True, slots=True)
+class UserTotals:
+    """All-time (or filtered) sums for one user."""
+
+    user_id: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+
+def _aggregate(rows: Iterable[UsageRow]) -> dict[_Row, list[int]]:
     # One row per unique key: PostgreSQL refuses to upsert the same row twice in a statement,
     # and sorted keys give every writer the same lock order (no deadlocks between batches).
-    sums: dict[tuple[str, str, date], list[int]] = defaultdict(lambda: [0, 0, 0])
+    sums: dict[_Row, list[int]] = defaultdict(lambda: [0, 0, 0])
     for row in rows:
-        counters = sums[(row.key_id or ANONYMOUS, row.model, row.day)]
+        counters = sums[(row.key_id or ANONYMOUS, row.user_id or NO_USER, row.model, row.day)]
         counters[0] += row.requests
         counters[1] += row.prompt_tokens
         counters[2] += row.completion_tokens
@@ -58,7 +80,7 @@ def _aggregate(rows: Iterable[UsageRow]) -> dict[tuple[str, str, date], list[int
 
 
 def _upsert(dialect: str) -> Insert:
-    """INSERT … ON CONFLICT (key_id, model, day) DO UPDATE adding to the stored counters."""
+    """INSERT … ON CONFLICT (key_id, user_id, model, day) DO UPDATE adding to the counters."""
     stmt: postgresql.Insert | sqlite.Insert
     if dialect == "postgresql":
         stmt = postgresql.insert(UsageDaily)
@@ -71,7 +93,7 @@ def _upsert(dialect: str) -> Insert:
     added: dict[str, ColumnElement[Any]] = {
         name: table[name] + excluded[name] for name in _COUNTERS
     }
-    return stmt.on_conflict_do_update(index_elements=["key_id", "model", "day"], set_=added)
+    return stmt.on_conflict_do_update(index_elements=_CONFLICT, set_=added)
 
 
 class UsageRepository:
@@ -81,25 +103,30 @@ class UsageRepository:
         self._db = db
 
     async def add_batch(self, rows: Iterable[UsageRow]) -> None:
-        """Add the rows to the daily counters and to each key's tokens_used, in one transaction."""
+        """Add the rows to the daily counters and to each key's and user's tokens_used, in one
+        transaction (keys, then users, each in id order: one lock order for every writer)."""
         sums = _aggregate(rows)
         if not sums:
             return
         params = [
             {
                 "key_id": k,
+                "user_id": u,
                 "model": m,
                 "day": d,
                 "requests": r,
                 "prompt_tokens": p,
                 "completion_tokens": c,
             }
-            for (k, m, d), (r, p, c) in sums.items()
+            for (k, u, m, d), (r, p, c) in sums.items()
         ]
         per_key: dict[str, int] = defaultdict(int)
-        for (key_id, _, _), (_, prompt, completion) in sums.items():
+        per_user: dict[str, int] = defaultdict(int)
+        for (key_id, user_id, _, _), (_, prompt, completion) in sums.items():
             if key_id != ANONYMOUS:
                 per_key[key_id] += prompt + completion
+            if user_id != NO_USER:
+                per_user[user_id] += prompt + completion
         async with self._db.session() as s:
             conn = await s.connection()
             await conn.execute(_upsert(self._db.dialect), params)
@@ -110,14 +137,31 @@ class UsageRepository:
                         .where(ClientKey.id == key_id)
                         .values(tokens_used=ClientKey.tokens_used + tokens)
                     )
+            for user_id, tokens in sorted(per_user.items()):
+                if tokens:
+                    await conn.execute(
+                        update(User)
+                        .where(User.id == user_id)
+                        .values(tokens_used=User.tokens_used + tokens)
+                    )
 
     async def query(
-        self, key_id: str | None = None, since: date | None = None, until: date | None = None
+        self,
+        key_id: str | None = None,
+        since: date | None = None,
+        until: date | None = None,
+        *,
+        user_id: str | None = None,
     ) -> list[UsageDaily]:
-        """Daily rows, filtered by key (ANONYMOUS: keyless) and by days since..until, inclusive."""
-        stmt = select(UsageDaily).order_by(UsageDaily.day, UsageDaily.key_id, UsageDaily.model)
+        """Daily rows, filtered by key (ANONYMOUS: keyless), by user (NO_USER: without a user)
+        and by days since..until, inclusive."""
+        stmt = select(UsageDaily).order_by(
+            UsageDaily.day, UsageDaily.key_id, UsageDaily.user_id, UsageDaily.model
+        )
         if key_id is not None:
             stmt = stmt.where(UsageDaily.key_id == key_id)
+        if user_id is not None:
+            stmt = stmt.where(UsageDaily.user_id == user_id)
         if since is not None:
             stmt = stmt.where(UsageDaily.day >= since)
         if until is not None:
@@ -129,12 +173,25 @@ class UsageRepository:
         self, since: date | None = None, until: date | None = None
     ) -> dict[str, KeyTotals]:
         """Summed counters per key id (ANONYMOUS included), optionally over since..until."""
+        sums = await self._sums(UsageDaily.key_id, since, until)
+        return {key: KeyTotals(key, r, p, c) for key, (r, p, c) in sums.items()}
+
+    async def totals_by_user(
+        self, since: date | None = None, until: date | None = None
+    ) -> dict[str, UserTotals]:
+        """Summed counters per user id (NO_USER included), optionally over since..until."""
+        sums = await self._sums(UsageDaily.user_id, since, until)
+        return {user: UserTotals(user, r, p, c) for user, (r, p, c) in sums.items()}
+
+    async def _sums(
+        self, by: InstrumentedAttribute[str], since: date | None, until: date | None
+    ) -> dict[str, tuple[int, int, int]]:
         stmt = select(
-            UsageDaily.key_id,
+            by,
             func.sum(UsageDaily.requests),
             func.sum(UsageDaily.prompt_tokens),
             func.sum(UsageDaily.completion_tokens),
-        ).group_by(UsageDaily.key_id)
+        ).group_by(by)
         if since is not None:
             stmt = stmt.where(UsageDaily.day >= since)
         if until is not None:
@@ -142,6 +199,5 @@ class UsageRepository:
         async with self._db.session() as s:
             result = await s.execute(stmt)
             return {
-                key: KeyTotals(key, int(r or 0), int(p or 0), int(c or 0))
-                for key, r, p, c in result.all()
+                owner: (int(r or 0), int(p or 0), int(c or 0)) for owner, r, p, c in result.all()
             }
