@@ -39,6 +39,8 @@ def provider_entry_points() -> list[EntryPoint]:
 
 
 class ProviderRegistry:
+    """Type name → plug-in: from entry points (loaded on first use) and ``register``."""
+
     def __init__(self, entry_points: Iterable[EntryPoint] = ()) -> None:
         self._plugins: dict[str, ProviderPlugin[Any]] = {}
         self._entry_points: dict[str, list[EntryPoint]] = {}
