@@ -13,8 +13,7 @@ import statistics
 import time
 from typing import Any
 
-from chatgate.config import ProviderConfig
-from chatgate.providers.llama_cpp import LlamaCppProvider
+from chatgate.providers.llama_cpp import LlamaCppConfig, LlamaCppProvider
 
 PROMPT = "Write a long story about a cat who learns to fly."
 
@@ -53,7 +52,7 @@ async def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="n_threads (default: all CPUs)")
     args = parser.parse_args()
 
-    provider = LlamaCppProvider("local", ProviderConfig(type="llama_cpp", n_threads=args.threads))
+    provider = LlamaCppProvider("local", LlamaCppConfig(n_threads=args.threads))
     await provider.start()
     llm = provider._free[0]  # the Llama object the provider uses, driven directly...
     loop = asyncio.get_running_loop()

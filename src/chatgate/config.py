@@ -2,24 +2,37 @@
 
 Precedence, highest first: command-line option, ``CHATGATE_*`` env var, YAML file, defaults.
 Providers also come from the environment by discovery (see :mod:`chatgate.discovery`).
+Each ``providers.<name>`` is validated against the config model of its ``type``'s plug-in
+(see :mod:`chatgate.providers.registry`); :class:`ProviderConfig` holds what all types share.
 Every error is a :class:`~chatgate.errors.ConfigError` naming the field as a dotted path.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializeAsAny,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chatgate.errors import ConfigError
 
 ReasoningMode = Literal["strip", "separate", "keep"]
-ProviderType = Literal["openai", "gigachat", "llama_cpp"]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./chatgate.db"
 LEGACY_SYSTEM_PROMPT = "Ты заботливый ассистент и хочешь помочь пользователю решить его проблему"
@@ -35,7 +48,18 @@ class Timeouts(_Section):
 
 
 class ProviderConfig(_Section):
-    type: ProviderType
+    """What every provider type shares. Each type subclasses it next to its provider with its
+    own fields (see :mod:`chatgate.providers`); ``Config.providers`` is validated against the
+    subclass that the type's plug-in names, so a misspelt field is still an error."""
+
+    # Provider-specific knowledge the gateway asks for, answered by each type for itself.
+    queues_itself: ClassVar[bool] = False
+    """The provider bounds its own concurrency and queue, so the gateway puts none in front."""
+
+    type: str = Field(
+        description="A registered provider type (entry point group "
+        "`chatgate.providers`): openai, gigachat, llama_cpp, or a plug-in's."
+    )
     base_url: str | None = None
     api_keys: list[SecretStr] = Field(default_factory=list)
     timeouts: Timeouts = Field(default_factory=Timeouts)
@@ -46,25 +70,70 @@ class ProviderConfig(_Section):
     queue_timeout: float = Field(60.0, gt=0)
     models: list[str] = Field(default_factory=list, description="Models served, by upstream name.")
     discover_models: bool = Field(False, description="List the upstream's models at start-up.")
-    discovery: Literal["openai", "ollama"] = "openai"
-    # gigachat
-    auth_url: str | None = None
-    scope: str | None = None
-    credentials: SecretStr | None = None
-    verify_ssl: bool = True
-    ca_bundle: Path | None = None
-    # llama_cpp
-    model_path: Path | None = None
-    n_ctx: int = Field(2048, ge=128)
-    n_threads: int | None = Field(None, ge=1)
 
-    @model_validator(mode="after")
-    def _check_type_fields(self) -> ProviderConfig:
-        if self.type == "openai" and not self.base_url:
-            raise ValueError("base_url is required for an openai provider")
-        if self.type == "gigachat" and self.credentials is None and not self.api_keys:
-            raise ValueError("credentials is required for a gigachat provider")
-        return self
+    def pool_keys(self) -> list[str]:
+        """The upstream keys the key pool rotates, the preferred one first."""
+        return [k.get_secret_value() for k in self.api_keys]
+
+    def context_window(self) -> int | None:
+        """The window every model of this provider runs with, when the provider fixes it."""
+        return None
+
+    def vocabulary_file(self) -> Path | None:
+        """A GGUF file whose vocabulary counts this provider's tokens exactly, if there is one."""
+        return None
+
+
+class ProviderTypes(Protocol):
+    """What validating ``providers:`` needs from a registry (see ``providers.registry``)."""
+
+    def config_model(self, type_name: str) -> type[ProviderConfig] | None:
+        """The type's config model; None if unknown; ValueError if its plug-in cannot load."""
+
+    def type_names(self) -> list[str]: ...
+
+
+PROVIDER_TYPES = "provider_types"
+"""Validation context key: ``Config.model_validate(data, context={PROVIDER_TYPES: registry})``
+checks providers against that registry instead of the installed plug-ins."""
+
+
+@functools.cache
+def _installed_types() -> ProviderTypes:
+    # Imported late: the registry imports providers.base, which imports this module.
+    from chatgate.providers.registry import default_registry
+
+    return default_registry()
+
+
+def _provider_error(kind: str | PydanticCustomError, value: Any) -> ValidationError:
+    line: InitErrorDetails = {"type": kind, "loc": ("type",), "input": value}
+    return ValidationError.from_exception_data("ProviderConfig", [line])
+
+
+def _typed_provider(value: Any, info: ValidationInfo) -> Any:
+    """Validate one ``providers.<name>`` mapping against its type's own config model.
+
+    Errors are raised as a ``ValidationError`` so pydantic keeps their field paths under
+    ``providers.<name>`` (``providers.giga.scop: Extra inputs are not permitted``)."""
+    if isinstance(value, ProviderConfig):
+        return value  # built in code (discovery, tests): already its type's model
+    if not isinstance(value, dict):
+        return value  # the base model reports the wrong shape
+    if "type" not in value:
+        raise _provider_error("missing", value)
+    context = info.context if isinstance(info.context, dict) else {}
+    types: ProviderTypes = context.get(PROVIDER_TYPES) or _installed_types()
+    type_name = value["type"]
+    try:
+        model = types.config_model(type_name) if isinstance(type_name, str) else None
+    except ValueError as exc:
+        raise _provider_error(PydanticCustomError("provider_type", str(exc)), type_name) from None
+    if model is None:
+        known = ", ".join(sorted(types.type_names())) or "none"
+        message = f"unknown provider type `{type_name}`; known types: {known}"
+        raise _provider_error(PydanticCustomError("provider_type", message), type_name)
+    return model.model_validate(value, context=info.context)
 
 
 class ModelConfig(_Section):
@@ -162,7 +231,9 @@ class LegacyConfig(_Section):
 
 class Config(_Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
-    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    providers: dict[
+        str, Annotated[SerializeAsAny[ProviderConfig], BeforeValidator(_typed_provider)]
+    ] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig)
@@ -275,12 +346,18 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
         raise ConfigError(name, str(err["msg"])) from None
 
 
-def load_config(settings: Settings, env: dict[str, str] | None = None) -> Config:
-    """Build the validated :class:`Config` from the YAML file and the settings over it."""
+def load_config(
+    settings: Settings, env: dict[str, str] | None = None, types: ProviderTypes | None = None
+) -> Config:
+    """Build the validated :class:`Config` from the YAML file and the settings over it.
+
+    ``types``: the provider registry to check ``providers:`` against (default: the plug-ins
+    installed, see :func:`chatgate.providers.registry.default_registry`)."""
     env = dict(os.environ) if env is None else env
     data = read_yaml(settings.config, env) if settings.config else {}
     try:
-        config = Config.model_validate(data)
+        context = {PROVIDER_TYPES: types} if types is not None else None
+        config = Config.model_validate(data, context=context)
     except ValidationError as exc:
         raise validation_error_to_config_error(exc) from None
     return apply_settings(config, settings)

@@ -14,6 +14,9 @@ from dotenv import dotenv_values
 from pydantic import SecretStr
 
 from chatgate.config import Config, ModelConfig, ProviderConfig
+from chatgate.providers.gigachat import GigaChatConfig
+from chatgate.providers.llama_cpp import BUNDLED_MODEL, LlamaCppConfig
+from chatgate.providers.openai import OpenAIConfig
 
 DEEPSEEK_BASE_URL = "https://api.deepseek.com"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -42,8 +45,7 @@ def discover(env: dict[str, str]) -> tuple[dict[str, ProviderConfig], dict[str, 
     models: dict[str, ModelConfig] = {}
 
     if key := env.get("DEEPSEEK_API_KEY"):
-        providers["deepseek"] = ProviderConfig(
-            type="openai",
+        providers["deepseek"] = OpenAIConfig(
             base_url=env.get("DEEPSEEK_BASE_URL") or DEEPSEEK_BASE_URL,
             api_keys=[SecretStr(key)],
             models=["deepseek-chat", "deepseek-reasoner"],
@@ -54,8 +56,7 @@ def discover(env: dict[str, str]) -> tuple[dict[str, ProviderConfig], dict[str, 
     if not openai_key and env.get("API_KEY") and env.get("URL_GPT"):
         openai_key, openai_url = env["API_KEY"], _strip_endpoint(env["URL_GPT"])
     if openai_key:
-        providers["openai"] = ProviderConfig(
-            type="openai",
+        providers["openai"] = OpenAIConfig(
             base_url=openai_url or OPENAI_BASE_URL,
             api_keys=[SecretStr(openai_key)],
             discover_models=True,
@@ -64,8 +65,7 @@ def discover(env: dict[str, str]) -> tuple[dict[str, ProviderConfig], dict[str, 
     giga_creds = env.get("GIGACHAT_CREDENTIALS") or env.get("AUTH_CREDENTIALS")
     if giga_creds:
         seed_url = env.get("URL_GIGACHAT")
-        providers["gigachat"] = ProviderConfig(
-            type="gigachat",
+        providers["gigachat"] = GigaChatConfig(
             base_url=env.get("GIGACHAT_BASE_URL")
             or (_strip_endpoint(seed_url) if seed_url else GIGACHAT_BASE_URL),
             auth_url=env.get("GIGACHAT_AUTH_URL") or env.get("AUTH_URL") or GIGACHAT_AUTH_URL,
@@ -77,8 +77,8 @@ def discover(env: dict[str, str]) -> tuple[dict[str, ProviderConfig], dict[str, 
 
     if ollama := env.get("OLLAMA_BASE_URL"):
         root = ollama.rstrip("/").removesuffix("/v1")
-        providers["ollama"] = ProviderConfig(
-            type="openai", base_url=root + "/v1", discover_models=True, discovery="ollama"
+        providers["ollama"] = OpenAIConfig(
+            base_url=root + "/v1", discover_models=True, discovery="ollama"
         )
     return providers, models
 
@@ -94,10 +94,10 @@ def with_discovered(config: Config, env: dict[str, str]) -> Config:
         for name, mcfg in found_models.items():
             models.setdefault(name, mcfg)
     if config.local_model and LOCAL_PROVIDER not in providers:
-        providers[LOCAL_PROVIDER] = ProviderConfig(type="llama_cpp")
+        providers[LOCAL_PROVIDER] = LlamaCppConfig()
     local_is_bundled = providers.get(LOCAL_PROVIDER) is not None and (
         providers[LOCAL_PROVIDER].type == "llama_cpp"
     )
     if config.local_model and local_is_bundled and LOCAL_MODEL not in models:
-        models[LOCAL_MODEL] = ModelConfig(provider=LOCAL_PROVIDER, model="SmolLM2-135M-Instruct")
+        models[LOCAL_MODEL] = ModelConfig(provider=LOCAL_PROVIDER, model=BUNDLED_MODEL)
     return config.model_copy(update={"providers": providers, "models": models})

@@ -76,21 +76,15 @@ def single_user_mode(config: Config) -> SingleUserMode:
 
 
 def build_pools(config: Config) -> dict[str, KeyPool]:
-    pools = {}
-    for name, cfg in config.providers.items():
-        keys = [k.get_secret_value() for k in cfg.api_keys]
-        if cfg.type == "gigachat" and cfg.credentials is not None:
-            keys.insert(0, cfg.credentials.get_secret_value())
-        pools[name] = KeyPool(name, keys)
-    return pools
+    return {name: KeyPool(name, cfg.pool_keys()) for name, cfg in config.providers.items()}
 
 
 def build_queues(config: Config) -> dict[str, UpstreamQueue]:
-    """A queue per HTTP provider with ``max_concurrency`` (llama_cpp queues in the provider)."""
+    """A queue per provider with ``max_concurrency``, unless it queues itself (llama_cpp)."""
     return {
         name: UpstreamQueue(name, cfg.max_concurrency, cfg.max_queue, cfg.queue_timeout)
         for name, cfg in config.providers.items()
-        if cfg.max_concurrency is not None and cfg.type != "llama_cpp"
+        if cfg.max_concurrency is not None and not cfg.queues_itself
     }
 
 

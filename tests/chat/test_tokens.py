@@ -44,19 +44,17 @@ class Counting:
 
 
 @pytest.mark.parametrize(
-    ("provider", "model", "base_url", "kind"),
+    ("model", "base_url", "kind"),
     [
-        ("openai", "deepseek-chat", "https://api.deepseek.com", HuggingFace),
-        ("openai", "deepseek-r1:7b", "http://127.0.0.1:11434/v1", HuggingFace),
-        ("openai", "gpt-4o-mini", "", Tiktoken),
-        ("openai", "o3-mini", "", Tiktoken),
-        ("openai", "any-model", "https://api.openai.com/v1", Tiktoken),
+        ("deepseek-chat", "https://api.deepseek.com", HuggingFace),
+        ("deepseek-r1:7b", "http://127.0.0.1:11434/v1", HuggingFace),
+        ("gpt-4o-mini", "", Tiktoken),
+        ("o3-mini", "", Tiktoken),
+        ("any-model", "https://api.openai.com/v1", Tiktoken),
     ],
 )
-def test_each_family_gets_its_tokenizer(
-    provider: str, model: str, base_url: str, kind: type
-) -> None:
-    tok = Tokenizers().pick(provider, model, base_url)
+def test_each_family_gets_its_tokenizer(model: str, base_url: str, kind: type) -> None:
+    tok = Tokenizers().pick(model, base_url)
     assert isinstance(tok, kind)
     tok.load()  # type: ignore[attr-defined]
     n = tok.count(WORDS)
@@ -65,15 +63,15 @@ def test_each_family_gets_its_tokenizer(
 
 
 def test_unknown_models_are_estimated() -> None:
-    assert Tokenizers().pick("openai", "fake-model", "http://127.0.0.1:9/v1") is ESTIMATE
-    assert Tokenizers().pick("gigachat", "GigaChat-Pro") is ESTIMATE
+    assert Tokenizers().pick("fake-model", "http://127.0.0.1:9/v1") is ESTIMATE
+    assert Tokenizers().pick("GigaChat-Pro") is ESTIMATE
     assert ESTIMATE.count(WORDS) == 250
 
 
 def test_the_local_model_counts_with_its_own_vocabulary() -> None:
     path = bundled_model_path()
     assert path is not None
-    tok = Tokenizers().pick("llama_cpp", "SmolLM2-135M-Instruct", gguf=path)
+    tok = Tokenizers().pick("SmolLM2-135M-Instruct", gguf=path)
     assert isinstance(tok, LlamaVocab)
     tok.load()
     assert 195 <= tok.count(WORDS) <= 205
@@ -81,11 +79,11 @@ def test_the_local_model_counts_with_its_own_vocabulary() -> None:
 
 def test_one_vocabulary_is_shared_by_the_models_that_use_it() -> None:
     vocab = Tokenizers()
-    assert vocab.pick("openai", "deepseek-chat") is vocab.pick("openai", "deepseek-reasoner")
+    assert vocab.pick("deepseek-chat") is vocab.pick("deepseek-reasoner")
 
 
 def test_the_estimate_answers_until_the_tokenizer_has_loaded() -> None:
-    tok = Tokenizers().pick("openai", "deepseek-chat")
+    tok = Tokenizers().pick("deepseek-chat")
     assert isinstance(tok, HuggingFace)
     counter = TokenCounter(lambda _model: tok)
     first = counter.raw("deepseek-chat", WORDS)  # starts loading in the background

@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from chatgate.config import ProviderConfig
 from chatgate.errors import UpstreamError
 from chatgate.providers.base import Provider
-from chatgate.providers.gigachat import GigaChatProvider, to_gigachat, to_openai
+from chatgate.providers.gigachat import GigaChatConfig, GigaChatProvider, to_gigachat, to_openai
 from tests.fakes.upstream import FakeUpstream
 
 OAUTH = "/api/v2/oauth"
@@ -45,7 +44,7 @@ async def gigachat(fake: FakeUpstream, **overrides: Any) -> AsyncIterator[GigaCh
         "credentials": SecretStr(fake.gigachat_credentials),
         **overrides,
     }
-    provider = GigaChatProvider("gigachat", ProviderConfig(**fields))
+    provider = GigaChatProvider("gigachat", GigaChatConfig(**fields))
     await provider.start()
     try:
         yield provider

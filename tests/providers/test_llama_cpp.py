@@ -11,10 +11,14 @@ from typing import Any
 
 import pytest
 
-from chatgate.config import ProviderConfig
 from chatgate.errors import InvalidRequestError, RateLimitError, ServiceUnavailableError
 from chatgate.providers.base import Provider
-from chatgate.providers.llama_cpp import BUNDLED_MODEL, LlamaCppProvider, bundled_model_path
+from chatgate.providers.llama_cpp import (
+    BUNDLED_MODEL,
+    LlamaCppConfig,
+    LlamaCppProvider,
+    bundled_model_path,
+)
 
 MODEL = BUNDLED_MODEL
 STORY = [{"role": "user", "content": "Tell me a long story about a cat."}]
@@ -31,7 +35,7 @@ async def chunks_of(p: LlamaCppProvider, request: dict[str, Any], model: str = M
 @pytest.fixture(scope="module")
 async def provider() -> AsyncIterator[LlamaCppProvider]:
     """The model, loaded once for the module; one slot, as the provider defaults to."""
-    p = LlamaCppProvider("local", ProviderConfig(type="llama_cpp", max_queue=4))
+    p = LlamaCppProvider("local", LlamaCppConfig(max_queue=4))
     await p.start()
     yield p
     await p.close()
@@ -164,7 +168,7 @@ async def test_concurrent_requests_are_serialised(provider: LlamaCppProvider) ->
 
 
 async def test_two_slots_generate_side_by_side() -> None:
-    p = LlamaCppProvider("local", ProviderConfig(type="llama_cpp", max_concurrency=2, n_threads=1))
+    p = LlamaCppProvider("local", LlamaCppConfig(max_concurrency=2, n_threads=1))
     try:
         first, second = p.stream(body(max_tokens=50), MODEL), p.stream(body(max_tokens=50), MODEL)
         await anext(first)
@@ -250,7 +254,7 @@ async def test_cancelled_consumer_stops_generation(provider: LlamaCppProvider) -
 
 
 async def test_close_ends_an_answer_still_being_read() -> None:
-    p = LlamaCppProvider("local", ProviderConfig(type="llama_cpp"))
+    p = LlamaCppProvider("local", LlamaCppConfig())
     stream = p.stream(body(max_tokens=1000), MODEL)
     await anext(stream)
     await asyncio.wait_for(p.close(), 5)
@@ -275,7 +279,7 @@ async def test_bad_model_file_is_service_unavailable(tmp_path: Path, content: by
     path = tmp_path / "model.gguf"
     if content is not None:
         path.write_bytes(content)
-    p = LlamaCppProvider("local", ProviderConfig(type="llama_cpp", model_path=path))
+    p = LlamaCppProvider("local", LlamaCppConfig(model_path=path))
     await p.start()  # logs, does not raise: the gateway's other providers still start
     with pytest.raises(ServiceUnavailableError) as err:
         await p.chat(body(), MODEL)

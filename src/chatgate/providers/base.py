@@ -3,16 +3,25 @@
 A provider takes an OpenAI-shaped request body and the upstream model name, and returns an
 OpenAI-shaped completion (``chat``) or an async iterator of OpenAI chunk dicts (``stream``).
 It raises only :mod:`chatgate.errors` exceptions: HTTP-client exceptions end at its boundary.
+
+A provider type is a :class:`ProviderPlugin`: its name, its config model (a
+:class:`~chatgate.config.ProviderConfig` subclass) and a factory. Built-in types and outside
+packages publish one the same way, see :mod:`chatgate.providers.registry`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
-from typing import Any, Protocol, runtime_checkable
+import builtins
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import orjson
 
+from chatgate.config import ProviderConfig
 from chatgate.protocol.openai import ChunkBatch
+
+C = TypeVar("C", bound=ProviderConfig)
 
 
 @runtime_checkable
@@ -38,6 +47,21 @@ class Provider(Protocol):
 
     async def list_models(self) -> list[str]:
         """Upstream model names this provider can serve right now."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderPlugin(Generic[C]):
+    """One provider type: ``providers.<name>`` with ``type: <type>`` is validated by
+    ``config_model`` and built by ``factory(name, config)``.
+
+    Publish it as an entry point in the group ``chatgate.providers`` (the entry point's name is
+    the type), or hand it to ``ProviderRegistry.register``. Keep the module that defines it
+    cheap to import: configuration loads it, so heavy libraries belong in ``factory`` or later.
+    """
+
+    type: str
+    config_model: builtins.type[C]  # (`type` is the field above)
+    factory: Callable[[str, C], Provider]
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

@@ -7,15 +7,16 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
 
 import orjson
+from pydantic import Field, SecretStr, model_validator
 
-from chatgate.config import ProviderConfig
 from chatgate.errors import UpstreamError
 from chatgate.protocol.openai import ChunkBatch, completion_id
-from chatgate.providers.openai import HTTPUpstream
+from chatgate.providers.base import ProviderPlugin
+from chatgate.providers.openai import HTTPConfig, HTTPUpstream
 
 DEFAULT_BASE_URL = "https://gigachat.devices.sberbank.ru/api/v1"
 DEFAULT_AUTH_URL = "https://ngw.devices.sberbank.ru:9443/api/v2/oauth"
@@ -32,6 +33,28 @@ T = TypeVar("T")
 _JSON = "application/json"
 
 
+class GigaChatConfig(HTTPConfig):
+    type: Literal["gigachat"] = "gigachat"
+    auth_url: str | None = Field(None, description=f"OAuth endpoint; {DEFAULT_AUTH_URL} if unset.")
+    scope: str | None = Field(None, description=f"OAuth scope; {DEFAULT_SCOPE} if unset.")
+    credentials: SecretStr | None = Field(
+        None, description="Authorization key (base64 client_id:secret); api_keys add more."
+    )
+
+    @model_validator(mode="after")
+    def _check_credentials(self) -> GigaChatConfig:
+        if self.credentials is None and not self.api_keys:
+            raise ValueError("credentials is required for a gigachat provider")
+        return self
+
+    def pool_keys(self) -> list[str]:
+        # The key pool rotates authorization keys; `credentials` is the first of them.
+        keys = super().pool_keys()
+        if self.credentials is not None:
+            keys.insert(0, self.credentials.get_secret_value())
+        return keys
+
+
 @dataclass(slots=True)
 class _Token:
     value: str | None = None
@@ -39,10 +62,10 @@ class _Token:
     pending: asyncio.Future[str] | None = None
 
 
-class GigaChatProvider(HTTPUpstream):
+class GigaChatProvider(HTTPUpstream[GigaChatConfig]):
     token_margin_s = 60.0  # refresh this long before the token's expiry
 
-    def __init__(self, name: str, cfg: ProviderConfig) -> None:
+    def __init__(self, name: str, cfg: GigaChatConfig) -> None:
         super().__init__(name, cfg)
         self.base_url = (cfg.base_url or DEFAULT_BASE_URL).rstrip("/")
         self.auth_url = cfg.auth_url or DEFAULT_AUTH_URL
@@ -240,3 +263,6 @@ def to_openai(data: dict[str, Any], model: str, obj: str, cid: str) -> dict[str,
         reason = choice.get("finish_reason")
         choice["finish_reason"] = _FINISH.get(reason, reason) if reason else None
     return data
+
+
+plugin = ProviderPlugin("gigachat", GigaChatConfig, GigaChatProvider)

@@ -13,7 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
 
 from chatgate.config import ProviderConfig
 from chatgate.errors import (
@@ -24,6 +26,7 @@ from chatgate.errors import (
     UpstreamError,
 )
 from chatgate.protocol.openai import Chunk, ChunkBatch, completion_id, make_completion, usage_dict
+from chatgate.providers.base import ProviderPlugin
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,22 @@ def bundled_model_path() -> Path | None:
     return None
 
 
+class LlamaCppConfig(ProviderConfig):
+    # One generation per Llama object: the provider holds the slots and their bounded queue.
+    queues_itself: ClassVar[bool] = True
+
+    type: Literal["llama_cpp"] = "llama_cpp"
+    model_path: Path | None = Field(None, description="A GGUF file; the bundled SmolLM2 if unset.")
+    n_ctx: int = Field(2048, ge=128, description="Context window, tokens.")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads; all CPUs if unset.")
+
+    def context_window(self) -> int | None:
+        return self.n_ctx
+
+    def vocabulary_file(self) -> Path | None:
+        return self.model_path or bundled_model_path()
+
+
 def _text(content: Any) -> str:
     if isinstance(content, list):  # OpenAI content parts: keep the text ones
         return "".join(p.get("text", "") for p in content if isinstance(p, dict))
@@ -88,7 +107,7 @@ def _request(body: dict[str, Any]) -> tuple[list[dict[str, str]], dict[str, Any]
 class LlamaCppProvider:
     """One ``Llama`` per concurrency slot (default one); each is used by one thread at a time."""
 
-    def __init__(self, name: str, cfg: ProviderConfig) -> None:
+    def __init__(self, name: str, cfg: LlamaCppConfig) -> None:
         self.name = name
         self.cfg = cfg
         self.slots = cfg.max_concurrency or 1
@@ -320,3 +339,6 @@ class LlamaCppProvider:
 
 def _too_long(message: str) -> InvalidRequestError:
     return InvalidRequestError(message, param="messages", code="context_length_exceeded")
+
+
+plugin = ProviderPlugin("llama_cpp", LlamaCppConfig, LlamaCppProvider)

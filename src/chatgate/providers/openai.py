@@ -1,33 +1,64 @@
 """``openai`` provider: DeepSeek, OpenAI, Ollama's /v1, vLLM, SGLang, any OpenAI-compatible server.
 
 Bodies are forwarded as the client sent them with only ``model`` and ``stream`` set, so every
-OpenAI field passes through. ``HTTPUpstream`` is the part every HTTP provider shares: keep-alive
-connection pools (see :mod:`chatgate.providers.http1`), timeouts and error translation.
+OpenAI field passes through. ``HTTPUpstream`` (configured by ``HTTPConfig``) is the part every
+HTTP provider shares: keep-alive connection pools (see :mod:`chatgate.providers.http1`), TLS,
+timeouts and error translation.
 """
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator
-from typing import Any
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
 
 import orjson
+from pydantic import Field, model_validator
 
 from chatgate.config import ProviderConfig
 from chatgate.errors import UpstreamError, UpstreamTimeoutError
 from chatgate.protocol.openai import Chunk, ChunkBatch
 from chatgate.protocol.sse import SSEDecoder
-from chatgate.providers.base import parse_retry_after, redact, upstream_error_message
+from chatgate.providers.base import (
+    ProviderPlugin,
+    parse_retry_after,
+    redact,
+    upstream_error_message,
+)
 from chatgate.providers.http1 import HTTP1Pool, Response, origin_of
 
 _JSON = "application/json"
 _USAGE = {"include_usage": True}
 
 
-class HTTPUpstream:
+class HTTPConfig(ProviderConfig):
+    """What every HTTP provider's config adds: how to trust the upstream's certificate."""
+
+    verify_ssl: bool = True
+    ca_bundle: Path | None = None
+
+
+class OpenAIConfig(HTTPConfig):
+    type: Literal["openai"] = "openai"
+    discovery: Literal["openai", "ollama"] = Field(
+        "openai", description="How to list models: /v1/models, or Ollama's /api/tags."
+    )
+
+    @model_validator(mode="after")
+    def _check_base_url(self) -> OpenAIConfig:
+        if not self.base_url:
+            raise ValueError("base_url is required for an openai provider")
+        return self
+
+
+H = TypeVar("H", bound=HTTPConfig)
+
+
+class HTTPUpstream(Generic[H]):
     """What every HTTP provider shares: pools per origin, timeouts and error translation."""
 
-    def __init__(self, name: str, cfg: ProviderConfig) -> None:
+    def __init__(self, name: str, cfg: H) -> None:
         self.name = name
         self.cfg = cfg
         self.keys = [k.get_secret_value() for k in cfg.api_keys]
@@ -169,10 +200,10 @@ def _has_finish(chunk: Chunk) -> bool:
     return any(c.get("finish_reason") for c in choices if isinstance(c, dict))
 
 
-class OpenAIProvider(HTTPUpstream):
-    def __init__(self, name: str, cfg: ProviderConfig) -> None:
+class OpenAIProvider(HTTPUpstream[OpenAIConfig]):
+    def __init__(self, name: str, cfg: OpenAIConfig) -> None:
         super().__init__(name, cfg)
-        assert cfg.base_url is not None  # checked by ProviderConfig
+        assert cfg.base_url is not None  # checked by OpenAIConfig
         self.base_url = cfg.base_url.rstrip("/")
         self._chat_url = self.base_url + "/chat/completions"
 
@@ -213,3 +244,6 @@ class OpenAIProvider(HTTPUpstream):
         data = await self.get_json(self.base_url + "/models", self._headers(None))
         items = data.get("data", []) if isinstance(data, dict) else []
         return [str(m["id"]) for m in items if isinstance(m, dict) and "id" in m]
+
+
+plugin = ProviderPlugin("openai", OpenAIConfig, OpenAIProvider)
