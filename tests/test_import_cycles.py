@@ -1,17 +1,9 @@
-"""No import cycles between chatgate modules, counting imports in functions and TYPE_CHECKING.
-
-A cycle hidden in a function or under ``if TYPE_CHECKING:`` still ties the modules together: they
-cannot be understood, tested or moved apart. Every import of a chatgate module is an edge:
-``import chatgate.a.b`` of ``chatgate.a.b``; ``from chatgate.a import b`` of ``chatgate.a.b`` when
-that module exists, else of ``chatgate.a`` (a package is its ``__init__``); relative imports are
-resolved first. Importing ``chatgate.a.b`` is not counted as importing ``chatgate.a`` too, although
-Python runs that ``__init__`` first: a package's ``__init__`` re-exporting its own submodules is
-not a cycle worth reporting.
-"""
+"""No import cycles between chatgate modules, counting imports in functions and TYPE_CHECKING."""
 
 from __future__ import annotations
 
 import ast
+import itertools
 from collections import deque
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -99,7 +91,15 @@ def _owner(name: str, modules: Mapping[str, Path]) -> str | None:
 
 
 def import_graph(src: Path, package: str) -> dict[str, list[Edge]]:
-    """Every import of a ``package`` module by every module of ``package`` under ``src``."""
+    """Every import of a ``package`` module by every module of ``package`` under ``src``.
+
+    A cycle hidden in a function or under ``if TYPE_CHECKING:`` still ties modules together: they
+    cannot be understood, tested or moved apart, so those imports count too. ``import a.b`` is an
+    import of ``a.b``; ``from a import b`` of the module ``a.b`` when it exists, else of ``a`` (a
+    package is its ``__init__``); relative imports are resolved first. Importing ``a.b`` does not
+    count as importing ``a`` as well, although Python runs that ``__init__`` first: a package whose
+    ``__init__`` re-exports its submodules would otherwise always be a cycle.
+    """
     modules = module_names(src, package)
     graph: dict[str, list[Edge]] = {}
     for name, path in modules.items():
@@ -190,7 +190,7 @@ def cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
 
 def describe(chain: list[str], graph: Mapping[str, list[Edge]]) -> str:
     lines = [" -> ".join(chain)]
-    for source, target in zip(chain, chain[1:], strict=False):
+    for source, target in itertools.pairwise(chain):
         sites = [e for e in graph[source] if e.target == target]
         lines += [f"    {e.where} imports {target} ({e.how})" for e in sites]
     return "\n".join(lines)
