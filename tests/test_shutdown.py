@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.cli.process import chatgate, free_port, wait_healthy
 from tests.fakes.upstream import FakeUpstream
-from tests.test_cli import chatgate, free_port, wait_healthy
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

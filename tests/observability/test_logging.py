@@ -11,8 +11,8 @@ import httpx
 import orjson
 
 from chatgate.observability.logging import AccessLog, BufferedHandler, JSONFormatter
+from tests.cli.process import chatgate, free_port, wait_healthy
 from tests.fakes.upstream import FakeUpstream
-from tests.test_cli import chatgate, free_port, wait_healthy
 
 SECRET_PROMPT = "my bank PIN is 7391"
 UPSTREAM_KEY = "sk-upstream-never-log-me-0123456789"

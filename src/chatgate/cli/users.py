@@ -1,25 +1,20 @@
-"""``chatgate users create NAME [--admin] [--password-stdin]`` and ``chatgate users list``.
-
-The password comes from a hidden prompt (asked twice) or, with ``--password-stdin``, from the
-first line of standard input — never from the command line, where other local users could see
-it. Creating the first user with a password ends the zero-config single-user mode.
-"""
+"""``chatgate users create|list``: the users of the web chat, with argon2-hashed passwords."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
 import sys
-from typing import Any
 
 from chatgate.chat.accounts import Account, Accounts
 from chatgate.chat.passwords import MIN_LENGTH
-from chatgate.cli_keys import OneLineParser, Options, database_url, run_db
+from chatgate.cli.common import Commands, OneLineParser, store_options
+from chatgate.cli.db import database_url, run_db
 from chatgate.errors import ConfigError, GatewayError
 from chatgate.storage import Database, upgrade
 
 
-def add_commands(sub: Any, options: Options) -> None:
+def add_commands(sub: Commands) -> None:
     users = sub.add_parser(
         "users",
         help="manage chat users (create, list)",
@@ -36,7 +31,7 @@ def add_commands(sub: Any, options: Options) -> None:
         "password, keeping its conversations). The password is asked for twice, or read from "
         "the first line of stdin with --password-stdin.",
     )
-    options(create)
+    store_options(create)
     create.add_argument("name", metavar="NAME")
     create.add_argument("--admin", action="store_true", help="make the user an administrator")
     create.add_argument(
@@ -44,11 +39,13 @@ def add_commands(sub: Any, options: Options) -> None:
     )
     create.set_defaults(func=cmd_users_create)
     listing = actions.add_parser("list", help="list users", description="List every user.")
-    options(listing)
+    store_options(listing)
     listing.set_defaults(func=cmd_users_list)
 
 
 def read_password(from_stdin: bool) -> str:
+    """From a hidden prompt, asked twice, or the first line of stdin: never from the command
+    line, where other local users could see it."""
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -61,6 +58,7 @@ def read_password(from_stdin: bool) -> str:
 
 
 def cmd_users_create(args: argparse.Namespace) -> int:
+    """Creating the first user with a password ends the zero-config single-user mode."""
     url = database_url(args)
     password = read_password(args.password_stdin)
 

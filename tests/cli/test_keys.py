@@ -12,11 +12,11 @@ import httpx
 import pytest
 
 from chatgate.storage import head_revision
+from tests.cli.process import chatgate, free_port, wait_healthy
 from tests.fakes.upstream import FakeUpstream
 from tests.storage.conftest import PgServer, pg_server, require_pg
 
 __all__ = ["pg_server"]  # the shared PostgreSQL fixture, used by name
-from tests.test_cli import chatgate, free_port, wait_healthy
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:

@@ -1,42 +1,20 @@
-"""``chatgate keys create|list|revoke`` and ``chatgate db upgrade``.
-
-They find the database as ``serve`` does (``--database-url``, ``CHATGATE_DATABASE_URL``, the
-``database.url`` of ``--config``) and bring its schema up to date first. A bad option prints one
-line and exits 2; a database that cannot be reached prints one line and exits 1.
-"""
+"""``chatgate keys create|list|revoke``: client API keys, stored hashed and shown once."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
-
-from chatgate.errors import ConfigError, GatewayError, NotFoundError
-from chatgate.storage import (
-    ClientKey,
-    Database,
-    KeyRepository,
-    current_revision,
-    head_revision,
-    normalize_url,
-    upgrade,
-)
+from chatgate.cli.common import Commands, OneLineParser, store_options
+from chatgate.cli.db import database_url, run_db
+from chatgate.errors import NotFoundError
+from chatgate.storage import ClientKey, Database, KeyRepository, upgrade
 from chatgate.storage.keys import MAX_BUDGET, MAX_EXPIRES_DAYS, MAX_RATE
 
 T = TypeVar("T")
-Options = Callable[[argparse.ArgumentParser], None]
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Usage errors as one line (``chatgate keys create: error: …``), exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
 
 
 def positive_int(text: str, top: int = MAX_BUDGET) -> int:
@@ -72,8 +50,7 @@ def model_list(text: str) -> list[str]:
     return list(dict.fromkeys(models))
 
 
-def add_commands(sub: Any, options: Options) -> None:
-    """Add ``keys`` and ``db`` to the top-level subparsers; ``options`` adds --config etc."""
+def add_commands(sub: Commands) -> None:
     keys = sub.add_parser(
         "keys",
         help="manage client API keys (create, list, revoke)",
@@ -89,7 +66,7 @@ def add_commands(sub: Any, options: Options) -> None:
         description="Create a client key. Prints a summary, then the key alone on the last "
         "line (`| tail -1` in scripts); it is never shown again.",
     )
-    options(create)
+    store_options(create)
     create.add_argument("--name", required=True, help="who or what the key is for")
     create.add_argument("--rpm", type=rate, metavar="N", help="requests per minute")
     create.add_argument("--tpm", type=rate, metavar="N", help="tokens per minute")
@@ -107,7 +84,7 @@ def add_commands(sub: Any, options: Options) -> None:
     listing = actions.add_parser(
         "list", help="list keys (never their secrets)", description="List every client key."
     )
-    options(listing)
+    store_options(listing)
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(func=cmd_keys_list)
 
@@ -117,69 +94,15 @@ def add_commands(sub: Any, options: Options) -> None:
         description="Revoke a key by its id (see `chatgate keys list`). Replicas stop accepting "
         "it within auth.key_cache_ttl seconds.",
     )
-    options(revoke)
+    store_options(revoke)
     revoke.add_argument("key_id", metavar="KEY_ID")
     revoke.set_defaults(func=cmd_keys_revoke)
-
-    db = sub.add_parser(
-        "db", help="database maintenance", description="Database schema maintenance."
-    )
-    db_actions = db.add_subparsers(
-        dest="db_command", metavar="ACTION", required=True, parser_class=OneLineParser
-    )
-    up = db_actions.add_parser(
-        "upgrade",
-        help="run the migrations",
-        description="Bring the database schema up to date (serve also does this at start-up).",
-    )
-    options(up)
-    up.set_defaults(func=cmd_db_upgrade)
-
-
-# -- database access ----------------------------------------------------------------------------
-
-
-def database_url(args: argparse.Namespace) -> str:
-    from chatgate.cli import resolve_config
-
-    _, config = resolve_config(args)
-    return config.database.url
-
-
-def _shown(url: str) -> str:
-    try:
-        return normalize_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        exc = exc.orig
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
-
-
-def run_db(url: str, work: Coroutine[Any, Any, T]) -> T:
-    """Run ``work``, turning a bad URL into a config error and an unreachable database into a
-    one-line :class:`GatewayError` (exit 1)."""
-    from alembic.util.exc import CommandError
-
-    try:
-        return asyncio.run(work)
-    except ArgumentError as exc:  # includes an unknown driver
-        raise ConfigError("database.url", f"{_reason(exc)} ({_shown(url)})") from None
-    except (OSError, TimeoutError, SQLAlchemyError, CommandError) as exc:
-        raise GatewayError(f"database {_shown(url)} unavailable: {_reason(exc)}") from None
 
 
 async def _with_keys(url: str, work: Callable[[KeyRepository], Awaitable[T]]) -> T:
     await upgrade(url)
     async with Database(url) as db:
         return await work(KeyRepository(db))
-
-
-# -- commands -----------------------------------------------------------------------------------
 
 
 def _when(value: datetime | None) -> str:
@@ -294,23 +217,4 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
         print(f"Key {key.id} ({key.name}) was already revoked at {when} UTC.")
     else:
         print(f"Revoked key {key.id} ({key.name}) at {when} UTC.")
-    return 0
-
-
-def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    url = database_url(args)
-
-    async def migrate() -> tuple[str | None, str | None]:
-        before = await current_revision(url)
-        await upgrade(url)
-        return before, await current_revision(url)
-
-    before, after = run_db(url, migrate())
-    head = head_revision()
-    print(f"Database: {_shown(url)}")
-    print(f"Revision before: {before or 'none (empty database)'}")
-    note = " (head)" if after == head else f" (head is {head})"
-    if before == after:
-        note += ", already up to date"
-    print(f"Revision after:  {after}{note}")
     return 0

@@ -1,28 +1,22 @@
-"""``chatgate chat``: a terminal chat against a running chatgate, or the gateway in-process."""
+"""Where ``chatgate chat`` gets its answers: a chatgate over HTTP, or the gateway in-process."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import os
 import sys
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
+from chatgate.cli.common import resolve_config
 from chatgate.errors import GatewayError
 from chatgate.protocol.sse import SSEDecoder
 from chatgate.providers.http1 import HTTP1Pool, origin_of
 
 if TYPE_CHECKING:
     from chatgate.state import AppState
-
-DEFAULT_URL = "http://127.0.0.1:8000"
-DEFAULT_MODEL = "local"
-DIM, RESET = "\x1b[2m", "\x1b[0m"
-HELP = "commands: /model NAME (switch model), /clear (forget the conversation), /exit"
 
 Chunk = dict[str, Any]
 
@@ -95,13 +89,13 @@ class InProcess:
         self.state: AppState | None = None
 
     async def start(self) -> None:
-        from chatgate.cli import resolve_config
         from chatgate.state import build_state
 
         _, config = resolve_config(self.args)
         self.state = await build_state(config)
 
     async def stream(self, body: dict[str, Any]) -> AsyncGenerator[Chunk, None]:
+        """The chunks of one answer: the command line's only use of the pipeline's API."""
         from chatgate.protocol.openai import validate_chat_request
 
         assert self.state is not None
@@ -132,70 +126,6 @@ def _error_message(raw: bytes, status: int) -> str:
     return f"HTTP {status} from chatgate"
 
 
-class Printer:
-    """Writes reasoning (dimmed on a terminal) above the answer, as the pieces arrive."""
-
-    def __init__(self, color: bool) -> None:
-        self.color = color
-        self.part: str | None = None  # "reasoning" | "answer" once something was written
-
-    def write(self, text: str) -> None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-
-    def reasoning(self, text: str) -> None:
-        if self.part is None:
-            self.part = "reasoning"
-            if self.color:
-                self.write(DIM)
-        if self.part == "reasoning":
-            self.write(text)
-
-    def answer(self, text: str) -> None:
-        if self.part == "reasoning":
-            self.write((RESET if self.color else "") + "\n\n")
-        self.part = "answer"
-        self.write(text)
-
-    def end(self, note: str = "") -> None:
-        if self.part == "reasoning" and self.color:
-            self.write(RESET)
-        if self.part is not None or note:
-            self.write(note + "\n")
-
-
-async def answer(backend: Backend, body: dict[str, Any], printer: Printer) -> tuple[str, bool]:
-    """Stream one answer; return its text (partial if stopped) and whether it completed."""
-    parts: list[str] = []
-    error: str | None = None
-    stopped = False
-    chunks = backend.stream(body)
-    try:
-        async for chunk in chunks:
-            for choice in chunk.get("choices") or ():
-                delta = choice.get("delta") if isinstance(choice, dict) else None
-                if not isinstance(delta, dict) or choice.get("index", 0) != 0:
-                    continue
-                if reasoning := delta.get("reasoning_content"):
-                    printer.reasoning(reasoning)
-                if content := delta.get("content"):
-                    parts.append(content)
-                    printer.answer(content)
-    except asyncio.CancelledError:  # Ctrl-C: asyncio.Runner cancels this task
-        stopped = True
-        task = asyncio.current_task()
-        if task is not None:
-            task.uncancel()
-    except GatewayError as exc:
-        error = exc.message
-    finally:
-        await chunks.aclose()
-    printer.end(" [stopped]" if stopped else "")
-    if error is not None:
-        print(f"error: {error}", file=sys.stderr, flush=True)
-    return "".join(parts), not stopped and error is None
-
-
 async def connect(url: str, args: argparse.Namespace) -> Backend:
     remote = Remote(url, args.reasoning)
     if await remote.reachable():
@@ -205,50 +135,3 @@ async def connect(url: str, args: argparse.Namespace) -> Backend:
     local = InProcess(args)
     await local.start()
     return local
-
-
-def cmd_chat(args: argparse.Namespace) -> int:
-    url = (args.url or os.environ.get("CHATGATE_URL") or DEFAULT_URL).rstrip("/")
-    model = args.model or os.environ.get("CHATGATE_MODEL") or DEFAULT_MODEL
-    interactive = sys.stdin.isatty()
-    if interactive:
-        with contextlib.suppress(ImportError):
-            import readline  # noqa: F401  (line editing and history for input())
-    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    system = [{"role": "system", "content": args.system}] if args.system else []
-    history: list[dict[str, Any]] = list(system)
-    with asyncio.Runner() as runner:
-        backend = runner.run(connect(url, args))
-        try:
-            while True:
-                try:
-                    line = input("> " if interactive else "")
-                except (EOFError, KeyboardInterrupt):
-                    if interactive:
-                        print()
-                    return 0
-                text = line.strip()
-                if not text:
-                    continue
-                if text.startswith("/"):
-                    command, _, rest = text.partition(" ")
-                    if command in ("/exit", "/quit"):
-                        return 0
-                    if command == "/clear":
-                        history = list(system)
-                        print("(conversation cleared)")
-                    elif command == "/model" and rest.strip():
-                        model = rest.strip()
-                        print(f"(model: {model})")
-                    else:
-                        print(f"(model: {model}) {HELP}")
-                    continue
-                history.append({"role": "user", "content": text})
-                body = {"model": model, "messages": history, "stream": True}
-                content, complete = runner.run(answer(backend, body, Printer(color)))
-                if content or complete:
-                    history.append({"role": "assistant", "content": content})
-                else:
-                    history.pop()  # nothing came back: forget the question too
-        finally:
-            runner.run(backend.close())

@@ -11,8 +11,8 @@ import termios
 import time
 from pathlib import Path
 
+from tests.cli.process import free_port
 from tests.fakes.upstream import FakeUpstream
-from tests.test_cli import free_port
 
 CHAT = [sys.executable, "-m", "chatgate.cli", "chat"]
 
