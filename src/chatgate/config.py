@@ -13,13 +13,11 @@ import functools
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Protocol
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
     SerializeAsAny,
@@ -31,71 +29,17 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chatgate.errors import ConfigError
+from chatgate.providers.settings import (
+    PROVIDER_TYPES,
+    ProviderConfig,
+    ProviderTypes,
+    Section,
+)
 
 ReasoningMode = Literal["strip", "separate", "keep"]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./chatgate.db"
 LEGACY_SYSTEM_PROMPT = "Ты заботливый ассистент и хочешь помочь пользователю решить его проблему"
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Timeouts(_Section):
-    connect: float = Field(10.0, gt=0, description="Seconds to open a connection upstream.")
-    read: float = Field(600.0, gt=0, description="Seconds to wait for the next byte upstream.")
-
-
-class ProviderConfig(_Section):
-    """What every provider type shares. Each type subclasses it next to its provider with its
-    own fields (see :mod:`chatgate.providers`); ``Config.providers`` is validated against the
-    subclass that the type's plug-in names, so a misspelt field is still an error."""
-
-    # Provider-specific knowledge the gateway asks for, answered by each type for itself.
-    queues_itself: ClassVar[bool] = False
-    """The provider bounds its own concurrency and queue, so the gateway puts none in front."""
-
-    type: str = Field(
-        description="A registered provider type (entry point group "
-        "`chatgate.providers`): openai, gigachat, llama_cpp, or a plug-in's."
-    )
-    base_url: str | None = None
-    api_keys: list[SecretStr] = Field(default_factory=list)
-    timeouts: Timeouts = Field(default_factory=Timeouts)
-    headers: dict[str, str] = Field(default_factory=dict)
-    max_connections: int = Field(256, ge=1, description="Upstream keep-alive pool size.")
-    max_concurrency: int | None = Field(None, ge=1)
-    max_queue: int = Field(256, ge=0)
-    queue_timeout: float = Field(60.0, gt=0)
-    models: list[str] = Field(default_factory=list, description="Models served, by upstream name.")
-    discover_models: bool = Field(False, description="List the upstream's models at start-up.")
-
-    def pool_keys(self) -> list[str]:
-        """The upstream keys the key pool rotates, the preferred one first."""
-        return [k.get_secret_value() for k in self.api_keys]
-
-    def context_window(self) -> int | None:
-        """The window every model of this provider runs with, when the provider fixes it."""
-        return None
-
-    def vocabulary_file(self) -> Path | None:
-        """A GGUF file whose vocabulary counts this provider's tokens exactly, if there is one."""
-        return None
-
-
-class ProviderTypes(Protocol):
-    """What validating ``providers:`` needs from a registry (see ``providers.registry``)."""
-
-    def config_model(self, type_name: str) -> type[ProviderConfig] | None:
-        """The type's config model; None if unknown; ValueError if its plug-in cannot load."""
-
-    def type_names(self) -> list[str]: ...
-
-
-PROVIDER_TYPES = "provider_types"
-"""Validation context key: ``Config.model_validate(data, context={PROVIDER_TYPES: registry})``
-checks providers against that registry instead of the installed plug-ins."""
 
 
 @functools.cache
@@ -136,7 +80,7 @@ def _typed_provider(value: Any, info: ValidationInfo) -> Any:
     return model.model_validate(value, context=info.context)
 
 
-class ModelConfig(_Section):
+class ModelConfig(Section):
     provider: str
     model: str | None = Field(None, description="Upstream model name; defaults to the public name.")
     context_window: int | None = Field(None, ge=1)
@@ -150,7 +94,7 @@ class ModelConfig(_Section):
     )
 
 
-class CacheConfig(_Section):
+class CacheConfig(Section):
     enabled: bool = False
     dir: Path = Field(Path("./cache"), description="L2 on disk (survives restarts).")
     ttl: float = Field(86400.0, gt=0, description="Default entry lifetime, seconds.")
@@ -158,7 +102,7 @@ class CacheConfig(_Section):
     disk_bytes: int = Field(10 * 1024**3, ge=0, description="L2 bound; 0 turns L2 off.")
 
 
-class AuthConfig(_Section):
+class AuthConfig(Section):
     require_keys: bool = Field(False, description="Every /v1 call needs a chatgate client key.")
     admin_key: SecretStr | None = Field(
         None,
@@ -179,7 +123,7 @@ class AuthConfig(_Section):
     session_days: float = Field(30.0, gt=0, description="Login sessions last this long.")
 
 
-class RateLimitsConfig(_Section):
+class RateLimitsConfig(Section):
     rpm: int | None = Field(None, ge=1, description="Global requests per minute.")
     tpm: int | None = Field(None, ge=1, description="Global tokens per minute.")
     replicas: int = Field(
@@ -190,7 +134,7 @@ class RateLimitsConfig(_Section):
     )
 
 
-class ChatConfig(_Section):
+class ChatConfig(Section):
     """The chat application (``/api/``): generations, context building, titles."""
 
     default_model: str | None = Field(None, description="Model of new conversations.")
@@ -204,15 +148,15 @@ class ChatConfig(_Section):
     )
 
 
-class DatabaseConfig(_Section):
+class DatabaseConfig(Section):
     url: str = DEFAULT_DATABASE_URL
 
 
-class RedisConfig(_Section):
+class RedisConfig(Section):
     url: str | None = None
 
 
-class ServerConfig(_Section):
+class ServerConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1)
@@ -223,13 +167,13 @@ class ServerConfig(_Section):
     )
 
 
-class LegacyConfig(_Section):
+class LegacyConfig(Section):
     """The seed endpoints ``/chatgpt/`` and ``/gigachat/``."""
 
     system_prompt: str = LEGACY_SYSTEM_PROMPT
 
 
-class Config(_Section):
+class Config(Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     providers: dict[
         str, Annotated[SerializeAsAny[ProviderConfig], BeforeValidator(_typed_provider)]

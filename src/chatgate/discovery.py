@@ -13,10 +13,11 @@ from pathlib import Path
 from dotenv import dotenv_values
 from pydantic import SecretStr
 
-from chatgate.config import Config, ModelConfig, ProviderConfig
+from chatgate.config import Config, ModelConfig
 from chatgate.providers.gigachat import GigaChatConfig
 from chatgate.providers.llama_cpp import BUNDLED_MODEL, LlamaCppConfig
 from chatgate.providers.openai import OpenAIConfig
+from chatgate.providers.settings import ProviderConfig
 
 DEEPSEEK_BASE_URL = "https://api.deepseek.com"
 OPENAI_BASE_URL = "https://api.openai.com/v1"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from chatgate.config import ModelConfig, ProviderConfig
+from chatgate.config import ModelConfig
 from chatgate.errors import ModelNotFoundError
 from chatgate.gateway.router import build_router
 from chatgate.providers.base import Provider
+from chatgate.providers.settings import ProviderConfig
 
 
 class Listed:

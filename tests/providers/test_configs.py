@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 import yaml
 
-from chatgate.config import Config, ProviderConfig, Settings, load_config
+from chatgate.config import Config, Settings, load_config
 from chatgate.errors import ConfigError
 from chatgate.providers.gigachat import GigaChatConfig
 from chatgate.providers.llama_cpp import LlamaCppConfig, bundled_model_path
 from chatgate.providers.openai import OpenAIConfig
+from chatgate.providers.settings import ProviderConfig
 from chatgate.state import build_pools, build_queues
 
 

@@ -23,7 +23,7 @@ import pytest
 from pydantic import Field, ValidationError
 
 from chatgate.app import create_app
-from chatgate.config import PROVIDER_TYPES, Config, ProviderConfig, Settings, load_config
+from chatgate.config import Config, Settings, load_config
 from chatgate.errors import ConfigError
 from chatgate.protocol.openai import ChunkBatch, completion_id, make_chunk, make_completion
 from chatgate.providers.base import Provider, ProviderPlugin
@@ -34,6 +34,7 @@ from chatgate.providers.registry import (
     default_registry,
     provider_entry_points,
 )
+from chatgate.providers.settings import PROVIDER_TYPES, ProviderConfig
 from tests.server import ServerThread
 
 ROOT = Path(__file__).resolve().parents[2]

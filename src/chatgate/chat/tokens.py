@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from chatgate.config import ProviderConfig
     from chatgate.gateway.router import Router
+    from chatgate.providers.settings import ProviderConfig
 
 log = logging.getLogger(__name__)
 

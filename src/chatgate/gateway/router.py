@@ -11,9 +11,10 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from chatgate.config import ModelConfig, ProviderConfig
+from chatgate.config import ModelConfig
 from chatgate.errors import GatewayError, ModelNotFoundError
 from chatgate.providers.base import Provider
+from chatgate.providers.settings import ProviderConfig
 
 log = logging.getLogger(__name__)
 

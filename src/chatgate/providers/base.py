@@ -18,8 +18,8 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import orjson
 
-from chatgate.config import ProviderConfig
 from chatgate.protocol.openai import ChunkBatch
+from chatgate.providers.settings import ProviderConfig
 
 C = TypeVar("C", bound=ProviderConfig)
 

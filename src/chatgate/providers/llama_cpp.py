@@ -17,7 +17,6 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from chatgate.config import ProviderConfig
 from chatgate.errors import (
     GatewayError,
     InvalidRequestError,
@@ -27,6 +26,7 @@ from chatgate.errors import (
 )
 from chatgate.protocol.openai import Chunk, ChunkBatch, completion_id, make_completion, usage_dict
 from chatgate.providers.base import ProviderPlugin
+from chatgate.providers.settings import ProviderConfig
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ from typing import Any, Generic, Literal, TypeVar
 import orjson
 from pydantic import Field, model_validator
 
-from chatgate.config import ProviderConfig
 from chatgate.errors import UpstreamError, UpstreamTimeoutError
 from chatgate.protocol.openai import Chunk, ChunkBatch
 from chatgate.protocol.sse import SSEDecoder
@@ -27,6 +26,7 @@ from chatgate.providers.base import (
     upstream_error_message,
 )
 from chatgate.providers.http1 import HTTP1Pool, Response, origin_of
+from chatgate.providers.settings import ProviderConfig
 
 _JSON = "application/json"
 _USAGE = {"include_usage": True}

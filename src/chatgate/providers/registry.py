@@ -17,9 +17,9 @@ from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from chatgate.config import ProviderConfig
 from chatgate.errors import ConfigError
 from chatgate.providers.base import Provider, ProviderPlugin
+from chatgate.providers.settings import ProviderConfig
 
 ENTRY_POINT_GROUP = "chatgate.providers"
 
