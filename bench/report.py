@@ -70,6 +70,13 @@ class Cell:
     other_cpu_pct: float
     steal_pct: float
 
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        """The gateway's CPU time per request (µs): its CPU % over its req/s."""
+        if self.gateway_cpu_pct is None or self.rps.median <= 0:
+            return None
+        return self.gateway_cpu_pct / 100 * 1e6 / self.rps.median
+
 
 @dataclass(frozen=True)
 class Ratio:
@@ -100,11 +107,14 @@ class Report:
         out: list[Ratio] = []
         targets = list(dict.fromkeys(r.target for r in self.runs))
         gateways = [t for t in targets if t.startswith("chatgate")]
+        baselines = [t for t in gateways if t.startswith("chatgate@")]
         if LITELLM in targets:
             gateways.append(LITELLM)
         cells = list(dict.fromkeys((r.mode, r.concurrency) for r in self.runs))
         for gw in gateways:
-            for versus in (DIRECT, LITELLM):
+            for versus in (DIRECT, LITELLM, *baselines):
+                if versus in baselines and not _same_variant(gw, versus):
+                    continue  # the working tree against the baseline, variant for variant
                 if versus == gw or versus not in targets:
                     continue
                 for mode, conc in cells:
@@ -247,16 +257,17 @@ class Report:
             "repeats; errors are summed. Compare figures only within this run.",
             "",
             "| target | mode | conc | req/s | p50 ms | p99 ms | errors | peak RSS MB "
-            "| CPU % gw / up / wrk | other CPU % |",
-            "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+            "| CPU % gw / up / wrk | gw CPU µs/req | other CPU % |",
+            "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
         ]
         for c in self.cells():
             rss = f"{c.peak_rss_mb:.0f}" if c.peak_rss_mb is not None else "–"
             gw_cpu = f"{c.gateway_cpu_pct:.0f}" if c.gateway_cpu_pct is not None else "–"
+            per_req = f"{c.cpu_us_per_request:.0f}" if c.cpu_us_per_request is not None else "–"
             lines.append(
                 f"| {c.target} | {c.mode} | {c.concurrency} | {c.rps.fmt(0)} "
                 f"| {c.p50_ms.median:.2f} | {c.p99_ms.median:.2f} | {c.errors} | {rss} "
-                f"| {gw_cpu} / {c.upstream_cpu_pct:.0f} / {c.wrk_cpu_pct:.0f} "
+                f"| {gw_cpu} / {c.upstream_cpu_pct:.0f} / {c.wrk_cpu_pct:.0f} | {per_req} "
                 f"| {c.other_cpu_pct:.0f} |"
             )
         lines += ["", "## Ratios (paired per repeat, same run)", ""]
@@ -284,6 +295,13 @@ class Report:
             lines += ["", "## Warnings", ""]
             lines += [f"- {w}" for w in self.warnings]
         return "\n".join(lines) + "\n"
+
+
+def _same_variant(gateway: str, baseline: str) -> bool:
+    """``chatgate+cache`` pairs with ``chatgate@abc+cache``; a baseline with no other."""
+    if gateway == LITELLM or gateway.startswith("chatgate@"):
+        return False
+    return gateway.partition("+")[2] == baseline.partition("+")[2]
 
 
 def _cell(target: str, mode: str, conc: int, runs: Sequence[Run]) -> Cell:

@@ -59,6 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="default",
         help=f"chatgate config variants (comma list) of: {', '.join(targets.VARIANTS)}",
     )
+    p.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also measure chatgate at this git revision (a worktree under --out-dir), "
+        "interleaved with the working tree, as chatgate@REV; ratios against it are reported",
+    )
     p.add_argument("--gateway-cpu", type=int, default=0, help="CPU the gateway is pinned to")
     p.add_argument("--load-cpu", type=int, default=1, help="CPU for wrk and the fake upstream")
     p.add_argument(
@@ -191,16 +197,22 @@ def bench(args: argparse.Namespace, litellm_exe: Path | None) -> Report:
     upstream = targets.fake_upstream(repo=REPO, work=work, chunks=plan.chunks, cpu=cpus.load)
     gateways: list[Service] = []
     if "chatgate" in args.targets:
+        sources = [None]
+        if args.baseline:
+            sources.append(targets.baseline_source(REPO, args.baseline, args.out_dir))
+            meta["baseline"] = f"chatgate@{sources[-1][0]}: git revision {args.baseline}"
         for name in args.variants:
-            gateways.append(
-                targets.chatgate(
-                    variant=targets.VARIANTS[name],
-                    exe=args.chatgate,
-                    upstream=upstream,
-                    work=work,
-                    cpu=cpus.gateway,
+            for source in sources:
+                gateways.append(
+                    targets.chatgate(
+                        variant=targets.VARIANTS[name],
+                        exe=args.chatgate,
+                        upstream=upstream,
+                        work=work,
+                        cpu=cpus.gateway,
+                        source=source,
+                    )
                 )
-            )
     if litellm_exe is not None:
         gateways.append(
             targets.litellm(exe=litellm_exe, upstream=upstream, work=work, cpu=cpus.gateway)

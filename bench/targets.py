@@ -124,9 +124,34 @@ def fake_upstream(*, repo: Path, work: Path, chunks: int, cpu: int | None) -> Se
     )
 
 
+def baseline_source(repo: Path, rev: str, where: Path) -> tuple[str, Path]:
+    """A checkout of chatgate at ``rev`` (a git worktree under ``where``), to be measured
+    interleaved with the working tree: (its short name, its ``src`` directory)."""
+    short = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    tree = where / f"baseline-{short}"
+    if not (tree / "src" / "chatgate").is_dir():
+        subprocess.run(
+            ["git", "worktree", "add", "--force", "--detach", str(tree), rev],
+            cwd=repo,
+            capture_output=True,
+            check=True,
+        )
+    return short, tree / "src"
+
+
 def chatgate(
-    *, variant: Variant, exe: Path, upstream: Service, work: Path, cpu: int | None
+    *,
+    variant: Variant,
+    exe: Path,
+    upstream: Service,
+    work: Path,
+    cpu: int | None,
+    source: tuple[str, Path] | None = None,
 ) -> Service:
+    """chatgate in ``variant``; with ``source`` (name, src dir) the code of another checkout,
+    run by this venv's Python, labelled ``chatgate@name``."""
     port = free_port()
     config = _deep_merge(
         {
@@ -143,17 +168,25 @@ def chatgate(
         },
         variant.config,
     )
-    run_dir = work / variant.label  # its cwd: a default SQLite file lands here, not in the repo
+    label = variant.label
+    if source is not None:
+        label = label.replace("chatgate", f"chatgate@{source[0]}", 1)
+    run_dir = work / label  # its cwd: a default SQLite file lands here, not in the repo
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "chatgate.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     wrk_args: list[str] = []
+    command = [str(exe)]
+    env = clean_env()
+    if source is not None:
+        command = [sys.executable, "-m", "chatgate.cli"]
+        env["PYTHONPATH"] = str(source[1])
     if variant.client_key:
-        wrk_args.append("key=" + _create_key(exe, config_path, run_dir))
+        wrk_args.append("key=" + _create_key(command, env, config_path, run_dir))
     if variant.unique_bodies:
         wrk_args.append("unique")
     argv = [
-        str(exe),
+        *command,
         "serve",
         "--host",
         "127.0.0.1",
@@ -166,22 +199,22 @@ def chatgate(
         *variant.args,
     ]
     return Service(
-        name=variant.label,
+        name=label,
         argv=pinned(cpu, argv),
         base_url=f"http://127.0.0.1:{port}",
         ready_path="/health",
-        log_path=work / f"{variant.label}.log",
+        log_path=work / f"{label}.log",
         cwd=run_dir,
-        env=clean_env(),
+        env=env,
         wrk_args=tuple(wrk_args),
     )
 
 
-def _create_key(exe: Path, config_path: Path, run_dir: Path) -> str:
+def _create_key(command: list[str], env: dict[str, str], config_path: Path, run_dir: Path) -> str:
     """A client key with limits that never trigger (the key is the command's last line)."""
     out = subprocess.run(
         [
-            str(exe),
+            *command,
             "keys",
             "create",
             "--name",
@@ -194,7 +227,7 @@ def _create_key(exe: Path, config_path: Path, run_dir: Path) -> str:
             str(config_path),
         ],
         cwd=run_dir,
-        env=clean_env(),
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
