@@ -118,7 +118,8 @@ class AuthConfig(Section):
     single_user: Literal["auto", "on", "off"] = Field(
         "auto",
         description="The chat API without login, as one implicit user: `auto` when no user "
-        "with a password exists and the server is bound to loopback; `on` always; `off` never.",
+        "with a password exists, keys are not required and the server is bound to loopback; `on` "
+        "always; `off` never.",
     )
     session_days: float = Field(30.0, gt=0, description="Login sessions last this long.")
 
