@@ -31,7 +31,8 @@ _ROLES = frozenset({"system", "user", "assistant", "tool", "function", "develope
 
 @dataclass(slots=True)
 class ChatRequest:
-    """A validated chat-completions request; ``body`` is the client's JSON, untouched."""
+    """A validated chat-completions request; ``body`` is the client's JSON, untouched. Set
+    by the door while parsing, never written by the path (its record is the ``Exchange``)."""
 
     body: dict[str, Any]
     model: str
@@ -40,8 +41,6 @@ class ChatRequest:
     cache_lookup: bool = True  # False with Cache-Control: no-cache
     cache_store: bool = True  # False with Cache-Control: no-store
     cache_ttl: float | None = None  # X-Chatgate-Cache-TTL
-    cache_status: str = "bypass"  # set by the cache stage: hit | miss | bypass
-    usage: dict[str, Any] | None = None  # the answer's usage, set by the pipeline
 
     @property
     def messages(self) -> list[dict[str, Any]]:
