@@ -176,6 +176,54 @@ async def test_a_user_budget_counts_like_a_key_budget(db: Database) -> None:
         auth.check_budget(await auth.user(bob.id, "bob"))
 
 
+async def test_a_batch_written_during_a_read_is_not_forgotten(db: Database) -> None:
+    accounts = Accounts(db, "off", True)
+    carol = await accounts.create_user("carol", PASSWORD)
+    await accounts.update_policy(carol.id, budget_tokens=100)
+    fetched, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_users(user_id: str) -> Account | None:
+        account = await accounts.get(user_id)  # the database as it is now...
+        fetched.set()
+        await release.wait()  # ...handed over only after a usage batch was written
+        return account
+
+    auth = authenticator(db, users=accounts.get)
+    usage = recorder(db, auth)
+    identity = await auth.user(carol.id, "carol")
+    auth.spend(identity, 100)
+    usage.record(None, "m", 100, 0, carol.id)
+    auth.forget()
+    auth.users = slow_users
+    read = asyncio.create_task(auth.user(carol.id, "carol"))
+    await fetched.wait()
+    await usage.flush()
+    release.set()
+    fresh = await read
+    assert fresh.tokens_used == 0  # read before the batch landed
+    with pytest.raises(QuotaExceededError, match=r"\(100 of 100"):
+        auth.check_budget(fresh)
+
+
+async def test_many_batches_between_two_reads_are_all_counted_once(db: Database) -> None:
+    key, secret = await KeyRepository(db).create("busy", budget_tokens=20)
+    auth = authenticator(db, ttl=60)
+    usage = recorder(db, auth)
+    identity = await auth.authenticate(secret)
+    for _ in range(19):
+        usage.record(key.id, "m", 1, 0)
+        await usage.flush()
+    auth.check_budget(identity)  # 19 of 20, from 19 batches the cached identity never saw
+    assert len(auth._written_since_read["k:" + key.id]) <= 8  # kept bounded meanwhile
+    usage.record(key.id, "m", 1, 0)
+    await usage.flush()
+    with pytest.raises(QuotaExceededError, match=r"\(20 of 20"):
+        auth.check_budget(identity)
+    auth.forget()
+    with pytest.raises(QuotaExceededError, match=r"\(20 of 20"):  # not 40: read once
+        auth.check_budget(await auth.authenticate(secret))
+
+
 async def test_spending_without_a_budget_or_a_subject_is_harmless(db: Database) -> None:
     auth = authenticator(db, require_keys=False)
     auth.spend(ANONYMOUS_IDENTITY, 10**9)
