@@ -215,3 +215,33 @@ async def test_closing_an_answer_early_drops_the_upstream_call(
     await answer.aclose()
     await eventually(lambda: fake.cancelled == 1)
     assert pipeline.caller.pools["p"].snapshot()[0]["in_flight"] == 0
+
+
+class UsageOnly:
+    """A provider whose stream holds nothing but a usage chunk. The fake upstream always sends
+    a role chunk first, so it cannot produce a stream the filters leave empty."""
+
+    name = "usage-only"
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def list_models(self) -> list[str]:
+        return []
+
+    async def chat(self, body: dict[str, Any], model: str, api_key: str | None = None) -> Any:
+        raise NotImplementedError
+
+    async def stream(
+        self, body: dict[str, Any], model: str, api_key: str | None = None
+    ) -> AsyncIterator[ChunkBatch]:
+        usage = {"prompt_tokens": 1, "completion_tokens": 0, "total_tokens": 1}
+        yield [{"id": "x", "object": "chat.completion.chunk", "choices": [], "usage": usage}]
+
+
+async def test_a_stream_left_empty_by_the_filters_is_an_error(pipeline: Pipeline) -> None:
+    dep = Deployment("quiet", "quiet", UsageOnly(), "quiet")  # type: ignore[arg-type]
+    with pytest.raises(UpstreamError, match="empty stream"):
+        await pipeline.open(request("quiet", stream=True), route=[dep])
+    asked = request("quiet", stream=True, extra={"stream_options": {"include_usage": True}})
+    answer = await pipeline.open(asked, route=[dep])  # the usage chunk is the client's answer
+    assert [chunk["choices"] for batch in await read(answer) for chunk in batch] == [[]]
