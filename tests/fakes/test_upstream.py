@@ -163,6 +163,45 @@ async def test_error_event_after(fake: FakeUpstream) -> None:
     assert "error" in orjson.loads(events[-1][6:])
 
 
+async def test_done_after_ends_the_stream_cleanly_but_short(fake: FakeUpstream) -> None:
+    body = {"messages": MSGS, "stream": True, "fake": {"done_after": 2}}
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(fake.base_url + "/v1/chat/completions", json=body) as r,
+    ):
+        raw = await r.read()
+    events = [e for e in raw.split(b"\n\n") if e]
+    assert events[-1] == b"data: [DONE]" and len(events) == 3
+    assert all(orjson.loads(e[6:])["choices"][0]["finish_reason"] is None for e in events[:-1])
+
+
+async def test_sequence_scripts_the_next_requests(
+    fake: FakeUpstream, client: openai.AsyncOpenAI
+) -> None:
+    fake.configure(sequence=[{"status": 503}, {"content": "second"}])
+    with pytest.raises(openai.InternalServerError):
+        await client.chat.completions.create(model="m", messages=MSGS)
+    assert fake.stats()["sequence_left"] == 1
+    r = await client.chat.completions.create(
+        model="m", messages=MSGS, extra_body={"fake": {"chunks": 2}}
+    )
+    assert r.choices[0].message.content == "second"  # the step over the server's knobs
+    r = await client.chat.completions.create(model="m", messages=MSGS)
+    assert r.choices[0].message.content == DEFAULT_TEXT  # used up: the server's knobs again
+    assert fake.stats()["sequence_left"] == 0
+
+    fake.configure(sequence=[{"status": 429}])
+    fake.reset()
+    r = await client.chat.completions.create(model="m", messages=MSGS)
+    assert r.choices[0].message.content == DEFAULT_TEXT  # reset drops what was left
+    with pytest.raises(ValueError, match="sequence"):
+        fake.configure(sequence=[{"nope": 1}])
+    with pytest.raises(openai.BadRequestError):  # server-wide only
+        await client.chat.completions.create(
+            model="m", messages=MSGS, extra_body={"fake": {"sequence": []}}
+        )
+
+
 async def test_hang_is_cancelled(fake: FakeUpstream) -> None:
     body = {"messages": MSGS, "fake": {"hang": True}}
     async with aiohttp.ClientSession() as s:

@@ -19,7 +19,8 @@ Endpoints
     POST /_fake/gigachat/revoke        invalidate all issued GigaChat tokens
 
 Knobs (server-wide, or per request in the body field ``"fake": {...}``) are listed in
-``DEFAULT_KNOBS``. Default content is ``chunks`` pieces ``"tok0 "``, ``"tok1 "``, ...
+``DEFAULT_KNOBS``; ``sequence`` (server-wide only) scripts the next requests one by one.
+Default content is ``chunks`` pieces ``"tok0 "``, ``"tok1 "``, ...
 
 The hot path does no logging; stream bodies are built from cached per-shape byte templates.
 """
@@ -57,13 +58,20 @@ DEFAULT_KNOBS: dict[str, Any] = {
     "retry_after": None,  # seconds: Retry-After header on error responses
     "reset_after": None,  # int: streaming: abort the connection after N SSE events
     "error_event_after": None,  # int: streaming: after N SSE events send an error event, end
+    "done_after": None,  # int: streaming: after N SSE events send [DONE] (cut short, cleanly)
     "tool_call": False,  # answer with a tool call to the first tool
     "models": ["fake-model", "fake-reasoner"],  # /v1/models and /api/tags
     "hang": False,  # never answer until the client goes away
     "gigachat_credentials": "fake-gigachat-credentials",
     "gigachat_token_ttl_s": 1800,
     "gigachat_models": ["GigaChat", "GigaChat-Pro"],
+    # Server-wide only: a list of knob dicts; each chat request takes the next one over the
+    # server's knobs (its own "fake" knobs still win), then the server's knobs alone apply.
+    # [{"status": 503}] is "fail once, then succeed".
+    "sequence": None,
 }
+_SERVER_ONLY = frozenset({"sequence"})
+_REQUEST_KNOBS = DEFAULT_KNOBS.keys() - _SERVER_ONLY
 GIGACHAT_SCOPES = frozenset({"GIGACHAT_API_PERS", "GIGACHAT_API_B2B", "GIGACHAT_API_CORP"})
 
 _ERROR_TYPES = {
@@ -182,6 +190,20 @@ def _error_body(status: int, message: str | None = None) -> bytes:
     )
 
 
+def _steps(sequence: Any) -> deque[dict[str, Any]]:
+    """The ``sequence`` knob checked: a list of knob dicts (each without ``sequence``)."""
+    if sequence is None:
+        return deque()
+    if not isinstance(sequence, list) or not all(isinstance(s, dict) for s in sequence):
+        raise ValueError("sequence must be a list of knob objects")
+    for step in sequence:
+        if not step.keys() <= _REQUEST_KNOBS:
+            raise ValueError(
+                f"unknown fake knobs in sequence: {sorted(step.keys() - _REQUEST_KNOBS)}"
+            )
+    return deque(dict(s) for s in sequence)
+
+
 def _tool_name(body: dict[str, Any]) -> str:
     tools = body.get("tools")
     if isinstance(tools, list) and tools and isinstance(tools[0], dict):
@@ -218,6 +240,7 @@ class FakeServer:
             raise ValueError(f"unknown fake knobs: {sorted(unknown)}")
         self.startup_knobs: dict[str, Any] = {**DEFAULT_KNOBS, **defaults}
         self.knobs: dict[str, Any] = dict(self.startup_knobs)
+        self.steps = _steps(self.startup_knobs["sequence"])  # what is left of `sequence`
         self.records: deque[dict[str, Any]] = deque(maxlen=max_records)
         self.counts: dict[str, int] = {}
         self.cancelled = 0
@@ -232,10 +255,13 @@ class FakeServer:
         unknown = set(knobs) - DEFAULT_KNOBS.keys()
         if unknown:
             raise ValueError(f"unknown fake knobs: {sorted(unknown)}")
+        if "sequence" in knobs:
+            self.steps = _steps(knobs["sequence"])
         self.knobs = {**self.knobs, **knobs}
 
     def reset(self) -> None:
         self.knobs = dict(self.startup_knobs)
+        self.steps = _steps(self.startup_knobs["sequence"])
         self.records.clear()
         self.counts = {}
         self.cancelled = 0
@@ -252,6 +278,7 @@ class FakeServer:
             "completed": self.completed,
             "in_flight": self.in_flight,
             "oauth": self.oauth_calls,
+            "sequence_left": len(self.steps),
         }
 
     def _record(self, request: web.Request, body: Any) -> dict[str, Any]:
@@ -299,9 +326,11 @@ class FakeServer:
                 status=400, body=_error_body(400, "body must be a JSON object"), content_type=_JSON
             )
         k = self.knobs
+        if self.steps:
+            k = {**k, **self.steps.popleft()}
         fake = body.get("fake")
         if fake:
-            if not isinstance(fake, dict) or not fake.keys() <= DEFAULT_KNOBS.keys():
+            if not isinstance(fake, dict) or not fake.keys() <= _REQUEST_KNOBS:
                 return web.Response(
                     status=400,
                     body=_error_body(400, f"bad fake knobs: {fake!r}"),
@@ -392,6 +421,8 @@ class FakeServer:
         elif k["error_event_after"] is not None:
             events = events[: max(int(k["error_event_after"]), 0)]
             tail = b"data: " + _error_body(500, "fake error event") + b"\n\n"
+        elif k["done_after"] is not None:
+            events = events[: max(int(k["done_after"]), 0)]
 
         resp = web.StreamResponse(headers=_SSE_HEADERS)
         await resp.prepare(request)

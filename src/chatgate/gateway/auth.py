@@ -24,6 +24,7 @@ from chatgate.storage import ClientKey, KeyRepository
 
 _PREFIX = "sk-cg-"
 _CACHE_LIMIT = 10_000
+_WRITTEN_ENTRIES = 8  # per subject between two reads (a flush every 2 s, a read every ~10 s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +128,12 @@ class Authenticator:
         self._cache: dict[str, tuple[Identity | None, float]] = {}
         # A budget's use = tokens_used as last read + what the usage batches have written since
         # that read + what they have not written yet (by subject). The database only knows what
-        # the batches wrote, so a fresh read must not forget the rest.
+        # the batches wrote, so a fresh read must not forget the rest — nor a batch written while
+        # the read was on its way (it may not include it): batches are numbered, and a read
+        # drops only those written before it began.
         self._unwritten: dict[str, int] = {}
-        self._written_since_read: dict[str, int] = {}
+        self._written_since_read: dict[str, list[tuple[int, int]]] = {}  # [(batch, tokens)]
+        self._batches = 0
 
     async def authenticate(self, secret: str | None) -> Identity:
         """The identity of a client key's secret (``None``: no key was sent)."""
@@ -162,7 +166,10 @@ class Authenticator:
         cached = self._cache.get(lookup)
         if cached is not None and cached[1] > now:
             return cached[0]
+        began = self._batches
         identity = await load(lookup)
+        if identity is not None:
+            self._read(identity, began)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[lookup] = (identity, now + self.cache_ttl)
@@ -174,31 +181,34 @@ class Authenticator:
             return None
         if not key.is_active():
             raise AuthenticationError("This API key has been revoked or has expired.")
-        identity = _key_identity(key)
-        self._read(identity)
-        return identity
+        return _key_identity(key)
 
     async def _load_user(self, lookup: str) -> Identity | None:
         assert self.users is not None
         user = await self.users(lookup.removeprefix("u:"))
-        if user is None:
-            return None
-        identity = _user_identity(user)
-        self._read(identity)
-        return identity
+        return _user_identity(user) if user is not None else None
 
-    def _read(self, identity: Identity) -> None:
-        if identity.subject is not None:
-            self._written_since_read.pop(identity.subject, None)  # the fresh read includes those
+    def _read(self, identity: Identity, began: int) -> None:
+        """A fresh read, begun when ``began`` batches had been written, includes those."""
+        subject = identity.subject
+        written = self._written_since_read.get(subject) if subject is not None else None
+        if subject is None or written is None:
+            return
+        later = [entry for entry in written if entry[0] > began]
+        if later:
+            self._written_since_read[subject] = later
+        else:
+            del self._written_since_read[subject]
 
     def check_budget(self, identity: Identity) -> None:
         subject = identity.subject
         if identity.budget_tokens is None or subject is None:
             return
+        written = self._written_since_read.get(subject, ())
         used = (
             identity.tokens_used
             + self._unwritten.get(subject, 0)
-            + self._written_since_read.get(subject, 0)
+            + sum(tokens for _, tokens in written)
         )
         if used >= identity.budget_tokens:
             whose = "API key" if identity.key_id is not None else "account"
@@ -215,6 +225,8 @@ class Authenticator:
 
     def written(self, by_key: dict[str, int], by_user: dict[str, int] | None = None) -> None:
         """The usage recorder wrote these tokens to the keys' and users' records."""
+        self._batches += 1
+        batch = self._batches
         written = {"k:" + k: n for k, n in by_key.items()}
         written.update(("u:" + u, n) for u, n in (by_user or {}).items())
         for subject, tokens in written.items():
@@ -223,7 +235,13 @@ class Authenticator:
                 self._unwritten[subject] = left
             else:
                 self._unwritten.pop(subject, None)
-            self._written_since_read[subject] = self._written_since_read.get(subject, 0) + tokens
+            entries = self._written_since_read.setdefault(subject, [])
+            entries.append((batch, tokens))
+            if len(entries) > _WRITTEN_ENTRIES:
+                # Bounded (a user the door never re-reads): the oldest two become one under the
+                # newer number, so a read can only keep them too long, never forget one.
+                (_, first), (second_batch, second) = entries[0], entries[1]
+                entries[0:2] = [(second_batch, first + second)]
 
     def forget(self) -> None:
         """Drop every cached key and user (after a change made here, so it takes effect at once)."""
