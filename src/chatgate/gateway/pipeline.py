@@ -137,7 +137,8 @@ class Pipeline:
                 answer.completion = _whole(await anext(source), mode, starts_inside)
                 usage = answer.completion.get("usage")
                 answer.usage = usage if isinstance(usage, dict) else None
-                await _aclose(source)
+                if await anext(source, None) is not None:  # ends it normally: no GeneratorExit
+                    await _aclose(source)
                 return answer
             answer._source = source
             answer._filter = StreamFilter(mode, starts_inside) if mode != "keep" else None
