@@ -20,6 +20,7 @@ from chatgate.providers.openai import OpenAIConfig
 from chatgate.providers.settings import ProviderConfig
 
 DEEPSEEK_BASE_URL = "https://api.deepseek.com"
+DEEPSEEK_BETA = "/beta"  # where DeepSeek serves legacy completions with fill-in-the-middle
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 GIGACHAT_BASE_URL = "https://gigachat.devices.sberbank.ru/api/v1"
 GIGACHAT_AUTH_URL = "https://ngw.devices.sberbank.ru:9443/api/v2/oauth"
@@ -46,8 +47,11 @@ def discover(env: dict[str, str]) -> tuple[dict[str, ProviderConfig], dict[str, 
     models: dict[str, ModelConfig] = {}
 
     if key := env.get("DEEPSEEK_API_KEY"):
+        deepseek_url = env.get("DEEPSEEK_BASE_URL") or DEEPSEEK_BASE_URL
         providers["deepseek"] = OpenAIConfig(
-            base_url=env.get("DEEPSEEK_BASE_URL") or DEEPSEEK_BASE_URL,
+            base_url=deepseek_url,
+            completions_base_url=env.get("DEEPSEEK_COMPLETIONS_BASE_URL")
+            or deepseek_url.rstrip("/").removesuffix("/v1") + DEEPSEEK_BETA,
             api_keys=[SecretStr(key)],
             models=["deepseek-chat", "deepseek-reasoner"],
         )
