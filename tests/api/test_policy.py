@@ -253,6 +253,8 @@ DOORS = [
     V1(True),
     OpenAIBody("completions", "/v1/completions", {"prompt": "hi"}),
     OpenAIBody("completions_stream", "/v1/completions", {"prompt": "hi", "stream": True}),
+    # long enough to cost more than one token: the budget test spends past a budget of one
+    OpenAIBody("embeddings", "/v1/embeddings", {"input": "hello there, embeddings"}),
     Seed("/chatgpt/"),
     Seed("/gigachat/"),
     WebRest(),
@@ -334,7 +336,7 @@ def test_each_door_is_counted_under_its_own_api_label(server: Server) -> None:
     for door in DOORS:
         assert door.call(server, client if door.by_user else secret, ALLOWED) is None
     text = httpx.get(server.url + "/metrics").text
-    for api in ("chat_completions", "completions", "seed", "web_chat"):
+    for api in ("chat_completions", "completions", "embeddings", "seed", "web_chat"):
         assert f'chatgate_requests_total{{api="{api}",model="{ALLOWED}",status="200"' in text
     by_key = sum(not door.by_user for door in DOORS)
     assert usage_of(server, DOORS[0], key_id)[0] == by_key  # one call through each key door

@@ -17,7 +17,7 @@ from chatgate.api.openai import ChatCompletions
 from chatgate.api.raw import RawDoor, openapi_extra
 from chatgate.protocol.completions import validate_completions_request
 
-_TEXT_OR_TOKENS: dict[str, Any] = {
+TEXT_OR_TOKENS: dict[str, Any] = {
     "oneOf": [
         {"type": "string"},
         {"type": "array", "items": {"type": "string"}},
@@ -33,7 +33,7 @@ REQUEST: dict[str, Any] = {
     "description": "Any OpenAI completions field is accepted and passed through unchanged.",
     "properties": {
         "model": {"type": "string", "examples": ["deepseek-chat"]},
-        "prompt": _TEXT_OR_TOKENS,
+        "prompt": TEXT_OR_TOKENS,
         "suffix": {
             "type": ["string", "null"],
             "description": "Text after the completion: fill-in-the-middle.",
