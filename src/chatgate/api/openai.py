@@ -155,7 +155,8 @@ def models_router() -> APIRouter:
 def model_card(state: AppState, name: str, dep: Deployment) -> dict[str, Any]:
     """A model as OpenAI lists it, plus ``context_window`` when it is known (configured, or the
     bundled model's ``n_ctx``): the web UI's local mode measures its context gauge against it.
-    Unknown windows are left out rather than guessed."""
+    Unknown windows are left out rather than guessed. An embedding-only model carries
+    ``capabilities: ["embeddings"]``."""
     card: dict[str, Any] = {
         "id": name,
         "object": "model",
@@ -165,4 +166,7 @@ def model_card(state: AppState, name: str, dep: Deployment) -> dict[str, Any]:
     window = known_context_window(dep, state.config.providers)
     if window:
         card["context_window"] = window
+    provider = state.config.providers.get(dep.provider_name)
+    if provider is not None and provider.embeddings_only:
+        card["capabilities"] = ["embeddings"]  # not a chat model: chat UIs leave it out
     return card
