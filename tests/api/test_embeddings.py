@@ -82,7 +82,7 @@ def cached_url(
                 "base_url": fake_server.base_url + "/api/v1",
                 "auth_url": fake_server.base_url + "/api/v2/oauth",
                 "credentials": "fake-gigachat-credentials",
-                "models": ["GigaChat"],
+                "models": ["GigaChat", "Embeddings"],
             },
         },
         models={},
@@ -125,8 +125,19 @@ def test_identical_requests_share_one_upstream_call(cached_url: str, fake: FakeU
     assert all(v == vectors[0] for v in vectors)
 
 
-def test_a_provider_without_embeddings_says_so(cached_url: str) -> None:
+def test_gigachat_embeddings(cached_url: str, fake: FakeUpstream) -> None:
+    """GigaChat takes an array of strings and counts usage per item; OpenAI's shape sums it."""
     client = openai.OpenAI(base_url=cached_url + "/v1", api_key="unused", max_retries=0)
-    with pytest.raises(openai.BadRequestError) as caught:
-        client.embeddings.create(model="GigaChat", input="x")
-    assert "The model `GigaChat` does not support embeddings" in caught.value.message
+    texts = [_text(), "второй текст"]
+    result = client.embeddings.create(model="Embeddings", input=texts)
+    assert [d.embedding for d in result.data] == [
+        pytest.approx(fake_vector(t, 8), rel=1e-6) for t in texts
+    ]
+    assert result.usage.prompt_tokens == sum(len(t) // 4 + 1 for t in texts)
+    sent = fake.requests[-1]
+    assert sent["path"] == "/api/v1/embeddings" and sent["body"]["input"] == texts
+    one = client.embeddings.create(model="Embeddings", input=texts[0], encoding_format="float")
+    assert fake.requests[-1]["body"]["input"] == [texts[0]]  # a string goes as an array of one
+    assert one.data[0].embedding == pytest.approx(fake_vector(texts[0], 8))
+    with pytest.raises(openai.BadRequestError, match="text input only"):
+        client.embeddings.create(model="Embeddings", input=[[1, 2, 3]])

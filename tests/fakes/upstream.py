@@ -14,6 +14,7 @@ Endpoints
     GET  /api/tags                     Ollama model list (knob ``models``)
     POST /api/v2/oauth                 GigaChat OAuth (Basic credentials, RqUID, scope)
     POST /api/v1/chat/completions      GigaChat chat (Bearer token), same behaviour as OpenAI
+    POST /api/v1/embeddings            GigaChat embeddings (Bearer token; usage per item)
     GET  /api/v1/models                GigaChat model list (Bearer token)
     GET  /_fake/requests               recorded requests, newest last
     GET  /_fake/stats                  {"counts": {path: n}, "cancelled": n, "in_flight": n, ...}
@@ -304,6 +305,7 @@ class FakeServer:
         r.add_post("/api/v2/oauth", self.gigachat_oauth)
         r.add_post("/api/v1/chat/completions", self.gigachat_chat)
         r.add_get("/api/v1/models", self.gigachat_models)
+        r.add_post("/api/v1/embeddings", self.gigachat_embeddings)
         r.add_get("/_fake/requests", self.ctl_requests)
         r.add_get("/_fake/stats", self.ctl_stats)
         r.add_post("/_fake/config", self.ctl_config)
@@ -689,6 +691,31 @@ class FakeServer:
             self._record(request, None)
             return web.Response(status=401, body=_GIGA_UNAUTHORIZED, content_type=_JSON)
         return await self.openai_chat(request)
+
+    async def gigachat_embeddings(self, request: web.Request) -> web.StreamResponse:
+        if not self._bearer_ok(request):
+            self._record(request, None)
+            return web.Response(status=401, body=_GIGA_UNAUTHORIZED, content_type=_JSON)
+
+        async def answer(body: dict[str, Any], k: dict[str, Any]) -> Any:
+            texts = body.get("input")
+            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+                return web.Response(
+                    status=422, body=_error_body(422, "input: array of strings"), content_type=_JSON
+                )
+            data = [
+                {
+                    "object": "embedding",
+                    "embedding": fake_vector(t, 8),
+                    "index": i,
+                    "usage": {"prompt_tokens": len(t) // 4 + 1},
+                }
+                for i, t in enumerate(texts)
+            ]
+            payload = {"object": "list", "data": data, "model": body.get("model")}
+            return web.Response(body=orjson.dumps(payload), content_type=_JSON)
+
+        return await self._guarded(request, answer)
 
     async def gigachat_models(self, request: web.Request) -> web.Response:
         self._record(request, None)
