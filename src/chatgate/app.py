@@ -23,6 +23,8 @@ from chatgate.api.admin import admin_router
 from chatgate.api.asgi import Receive, Scope, Send, send_error
 from chatgate.api.auth import auth_router
 from chatgate.api.chat import chat_router
+from chatgate.api.completions import completions_router
+from chatgate.api.embeddings import embeddings_router
 from chatgate.api.health import health_router
 from chatgate.api.legacy import legacy_router
 from chatgate.api.metrics import metrics_router
@@ -101,6 +103,8 @@ class Gateway:
         api.state.runtime = self.runtime
         api.include_router(health_router())
         api.include_router(models_router())
+        api.include_router(completions_router())
+        api.include_router(embeddings_router())
         api.include_router(legacy_router())
         api.include_router(admin_router())
         api.include_router(metrics_router())

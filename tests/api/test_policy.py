@@ -2,7 +2,8 @@
 budget and a rate limit are refused by each door in its own error shape, and usage lands on the
 key or user that made the request.
 
-Doors: ``/v1/chat/completions`` (whole and streamed), the seed endpoints ``/chatgpt/`` and
+Doors: ``/v1/chat/completions`` (whole and streamed), ``/v1/completions`` (whole and streamed),
+``/v1/embeddings``, the seed endpoints ``/chatgpt/`` and
 ``/gigachat/``, the web chat over REST and over its WebSocket. Keys are required; the web
 chat's identity is a signed-in user (single-user mode is off when keys are required).
 """
@@ -135,6 +136,26 @@ class V1(Door):
         return _openai(resp)
 
 
+class OpenAIBody(Door):
+    """An OpenAI door other than chat: ``path`` with ``body`` (plus the model)."""
+
+    def __init__(self, name: str, path: str, body: dict[str, Any]) -> None:
+        self.name, self.path, self.body = name, path, body
+
+    def call(self, server: Server, credential: Any, model: str) -> Refusal | None:
+        headers = {"Authorization": f"Bearer {credential}"} if credential else {}
+        resp = httpx.post(
+            server.url + self.path, json={**self.body, "model": model}, headers=headers
+        )
+        if resp.status_code == 200:
+            if self.body.get("stream"):
+                assert resp.text.rstrip().endswith("data: [DONE]")
+            else:
+                assert resp.json()["object"] in ("text_completion", "list")
+            return None
+        return _openai(resp)
+
+
 class Seed(Door):
     shape = "seed"
 
@@ -227,7 +248,18 @@ class WebSocket(Door):
         return None
 
 
-DOORS = [V1(False), V1(True), Seed("/chatgpt/"), Seed("/gigachat/"), WebRest(), WebSocket()]
+DOORS = [
+    V1(False),
+    V1(True),
+    OpenAIBody("completions", "/v1/completions", {"prompt": "hi"}),
+    OpenAIBody("completions_stream", "/v1/completions", {"prompt": "hi", "stream": True}),
+    # long enough to cost more than one token: the budget test spends past a budget of one
+    OpenAIBody("embeddings", "/v1/embeddings", {"input": "hello there, embeddings"}),
+    Seed("/chatgpt/"),
+    Seed("/gigachat/"),
+    WebRest(),
+    WebSocket(),
+]
 IDS = [d.name for d in DOORS]
 
 
@@ -304,9 +336,10 @@ def test_each_door_is_counted_under_its_own_api_label(server: Server) -> None:
     for door in DOORS:
         assert door.call(server, client if door.by_user else secret, ALLOWED) is None
     text = httpx.get(server.url + "/metrics").text
-    for api in ("chat_completions", "seed", "web_chat"):
+    for api in ("chat_completions", "completions", "embeddings", "seed", "web_chat"):
         assert f'chatgate_requests_total{{api="{api}",model="{ALLOWED}",status="200"' in text
-    assert usage_of(server, DOORS[0], key_id)[0] == 4  # two /v1 calls and two seed calls
+    by_key = sum(not door.by_user for door in DOORS)
+    assert usage_of(server, DOORS[0], key_id)[0] == by_key  # one call through each key door
     assert usage_of(server, DOORS[-1], user_id)[0] >= 2  # two answers (and their titles)
 
 

@@ -7,10 +7,14 @@ separate process by the benchmark harness::
 
 Endpoints
     POST /v1/chat/completions          OpenAI chat completions (JSON or SSE)
+    POST /v1/completions               OpenAI legacy completions (JSON or SSE; ``suffix`` for FIM)
+    POST /beta/completions             the same, where DeepSeek serves fill-in-the-middle
+    POST /v1/embeddings                OpenAI embeddings: deterministic unit vectors (floats)
     GET  /v1/models                    OpenAI model list (knob ``models``)
     GET  /api/tags                     Ollama model list (knob ``models``)
     POST /api/v2/oauth                 GigaChat OAuth (Basic credentials, RqUID, scope)
     POST /api/v1/chat/completions      GigaChat chat (Bearer token), same behaviour as OpenAI
+    POST /api/v1/embeddings            GigaChat embeddings (Bearer token; usage per item)
     GET  /api/v1/models                GigaChat model list (Bearer token)
     GET  /_fake/requests               recorded requests, newest last
     GET  /_fake/stats                  {"counts": {path: n}, "cancelled": n, "in_flight": n, ...}
@@ -30,7 +34,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import itertools
+import math
 import secrets
 import signal
 import socket
@@ -214,6 +220,26 @@ def _tool_name(body: dict[str, Any]) -> str:
     return "fake_tool"
 
 
+def fake_vector(item: Any, dims: int) -> list[float]:
+    """A deterministic unit vector for one embeddings input (text or token ids)."""
+    seed = orjson.dumps(item)
+    raw = b""
+    counter = 0
+    while len(raw) < dims:
+        raw += hashlib.blake2b(seed + counter.to_bytes(4, "little"), digest_size=64).digest()
+        counter += 1
+    values = [b / 127.5 - 1.0 for b in raw[:dims]]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [v / norm for v in values]
+
+
+class _SSE:
+    """An SSE answer's events (``data: …\\n\\n`` each), written by ``_guarded``."""
+
+    def __init__(self, events: list[bytes]) -> None:
+        self.events = events
+
+
 class Headers(dict[str, str]):
     """A plain dict of request headers (lower-cased names) with case-insensitive lookups."""
 
@@ -298,11 +324,15 @@ class FakeServer:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         r = app.router
         r.add_post("/v1/chat/completions", self.openai_chat)
+        r.add_post("/v1/completions", self.openai_completions)
+        r.add_post("/beta/completions", self.openai_completions)
+        r.add_post("/v1/embeddings", self.openai_embeddings)
         r.add_get("/v1/models", self.openai_models)
         r.add_get("/api/tags", self.ollama_tags)
         r.add_post("/api/v2/oauth", self.gigachat_oauth)
         r.add_post("/api/v1/chat/completions", self.gigachat_chat)
         r.add_get("/api/v1/models", self.gigachat_models)
+        r.add_post("/api/v1/embeddings", self.gigachat_embeddings)
         r.add_get("/_fake/requests", self.ctl_requests)
         r.add_get("/_fake/stats", self.ctl_stats)
         r.add_post("/_fake/config", self.ctl_config)
@@ -505,6 +535,140 @@ class FakeServer:
         }
         return web.Response(body=orjson.dumps(payload), content_type=_JSON)
 
+    # ---- legacy completions and embeddings -------------------------------------------
+    async def _guarded(
+        self, request: web.Request, answer: Callable[[dict[str, Any], dict[str, Any]], Any]
+    ) -> web.StreamResponse:
+        """Parse, record and apply the knobs (latency, hang, status) around ``answer``."""
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            body = None
+        rec = self._record(request, body)
+        if not isinstance(body, dict):
+            return web.Response(status=400, body=_error_body(400), content_type=_JSON)
+        k = self.knobs
+        fake = body.get("fake")
+        if isinstance(fake, dict) and fake.keys() <= DEFAULT_KNOBS.keys():
+            k = {**k, **fake}
+        self.in_flight += 1
+        try:
+            if k["latency_ms"]:
+                await asyncio.sleep(k["latency_ms"] / 1000)
+            if k["hang"]:
+                await asyncio.get_running_loop().create_future()  # until cancelled
+            status = k["status"]
+            if status and status >= 400:
+                headers = None
+                if k["retry_after"] is not None:
+                    headers = {"Retry-After": str(k["retry_after"])}
+                return web.Response(
+                    status=status, body=_error_body(status), content_type=_JSON, headers=headers
+                )
+            resp: web.StreamResponse = await answer(body, k)
+            if isinstance(resp, _SSE):
+                stream = web.StreamResponse(headers=_SSE_HEADERS)
+                await stream.prepare(request)
+                await stream.write(b"".join(resp.events) + _DONE)
+                await stream.write_eof()
+                resp = stream
+            self.completed += 1
+            return resp
+        except (asyncio.CancelledError, ConnectionError):
+            self.cancelled += 1
+            rec["cancelled"] = True
+            raise
+        finally:
+            self.in_flight -= 1
+
+    async def openai_completions(self, request: web.Request) -> web.StreamResponse:
+        async def answer(body: dict[str, Any], k: dict[str, Any]) -> Any:
+            prompt = body.get("prompt")
+            if prompt is None:
+                return web.Response(
+                    status=400, body=_error_body(400, "'prompt' is required"), content_type=_JSON
+                )
+            prompts = prompt if isinstance(prompt, list) and prompt else [prompt]
+            if all(isinstance(t, int) for t in prompts):
+                prompts = [prompts]
+            n = body.get("n") if isinstance(body.get("n"), int) else 1
+            pieces = list(_content_pieces(int(k["chunks"]), k["content"]))
+            model = body.get("model") if isinstance(body.get("model"), str) else "fake-model"
+            rid, created = f"cmpl-fake{next(self._ids)}", int(time.time())
+            base = {"id": rid, "object": "text_completion", "created": created, "model": model}
+            text_in = " ".join(p if isinstance(p, str) else f"<{len(p)} tokens>" for p in prompts)
+            prompt_tokens = max(1, (len(text_in) + len(str(body.get("suffix") or ""))) // 4)
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": len(pieces) * n * len(prompts),
+                "total_tokens": prompt_tokens + len(pieces) * n * len(prompts),
+            }
+            echo = body.get("echo") is True
+            indexes = [(i * n + j, p) for i, p in enumerate(prompts) for j in range(n)]
+            if body.get("stream") is not True:
+                choices = [
+                    {
+                        "index": index,
+                        "text": (p if echo and isinstance(p, str) else "") + "".join(pieces),
+                        "logprobs": None,
+                        "finish_reason": "stop",
+                    }
+                    for index, p in indexes
+                ]
+                payload = {**base, "choices": choices, "usage": usage}
+                return web.Response(body=orjson.dumps(payload), content_type=_JSON)
+            events = []
+            for index, p in indexes:
+                texts = ([p] if echo and isinstance(p, str) else []) + pieces
+                for i, text in enumerate(texts):
+                    finish = "stop" if i == len(texts) - 1 else None
+                    choice = {
+                        "index": index,
+                        "text": text,
+                        "logprobs": None,
+                        "finish_reason": finish,
+                    }
+                    events.append(b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n")
+            so = body.get("stream_options")
+            if isinstance(so, dict) and so.get("include_usage"):
+                last = {**base, "choices": [], "usage": usage}
+                events.append(b"data: " + orjson.dumps(last) + b"\n\n")
+            return _SSE(events)
+
+        return await self._guarded(request, answer)
+
+    async def openai_embeddings(self, request: web.Request) -> web.StreamResponse:
+        async def answer(body: dict[str, Any], k: dict[str, Any]) -> Any:
+            value = body.get("input")
+            if value is None or value == "" or value == []:
+                return web.Response(
+                    status=400, body=_error_body(400, "'input' is required"), content_type=_JSON
+                )
+            items = value if isinstance(value, list) else [value]
+            if all(isinstance(t, int) for t in items):
+                items = [items]
+            dims = body.get("dimensions") if isinstance(body.get("dimensions"), int) else 8
+            data = [
+                {"object": "embedding", "index": i, "embedding": fake_vector(item, dims)}
+                for i, item in enumerate(items)
+            ]
+            tokens = sum(len(t) // 4 + 1 if isinstance(t, str) else len(t) for t in items)
+            payload = {
+                "object": "list",
+                "data": data,
+                "model": body.get("model") if isinstance(body.get("model"), str) else "fake",
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+            if body.get("encoding_format") == "base64":
+                return web.Response(
+                    status=400,
+                    body=_error_body(400, "this fake answers floats only"),
+                    content_type=_JSON,
+                )
+            return web.Response(body=orjson.dumps(payload), content_type=_JSON)
+
+        return await self._guarded(request, answer)
+
     # ---- model lists -------------------------------------------------------------------
     async def openai_models(self, request: web.Request) -> web.Response:
         self._record(request, None)
@@ -558,6 +722,31 @@ class FakeServer:
             self._record(request, None)
             return web.Response(status=401, body=_GIGA_UNAUTHORIZED, content_type=_JSON)
         return await self.openai_chat(request)
+
+    async def gigachat_embeddings(self, request: web.Request) -> web.StreamResponse:
+        if not self._bearer_ok(request):
+            self._record(request, None)
+            return web.Response(status=401, body=_GIGA_UNAUTHORIZED, content_type=_JSON)
+
+        async def answer(body: dict[str, Any], k: dict[str, Any]) -> Any:
+            texts = body.get("input")
+            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+                return web.Response(
+                    status=422, body=_error_body(422, "input: array of strings"), content_type=_JSON
+                )
+            data = [
+                {
+                    "object": "embedding",
+                    "embedding": fake_vector(t, 8),
+                    "index": i,
+                    "usage": {"prompt_tokens": len(t) // 4 + 1},
+                }
+                for i, t in enumerate(texts)
+            ]
+            payload = {"object": "list", "data": data, "model": body.get("model")}
+            return web.Response(body=orjson.dumps(payload), content_type=_JSON)
+
+        return await self._guarded(request, answer)
 
     async def gigachat_models(self, request: web.Request) -> web.Response:
         self._record(request, None)

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { parseChunk, requestBody, streamChat } from "./openai";
+import { listModels, parseChunk, requestBody, streamChat } from "./openai";
 import type { GenerationSink, Usage } from "./types";
 
 function sink() {
@@ -120,5 +120,19 @@ describe("streamChat", () => {
     controller.abort();
     expect(await p).toEqual({ status: "stopped" });
     expect(got.content).toBe("a");
+  });
+});
+
+describe("listModels", () => {
+  it("leaves out embedding-only models, which cannot chat", async () => {
+    const data = [
+      { id: "local", owned_by: "local", context_window: 2048 },
+      { id: "local-embed", owned_by: "local-embed", capabilities: ["embeddings"] },
+      { id: "both", capabilities: ["chat", "embeddings"] },
+    ];
+    vi.stubGlobal("fetch", vi.fn(() => Promise.resolve(new Response(JSON.stringify({ data }), { status: 200 }))));
+    const models = await listModels();
+    expect(models.map((m) => m.id)).toEqual(["local", "both"]);
+    expect(models[0]).toEqual({ id: "local", ownedBy: "local", contextWindow: 2048 });
   });
 });

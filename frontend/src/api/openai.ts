@@ -13,10 +13,14 @@ export interface ModelInfo {
 export async function listModels(signal?: AbortSignal): Promise<ModelInfo[]> {
   const res = await fetch("/v1/models", { signal: signal ?? null, headers: { Accept: "application/json" } });
   if (!res.ok) throw new Error(await errorMessage(res));
-  const body = (await res.json()) as { data?: { id?: unknown; owned_by?: unknown; context_window?: unknown }[] };
+  const body = (await res.json()) as {
+    data?: { id?: unknown; owned_by?: unknown; context_window?: unknown; capabilities?: unknown }[];
+  };
   const out: ModelInfo[] = [];
   for (const m of body.data ?? []) {
     if (typeof m.id !== "string") continue;
+    // chatgate marks embedding-only models (the bundled `local-embed`): they cannot chat
+    if (Array.isArray(m.capabilities) && !m.capabilities.includes("chat")) continue;
     const info: ModelInfo = { id: m.id };
     if (typeof m.owned_by === "string") info.ownedBy = m.owned_by;
     const w = m.context_window;

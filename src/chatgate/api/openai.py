@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -33,17 +34,37 @@ from chatgate.gateway.path import CLIENT_GONE, Exchange
 from chatgate.gateway.reasoning import parse_mode
 from chatgate.gateway.router import Deployment, known_context_window
 from chatgate.protocol import sse
-from chatgate.protocol.openai import parse_cache_headers, parse_json, validate_chat_request
+from chatgate.protocol.openai import (
+    ChatRequest,
+    parse_cache_headers,
+    parse_json,
+    validate_chat_request,
+)
 from chatgate.state import AppState, Runtime
 
 log = logging.getLogger(__name__)
 
 
-class ChatCompletions:
-    """ASGI endpoint for ``POST /v1/chat/completions``."""
+Validate = Callable[[Any, str | None], ChatRequest]
+Render = Callable[[ChatRequest, dict[str, Any]], dict[str, Any]]
 
-    def __init__(self, runtime: Runtime) -> None:
+
+class ChatCompletions:
+    """ASGI endpoint for ``POST /v1/chat/completions``, and for the other OpenAI doors that
+    differ only in the body they accept (``validate``), their ``api`` label and how a whole
+    answer is rendered (``render``): ``/v1/completions``, ``/v1/embeddings``."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        api: str = "chat_completions",
+        validate: Validate = validate_chat_request,
+        render: Render | None = None,
+    ) -> None:
         self.runtime = runtime
+        self.api = api
+        self.validate = validate
+        self.render = render
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         wanted = chatgate_headers(scope)
@@ -52,13 +73,13 @@ class ChatCompletions:
         except GatewayError as exc:
             await send_error(send, exc, [])
             return
-        async with state.path.begin("chat_completions", wanted.get(b"x-request-id")) as exchange:
+        async with state.path.begin(self.api, wanted.get(b"x-request-id")) as exchange:
             headers = [(b"x-request-id", exchange.request_id.encode("latin-1"))]
             try:
                 await exchange.authenticate(bearer(wanted.get(b"authorization")))
                 raw = await read_body(receive, state.config.server.max_body_bytes)
                 reasoning = parse_mode(wanted.get(b"x-chatgate-reasoning"))
-                req = validate_chat_request(parse_json(raw), reasoning)
+                req = self.validate(parse_json(raw), reasoning)
                 parse_cache_headers(
                     req, wanted.get(b"cache-control"), wanted.get(b"x-chatgate-cache-ttl")
                 )
@@ -68,7 +89,10 @@ class ChatCompletions:
                     answer = await exchange.open()
                     headers.append(_CACHE_HEADERS[answer.cache])
                     if answer.completion is not None:
-                        await send_json(send, 200, orjson.dumps(answer.completion), headers)
+                        whole = answer.completion
+                        if self.render is not None:
+                            whole = self.render(req, whole)
+                        await send_json(send, 200, orjson.dumps(whole), headers)
                     else:
                         await _stream(exchange, send, headers)
                 if watch.gone:
@@ -79,7 +103,7 @@ class ChatCompletions:
                 exchange.fail(exc)
                 await send_error(send, exc, headers)
             except Exception as exc:  # a bug of ours: still an answer in the API's own shape
-                log.exception("chat completion %s failed", exchange.request_id)
+                log.exception("%s %s failed", self.api, exchange.request_id)
                 exchange.fail(f"internal error ({type(exc).__name__})", 500)
                 with contextlib.suppress(Exception):  # fails only if the response had begun
                     err = GatewayError("Internal error; see the server log.")
@@ -131,7 +155,8 @@ def models_router() -> APIRouter:
 def model_card(state: AppState, name: str, dep: Deployment) -> dict[str, Any]:
     """A model as OpenAI lists it, plus ``context_window`` when it is known (configured, or the
     bundled model's ``n_ctx``): the web UI's local mode measures its context gauge against it.
-    Unknown windows are left out rather than guessed."""
+    Unknown windows are left out rather than guessed. An embedding-only model carries
+    ``capabilities: ["embeddings"]``."""
     card: dict[str, Any] = {
         "id": name,
         "object": "model",
@@ -141,4 +166,7 @@ def model_card(state: AppState, name: str, dep: Deployment) -> dict[str, Any]:
     window = known_context_window(dep, state.config.providers)
     if window:
         card["context_window"] = window
+    provider = state.config.providers.get(dep.provider_name)
+    if provider is not None and provider.embeddings_only:
+        card["capabilities"] = ["embeddings"]  # not a chat model: chat UIs leave it out
     return card

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_ERROR = {
+ERROR_SCHEMA = {
     "type": "object",
     "properties": {
         "error": {
@@ -58,7 +58,7 @@ _REQUEST = {
 
 
 def _error_response(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
+    return {"description": description, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
 
 
 def chat_completions_openapi() -> dict[str, Any]:

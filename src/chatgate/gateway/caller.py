@@ -9,7 +9,9 @@ begun, an error ends it. A client mistake the upstream noticed (400, 404, 413, 4
 at once.
 
 Whole answers and streams share the one loop: a whole answer is a stream of one batch holding
-the completion (``[completion]``).
+the completion (``[completion]``). Every operation (chat, legacy completions, embeddings) shares
+it too: only the provider method called differs, and a deployment whose provider lacks the
+operation is passed over for the next fallback.
 """
 
 from __future__ import annotations
@@ -19,11 +21,18 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
-from chatgate.errors import GatewayError, RateLimitError, UpstreamError, client_error
+from chatgate.errors import (
+    GatewayError,
+    InvalidRequestError,
+    RateLimitError,
+    UpstreamError,
+    client_error,
+)
 from chatgate.gateway.keypool import KeyPool, backoff_delays
 from chatgate.gateway.queue import UpstreamQueue
 from chatgate.gateway.router import Deployment
-from chatgate.protocol.openai import ChunkBatch
+from chatgate.protocol.openai import ChunkBatch, Operation
+from chatgate.providers.base import CompletionsProvider, EmbeddingsProvider, supports
 
 _CLIENT_FAULT = frozenset({400, 404, 413, 422})
 
@@ -33,9 +42,35 @@ def _retryable(exc: UpstreamError) -> bool:
 
 
 async def _whole(
-    dep: Deployment, body: dict[str, Any], key: str | None
+    dep: Deployment, body: dict[str, Any], key: str | None, op: Operation = "chat"
 ) -> AsyncGenerator[ChunkBatch, None]:
-    yield [await dep.provider.chat(body, dep.upstream_model, key)]
+    provider = dep.provider
+    if op == "embeddings":
+        assert isinstance(provider, EmbeddingsProvider)
+        yield [await provider.embeddings(body, dep.upstream_model, key)]
+    elif op == "completions":
+        assert isinstance(provider, CompletionsProvider)
+        yield [await provider.completions(body, dep.upstream_model, key)]
+    else:
+        yield [await provider.chat(body, dep.upstream_model, key)]
+
+
+def _batches(
+    dep: Deployment, body: dict[str, Any], key: str | None, stream: bool, op: Operation
+) -> AsyncIterator[ChunkBatch]:
+    if not stream:
+        return _whole(dep, body, key, op)
+    if op == "completions":
+        assert isinstance(dep.provider, CompletionsProvider)
+        return dep.provider.completions_stream(body, dep.upstream_model, key)
+    return dep.provider.stream(body, dep.upstream_model, key)
+
+
+def unsupported(model: str, op: Operation) -> InvalidRequestError:
+    what = "embeddings" if op == "embeddings" else "legacy completions (/v1/completions)"
+    return InvalidRequestError(
+        f"The model `{model}` does not support {what}.", param="model", code="unsupported_model"
+    )
 
 
 class UpstreamCaller:
@@ -68,12 +103,19 @@ class UpstreamCaller:
         return pool
 
     async def call(
-        self, deps: list[Deployment], bodies: list[dict[str, Any]], stream: bool
+        self,
+        deps: list[Deployment],
+        bodies: list[dict[str, Any]],
+        stream: bool,
+        op: Operation = "chat",
     ) -> AsyncGenerator[ChunkBatch, None]:
         """The answer as batches; ``bodies[i]`` is what ``deps[i]`` gets (already prepared for
         it). With ``stream`` false the one batch is ``[completion]``."""
         last: GatewayError | None = None
         for dep, body in zip(deps, bodies, strict=True):
+            if op != "chat" and not supports(dep.provider, op):
+                last = last or unsupported(dep.name, op)
+                continue
             delays = backoff_delays(self.retries, self.backoff_base)
             for attempt in range(self.retries + 1):
                 try:
@@ -85,11 +127,7 @@ class UpstreamCaller:
                 started = False
                 try:
                     async with self._slot(dep):
-                        batches: AsyncIterator[ChunkBatch] = (
-                            dep.provider.stream(body, dep.upstream_model, lease.key)
-                            if stream
-                            else _whole(dep, body, lease.key)
-                        )
+                        batches = _batches(dep, body, lease.key, stream, op)
                         try:
                             first = await anext(batches, None)
                             if first is None:

@@ -26,6 +26,7 @@ from chatgate.gateway.router import Deployment
 from chatgate.gateway.usage import UsageRecorder, usage_tokens
 from chatgate.observability.logging import AccessLog
 from chatgate.observability.metrics import Metrics
+from chatgate.protocol.completions import prompt_chars
 from chatgate.protocol.openai import ChatRequest, ChunkBatch
 
 CLIENT_GONE = 499  # logged status of a request whose client disconnected (nginx's convention)
@@ -34,9 +35,14 @@ CLIENT_GONE = 499  # logged status of a request whose client disconnected (nginx
 def estimate_tokens(req: ChatRequest, default_max_tokens: int) -> int:
     """Tokens to reserve before the call: ~4 characters a token for the prompt, plus the
     completion limit the request sets (or the configured default) for each of its ``n``
-    choices. Reconciled with the real usage afterwards."""
+    choices (none for embeddings). Reconciled with the real usage afterwards."""
+    body = req.body
+    if req.op == "embeddings":
+        return prompt_chars(body.get("input")) // 4
     chars = 0
-    for message in req.messages:
+    if req.op == "completions":
+        chars = prompt_chars(body.get("prompt")) + prompt_chars(body.get("suffix"))
+    for message in req.messages if req.op == "chat" else ():
         content = message.get("content")
         if isinstance(content, str):
             chars += len(content)
@@ -44,10 +50,13 @@ def estimate_tokens(req: ChatRequest, default_max_tokens: int) -> int:
             chars += sum(
                 len(str(part.get("text", ""))) for part in content if isinstance(part, dict)
             )
-    body = req.body
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
     completion = limit if isinstance(limit, int) and limit > 0 else default_max_tokens
     n = body.get("n")
+    if req.op == "completions":  # best_of candidates are generated (and billed) too
+        best_of = body.get("best_of")
+        if isinstance(best_of, int) and best_of > (n if isinstance(n, int) else 1):
+            n = best_of
     return chars // 4 + completion * (n if isinstance(n, int) and n > 1 else 1)
 
 

@@ -9,6 +9,9 @@ metrics, access log) wraps this in :mod:`chatgate.gateway.path`. Each stage is i
 written once for whole answers and streams: a whole answer travels as a stream of one batch,
 ``[completion]``. The wire format is the door's.
 
+Legacy completions and embeddings (``req.op``) walk the same stages; the chat-only ones (message
+preparation, the reasoning filter) pass them through untouched.
+
 ``Pipeline.open`` returns once the first batch is in hand, so every failure before the first
 byte is raised from it (and fallbacks stay possible); after that an error ends the stream
 instead of silently switching models mid-answer.
@@ -26,6 +29,7 @@ from chatgate.gateway.caching import CacheStatus, ResponseCache
 from chatgate.gateway.caller import UpstreamCaller
 from chatgate.gateway.reasoning import StreamFilter, apply_to_message, clean_history
 from chatgate.gateway.router import Deployment, Router
+from chatgate.protocol.embeddings import upstream_body
 from chatgate.protocol.openai import ChatRequest, ChunkBatch, wants_usage
 
 
@@ -44,6 +48,24 @@ def prepare_body(body: dict[str, Any], dep: Deployment) -> dict[str, Any]:
     ):
         messages = [{"role": "system", "content": settings.system_prompt}, *messages]
     return body if messages is body["messages"] else {**body, "messages": messages}
+
+
+def prepare(req: ChatRequest, dep: Deployment) -> dict[str, Any]:
+    """``req``'s body as ``dep`` should get it, for any operation."""
+    if req.op == "chat":
+        return prepare_body(req.body, dep)
+    if req.op == "embeddings":
+        return upstream_body(req.body)
+    return req.body
+
+
+def cache_kind(req: ChatRequest) -> str:
+    """What besides the body and deployment keys ``req``'s answer (see ``cache.keys``)."""
+    if req.op == "chat":
+        return ""
+    if req.op == "completions" and req.stream:
+        return "completions+stream"
+    return req.op
 
 
 class Answer:
@@ -120,18 +142,21 @@ class Pipeline:
         """The answer to ``req``, its first batch in hand (``route``: deployments to use
         instead of the router's for ``req.model``)."""
         deps = route if route is not None else self.router.candidates(req.model)
-        bodies = [prepare_body(req.body, d) for d in deps]  # once: for the key and the call
-        stream = req.stream
+        bodies = [prepare(req, d) for d in deps]  # once: for the key and the call
+        stream, op = req.stream, req.op
         if self.cache is None:
             answer = Answer("bypass")
-            source: AsyncIterator[ChunkBatch] = self.caller.call(deps, bodies, stream)
+            source: AsyncIterator[ChunkBatch] = self.caller.call(deps, bodies, stream, op)
         else:
-            key = cache_key(bodies[0], deps[0].qualified_name)
+            key = cache_key(bodies[0], deps[0].qualified_name, cache_kind(req))
             status, source = await self.cache.open(
-                key, req, lambda: self.caller.call(deps, bodies, stream)
+                key, req, lambda: self.caller.call(deps, bodies, stream, op)
             )
             answer = Answer(status)
-        mode, starts_inside = self.reasoning_for(req, deps[0])
+        if op == "chat":
+            mode, starts_inside = self.reasoning_for(req, deps[0])
+        else:
+            mode, starts_inside = "keep", False  # reasoning is a chat thing
         try:
             if not stream:
                 answer.completion = _whole(await anext(source), mode, starts_inside)

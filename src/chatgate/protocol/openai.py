@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -18,6 +18,11 @@ from chatgate.errors import InvalidRequestError
 
 Chunk = dict[str, Any]
 """One parsed ``chat.completion.chunk`` object."""
+
+Operation = Literal["chat", "completions", "embeddings"]
+"""What a request asks of the upstream: a chat completion, a legacy (text) completion, or
+embeddings. Every operation walks the same path; the stages that only make sense for chat
+(message preparation, reasoning) skip the others."""
 
 ChunkBatch = list[Chunk]
 """The chunks that arrived together (one upstream read). Streams carry batches so that the
@@ -41,9 +46,11 @@ class ChatRequest:
     cache_lookup: bool = True  # False with Cache-Control: no-cache
     cache_store: bool = True  # False with Cache-Control: no-store
     cache_ttl: float | None = None  # X-Chatgate-Cache-TTL
+    op: Operation = "chat"  # the body is an OpenAI completions / embeddings body otherwise
 
     @property
     def messages(self) -> list[dict[str, Any]]:
+        """The chat messages (chat requests only)."""
         msgs: list[dict[str, Any]] = self.body["messages"]
         return msgs
 

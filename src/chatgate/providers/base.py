@@ -3,6 +3,8 @@
 A provider takes an OpenAI-shaped request body and the upstream model name, and returns an
 OpenAI-shaped completion (``chat``) or an async iterator of OpenAI chunk dicts (``stream``).
 It raises only :mod:`chatgate.errors` exceptions: HTTP-client exceptions end at its boundary.
+A provider may also offer legacy completions and embeddings (:class:`CompletionsProvider`,
+:class:`EmbeddingsProvider`); the gateway asks with :func:`supports` before calling them.
 
 A provider type is a :class:`ProviderPlugin`: its name, its config model (a
 :class:`~chatgate.config.ProviderConfig` subclass) and a factory. Built-in types and outside
@@ -47,6 +49,40 @@ class Provider(Protocol):
 
     async def list_models(self) -> list[str]:
         """Upstream model names this provider can serve right now."""
+
+
+@runtime_checkable
+class CompletionsProvider(Protocol):
+    """Optional: OpenAI legacy completions (``prompt``, ``suffix`` for fill-in-the-middle)."""
+
+    async def completions(
+        self, body: dict[str, Any], model: str, api_key: str | None = None
+    ) -> dict[str, Any]:
+        """One whole ``text_completion`` for ``body`` sent to upstream ``model``."""
+
+    def completions_stream(
+        self, body: dict[str, Any], model: str, api_key: str | None = None
+    ) -> AsyncIterator[ChunkBatch]:
+        """The ``text_completion`` chunks, in batches, ending with the usage chunk."""
+
+
+@runtime_checkable
+class EmbeddingsProvider(Protocol):
+    """Optional: OpenAI embeddings, answered with float vectors."""
+
+    async def embeddings(
+        self, body: dict[str, Any], model: str, api_key: str | None = None
+    ) -> dict[str, Any]:
+        """OpenAI's embeddings ``list`` object for ``body`` (``encoding_format`` float)."""
+
+
+def supports(provider: Provider, op: str) -> bool:
+    """Whether ``provider`` can serve operation ``op`` (chat, completions, embeddings)."""
+    if op == "completions":
+        return isinstance(provider, CompletionsProvider)
+    if op == "embeddings":
+        return isinstance(provider, EmbeddingsProvider)
+    return True
 
 
 @dataclass(frozen=True, slots=True)

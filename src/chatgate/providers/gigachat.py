@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import orjson
 from pydantic import Field, SecretStr, model_validator
 
-from chatgate.errors import UpstreamError
+from chatgate.errors import InvalidRequestError, UpstreamError
 from chatgate.protocol.openai import ChunkBatch, completion_id
 from chatgate.providers.base import ProviderPlugin
 from chatgate.providers.openai import HTTPConfig, HTTPUpstream
@@ -166,6 +166,50 @@ class GigaChatProvider(HTTPUpstream[GigaChatConfig]):
                 if started or attempt or exc.upstream_status != 401:
                     raise
                 stale = token
+
+    async def embeddings(
+        self, body: dict[str, Any], model: str, api_key: str | None = None
+    ) -> dict[str, Any]:
+        """GigaChat's ``/embeddings`` (model ``Embeddings`` or ``EmbeddingsGigaR``): it takes
+        an array of strings and reports usage per item; OpenAI's shape sums it."""
+        value = body.get("input")
+        texts = [value] if isinstance(value, str) else value
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise InvalidRequestError(
+                "GigaChat embeds text input only, not token arrays.",
+                param="input",
+                code="invalid_value",
+            )
+        payload = orjson.dumps({"model": model, "input": texts})
+        url = self.base_url + "/embeddings"
+        result = await self._authorized(
+            api_key, lambda token: self.post_json(url, payload, self._headers(token))
+        )
+        items = result.get("data") if isinstance(result, dict) else None
+        if not isinstance(items, list):
+            raise UpstreamError(f"{self.name}: upstream sent embeddings without `data`")
+        data, tokens = [], 0
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise UpstreamError(
+                    f"{self.name}: upstream sent an embedding that is not an object"
+                )
+            usage = item.get("usage")
+            if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
+                tokens += usage["prompt_tokens"]
+            data.append(
+                {
+                    "object": "embedding",
+                    "index": item.get("index", i),
+                    "embedding": item.get("embedding"),
+                }
+            )
+        return {
+            "object": "list",
+            "data": data,
+            "model": model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
 
     async def list_models(self) -> list[str]:
         data = await self._authorized(None, self._get_models)

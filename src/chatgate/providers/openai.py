@@ -1,7 +1,9 @@
 """``openai`` provider: DeepSeek, OpenAI, Ollama's /v1, vLLM, SGLang, any OpenAI-compatible server.
 
 Bodies are forwarded as the client sent them with only ``model`` and ``stream`` set, so every
-OpenAI field passes through. ``HTTPUpstream`` (configured by ``HTTPConfig``) is the part every
+OpenAI field passes through. Besides chat it serves legacy completions (``/completions``, at
+``completions_base_url`` when set: DeepSeek serves fill-in-the-middle only under ``/beta``) and
+embeddings (``/embeddings``). ``HTTPUpstream`` (configured by ``HTTPConfig``) is the part every
 HTTP provider shares: keep-alive connection pools (see :mod:`chatgate.providers.http1`), TLS,
 timeouts and error translation.
 """
@@ -43,6 +45,11 @@ class OpenAIConfig(HTTPConfig):
     type: Literal["openai"] = "openai"
     discovery: Literal["openai", "ollama"] = Field(
         "openai", description="How to list models: /v1/models, or Ollama's /api/tags."
+    )
+    completions_base_url: str | None = Field(
+        None,
+        description="Where legacy /completions (and fill-in-the-middle) are served, if not at "
+        "base_url: DeepSeek's are at https://api.deepseek.com/beta.",
     )
 
     @model_validator(mode="after")
@@ -206,6 +213,9 @@ class OpenAIProvider(HTTPUpstream[OpenAIConfig]):
         assert cfg.base_url is not None  # checked by OpenAIConfig
         self.base_url = cfg.base_url.rstrip("/")
         self._chat_url = self.base_url + "/chat/completions"
+        completions_base = (cfg.completions_base_url or self.base_url).rstrip("/")
+        self._completions_url = completions_base + "/completions"
+        self._embeddings_url = self.base_url + "/embeddings"
 
     def _headers(self, api_key: str | None) -> dict[str, str]:
         key = api_key if api_key is not None else (self.keys[0] if self.keys else None)
@@ -214,17 +224,18 @@ class OpenAIProvider(HTTPUpstream[OpenAIConfig]):
             headers["Authorization"] = "Bearer " + key
         return headers
 
-    async def chat(
-        self, body: dict[str, Any], model: str, api_key: str | None = None
+    async def _whole(
+        self, url: str, body: dict[str, Any], model: str, api_key: str | None, streams: bool = True
     ) -> dict[str, Any]:
-        payload = orjson.dumps({**body, "model": model, "stream": False})
-        result = await self.post_json(self._chat_url, payload, self._headers(api_key))
+        # `stream: false` only where the endpoint has the field (embeddings have none)
+        fields = {**body, "model": model, "stream": False} if streams else {**body, "model": model}
+        result = await self.post_json(url, orjson.dumps(fields), self._headers(api_key))
         if not isinstance(result, dict):
-            raise UpstreamError(f"{self.name}: upstream sent a completion that is not an object")
+            raise UpstreamError(f"{self.name}: upstream sent an answer that is not an object")
         return result
 
-    def stream(
-        self, body: dict[str, Any], model: str, api_key: str | None = None
+    def _stream(
+        self, url: str, body: dict[str, Any], model: str, api_key: str | None
     ) -> AsyncIterator[ChunkBatch]:
         # Usage is always asked for (accounting and faithful cache replays need it); the
         # pipeline drops the usage chunk again for clients that did not ask.
@@ -233,7 +244,35 @@ class OpenAIProvider(HTTPUpstream[OpenAIConfig]):
         payload = orjson.dumps({**body, "model": model, "stream": True, "stream_options": options})
         headers = self._headers(api_key)
         headers["Accept"] = "text/event-stream"
-        return self.post_stream(self._chat_url, payload, headers)
+        return self.post_stream(url, payload, headers)
+
+    async def chat(
+        self, body: dict[str, Any], model: str, api_key: str | None = None
+    ) -> dict[str, Any]:
+        return await self._whole(self._chat_url, body, model, api_key)
+
+    def stream(
+        self, body: dict[str, Any], model: str, api_key: str | None = None
+    ) -> AsyncIterator[ChunkBatch]:
+        return self._stream(self._chat_url, body, model, api_key)
+
+    async def completions(
+        self, body: dict[str, Any], model: str, api_key: str | None = None
+    ) -> dict[str, Any]:
+        return await self._whole(self._completions_url, body, model, api_key)
+
+    def completions_stream(
+        self, body: dict[str, Any], model: str, api_key: str | None = None
+    ) -> AsyncIterator[ChunkBatch]:
+        return self._stream(self._completions_url, body, model, api_key)
+
+    async def embeddings(
+        self, body: dict[str, Any], model: str, api_key: str | None = None
+    ) -> dict[str, Any]:
+        result = await self._whole(self._embeddings_url, body, model, api_key, streams=False)
+        if not isinstance(result.get("data"), list):
+            raise UpstreamError(f"{self.name}: upstream sent embeddings without `data`")
+        return result
 
     async def list_models(self) -> list[str]:
         if self.cfg.discovery == "ollama":

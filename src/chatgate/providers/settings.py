@@ -32,6 +32,9 @@ class ProviderConfig(Section):
     # Provider-specific knowledge the gateway asks for, answered by each type for itself.
     queues_itself: ClassVar[bool] = False
     """The provider bounds its own concurrency and queue, so the gateway puts none in front."""
+    embeddings_only: ClassVar[bool] = False
+    """The provider's models make embeddings and cannot chat (listed with
+    ``capabilities: ["embeddings"]`` so chat UIs leave them out)."""
 
     type: str = Field(
         description="A registered provider type (entry point group "

@@ -4,11 +4,14 @@ An entry is the upstream's answer as it came: the list of chunks of a stream (co
 reasoning, tool-call deltas, finish reasons, usage — replayed chunk for chunk), or a whole
 completion. A streamed answer is assembled into a completion for a non-streamed request, and a
 completion is cut into chunks for a streamed one. Only finished answers are stored.
+Legacy ``text_completion`` answers and embeddings are stored the same way, but only ever
+replayed in the kind they were stored in (their cache keys differ, see ``keys``).
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +44,9 @@ class Entry:
         chunks, completion = data.get("chunks"), data.get("completion")
         if isinstance(chunks, list) and chunks and all(isinstance(c, dict) for c in chunks):
             return Entry(chunks=chunks)
-        if isinstance(completion, dict) and isinstance(completion.get("choices"), list):
+        if isinstance(completion, dict) and (
+            isinstance(completion.get("choices"), list) or isinstance(completion.get("data"), list)
+        ):
             return Entry(completion=completion)
         return None
 
@@ -71,14 +76,23 @@ def is_finished(chunks: list[Chunk]) -> bool:
     return bool(seen) and seen == finished
 
 
+def _new_id(old: Any) -> str:
+    """A new response id in the family of ``old`` (``cmpl-`` for legacy completions)."""
+    if isinstance(old, str) and old.startswith("cmpl-"):
+        return "cmpl-" + uuid.uuid4().hex
+    return completion_id()
+
+
 def fresh_chunks(chunks: list[Chunk]) -> list[Chunk]:
     """Copies with a new id and timestamp: a replay is a new response."""
-    cid, created = completion_id(), int(time.time())
+    cid, created = _new_id(chunks[0].get("id")), int(time.time())
     return [{**chunk, "id": cid, "created": created} for chunk in chunks]
 
 
 def fresh_completion(completion: dict[str, Any]) -> dict[str, Any]:
-    return {**completion, "id": completion_id(), "created": int(time.time())}
+    if "id" not in completion:  # embeddings carry no id
+        return dict(completion)
+    return {**completion, "id": _new_id(completion["id"]), "created": int(time.time())}
 
 
 def assemble(chunks: list[Chunk]) -> dict[str, Any]:

@@ -10,6 +10,10 @@ answer serves a non-streamed request and back), ``user``, ``metadata``, ``store`
 ``service_tier``, ``prompt_cache_key``, ``safety_identifier``, request ids; nor the reasoning
 mode — the cache holds the upstream's answer and every mode is applied to it on the way out.
 
+Other operations are keyed apart from chat (``kind``): legacy completions by whether they
+stream too, since a ``text_completion`` stream and a whole one are not converted into each
+other; embeddings (always whole, asked for as floats) by their input and options.
+
 Canonical form: JSON with sorted keys and no whitespace (orjson), so key order and formatting
 never matter; integral floats in sampling fields are normalised (``1`` and ``1.0`` are the same).
 """
@@ -40,8 +44,10 @@ IGNORED = frozenset(
 _FLOATS = frozenset({"temperature", "top_p", "presence_penalty", "frequency_penalty"})
 
 
-def cache_key(body: dict[str, Any], deployment: str) -> bytes:
-    """32-byte key for ``body`` (as sent upstream) on ``deployment`` (``provider/model``)."""
+def cache_key(body: dict[str, Any], deployment: str, kind: str = "") -> bytes:
+    """32-byte key for ``body`` (as sent upstream) on ``deployment`` (``provider/model``);
+    ``kind`` is empty for chat, else the operation (``completions``, ``completions+stream``,
+    ``embeddings``)."""
     canonical: dict[str, Any] = {}
     for name, value in body.items():
         if name in IGNORED:
@@ -52,6 +58,8 @@ def cache_key(body: dict[str, Any], deployment: str) -> bytes:
     payload = orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
     digest = hashlib.blake2b(VERSION, digest_size=32)
     digest.update(deployment.encode())
+    if kind:
+        digest.update(b"\n" + kind.encode())
     digest.update(b"\n")
     digest.update(payload)
     return digest.digest()

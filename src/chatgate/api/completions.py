@@ -1,0 +1,72 @@
+"""``POST /v1/completions``: OpenAI's legacy text completions, fill-in-the-middle included.
+
+The chat door's machinery (``api.openai.ChatCompletions``) with the completions body
+(``prompt``, ``suffix``, ``echo``, ``n``, ``stop``, ``max_tokens``, …): the request walks the one
+path as ``api="completions"`` and the upstream's ``text_completion`` answer or SSE chunks are
+passed through. Providers without legacy completions answer 400.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from chatgate.api.deps import runtime_of
+from chatgate.api.openai import ChatCompletions
+from chatgate.api.raw import RawDoor, openapi_extra
+from chatgate.protocol.completions import validate_completions_request
+
+TEXT_OR_TOKENS: dict[str, Any] = {
+    "oneOf": [
+        {"type": "string"},
+        {"type": "array", "items": {"type": "string"}},
+        {"type": "array", "items": {"type": "integer"}},
+        {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}},
+    ]
+}
+
+REQUEST: dict[str, Any] = {
+    "type": "object",
+    "required": ["model", "prompt"],
+    "additionalProperties": True,
+    "description": "Any OpenAI completions field is accepted and passed through unchanged.",
+    "properties": {
+        "model": {"type": "string", "examples": ["deepseek-chat"]},
+        "prompt": TEXT_OR_TOKENS,
+        "suffix": {
+            "type": ["string", "null"],
+            "description": "Text after the completion: fill-in-the-middle.",
+        },
+        "stream": {"type": "boolean", "default": False},
+        "echo": {"type": "boolean"},
+        "n": {"type": "integer", "minimum": 1},
+        "max_tokens": {"type": "integer", "minimum": 0},
+        "stop": {"type": ["string", "array"]},
+        "temperature": {"type": "number"},
+        "top_p": {"type": "number"},
+        "logprobs": {"type": "integer", "minimum": 0, "maximum": 5},
+        "stream_options": {"type": "object"},
+    },
+}
+
+
+def completions_router() -> APIRouter:
+    router = APIRouter(tags=["OpenAI-compatible"])
+
+    @router.post(
+        "/v1/completions",
+        summary="Create a text completion (legacy; `suffix` for fill-in-the-middle)",
+        operation_id="create_completion",
+        **openapi_extra(
+            REQUEST,
+            "A `text_completion` object, or with `stream: true` an SSE stream of "
+            "`text_completion` chunks ending with `data: [DONE]`.",
+            streams=True,
+        ),
+    )
+    async def completions(request: Request) -> Response:
+        runtime = runtime_of(request.app)
+        return RawDoor(ChatCompletions(runtime, "completions", validate_completions_request))
+
+    return router
