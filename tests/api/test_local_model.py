@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 
+import anthropic
 import openai
 import pytest
 
@@ -54,3 +55,17 @@ def test_local_stream_token_by_token(local_url: str) -> None:
     ]
     assert len(pieces) >= 3  # streamed token by token, not in one lump
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens <= 12
+
+
+def test_local_through_the_anthropic_door(local_url: str) -> None:
+    client = anthropic.Anthropic(base_url=local_url, api_key="anything", max_retries=0)
+    with client.messages.stream(
+        model="local",
+        max_tokens=8,
+        messages=[{"role": "user", "content": "Name a colour."}],
+    ) as stream:
+        text = stream.get_final_text()
+        final = stream.get_final_message()
+    assert text
+    assert final.stop_reason in ("end_turn", "max_tokens")
+    assert 0 < final.usage.output_tokens <= 8 and final.usage.input_tokens > 0

@@ -2,8 +2,9 @@
 budget and a rate limit are refused by each door in its own error shape, and usage lands on the
 key or user that made the request.
 
-Doors: ``/v1/chat/completions`` (whole and streamed), the seed endpoints ``/chatgpt/`` and
-``/gigachat/``, the web chat over REST and over its WebSocket. Keys are required; the web
+Doors: ``/v1/chat/completions`` (whole and streamed), Anthropic's ``/v1/messages`` (whole and
+streamed), the seed endpoints ``/chatgpt/`` and ``/gigachat/``, the web chat over REST and over
+its WebSocket. Keys are required; the web
 chat's identity is a signed-in user (single-user mode is off when keys are required).
 """
 
@@ -99,6 +100,14 @@ def _openai(resp: httpx.Response) -> Refusal:
     return Refusal(resp.status_code, error.get("code"), error["type"], dict(resp.headers))
 
 
+def _anthropic(resp: httpx.Response) -> Refusal:
+    body = resp.json()
+    assert set(body) == {"type", "error"} and body["type"] == "error", body  # Anthropic's shape
+    error = body["error"]
+    assert set(error) == {"type", "message"} and error["message"], body
+    return Refusal(resp.status_code, None, error["type"], dict(resp.headers))
+
+
 def _seed(resp: httpx.Response) -> Refusal:
     body = resp.json()
     assert set(body) == {"detail"} and isinstance(body["detail"], str), body
@@ -110,7 +119,7 @@ class Door:
     when the request was served, else the refusal."""
 
     name: str
-    shape = "openai"  # what its errors look like: openai | seed | websocket
+    shape = "openai"  # what its errors look like: openai | anthropic | seed | websocket
     by_user = False  # the caller is a signed-in user, not a client key
 
     def call(self, server: Server, credential: Any, model: str) -> Refusal | None:
@@ -133,6 +142,30 @@ class V1(Door):
                 assert resp.text.rstrip().endswith("data: [DONE]")
             return None
         return _openai(resp)
+
+
+class Messages(Door):
+    """Anthropic's door; the key travels as ``x-api-key``, as the Anthropic SDKs send it."""
+
+    shape = "anthropic"
+
+    def __init__(self, stream: bool) -> None:
+        self.stream = stream
+        self.name = "anthropic_messages" + ("_stream" if stream else "")
+
+    def call(self, server: Server, credential: Any, model: str) -> Refusal | None:
+        headers = {"x-api-key": credential} if credential else {}
+        body = {"model": model, "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
+        if self.stream:
+            body["stream"] = True
+        resp = httpx.post(server.url + "/v1/messages", json=body, headers=headers)
+        if resp.status_code == 200:
+            if self.stream:
+                assert resp.text.rstrip().endswith('data: {"type":"message_stop"}')
+            else:
+                assert resp.json()["type"] == "message"
+            return None
+        return _anthropic(resp)
 
 
 class Seed(Door):
@@ -227,7 +260,23 @@ class WebSocket(Door):
         return None
 
 
-DOORS = [V1(False), V1(True), Seed("/chatgpt/"), Seed("/gigachat/"), WebRest(), WebSocket()]
+DOORS = [
+    V1(False),
+    V1(True),
+    Messages(False),
+    Messages(True),
+    Seed("/chatgpt/"),
+    Seed("/gigachat/"),
+    WebRest(),
+    WebSocket(),
+]
+# The error type each refusal has in shapes that carry a type but no code (Anthropic's).
+TYPES = {
+    "missing": "authentication_error",
+    "model": "permission_error",
+    "budget": "rate_limit_error",
+    "rate": "rate_limit_error",
+}
 IDS = [d.name for d in DOORS]
 
 
@@ -253,8 +302,8 @@ def test_a_missing_credential_is_refused(server: Server, door: Door) -> None:
         assert refusal.status in (1008, 403)  # closed as a policy violation
     else:
         assert refusal.status == 401
-    if door.shape == "openai":
-        assert refusal.type == "authentication_error"
+    if door.shape in ("openai", "anthropic"):
+        assert refusal.type == TYPES["missing"]
 
 
 @pytest.mark.parametrize("door", DOORS, ids=IDS)
@@ -263,8 +312,10 @@ def test_a_model_outside_the_allow_list_is_refused(server: Server, door: Door) -
     refusal = door.call(server, credential, FORBIDDEN)
     assert refusal is not None
     assert refusal.status == (0 if door.shape == "websocket" else 403)
-    if door.shape != "seed":
+    if door.shape in ("openai", "websocket"):
         assert refusal.code == "model_not_allowed"
+    elif door.shape == "anthropic":
+        assert refusal.type == TYPES["model"]
     assert door.call(server, credential, ALLOWED) is None  # the allowed one is served
     assert usage_of(server, door, holder)[0] >= 1
 
@@ -276,8 +327,10 @@ def test_an_exhausted_budget_is_refused(server: Server, door: Door) -> None:
     refusal = door.call(server, credential, ALLOWED)
     assert refusal is not None
     assert refusal.status == (0 if door.shape == "websocket" else 429)
-    if door.shape != "seed":
+    if door.shape in ("openai", "websocket"):
         assert refusal.code == "insufficient_quota"
+    elif door.shape == "anthropic":
+        assert refusal.type == TYPES["budget"]
     requests, tokens = usage_of(server, door, holder)
     assert requests >= 1 and tokens > 1  # the first answer's tokens, on this key or user
 
@@ -293,8 +346,8 @@ def test_a_rate_limit_is_refused(server: Server, door: Door) -> None:
     else:
         assert refusal.status == 429
         assert float(refusal.headers["retry-after"]) > 0
-    if door.shape == "openai":
-        assert refusal.type == "rate_limit_error"
+    if door.shape in ("openai", "anthropic"):
+        assert refusal.type == TYPES["rate"]
     assert usage_of(server, door, holder)[0] >= 1
 
 
@@ -304,9 +357,10 @@ def test_each_door_is_counted_under_its_own_api_label(server: Server) -> None:
     for door in DOORS:
         assert door.call(server, client if door.by_user else secret, ALLOWED) is None
     text = httpx.get(server.url + "/metrics").text
-    for api in ("chat_completions", "seed", "web_chat"):
+    for api in ("chat_completions", "anthropic", "seed", "web_chat"):
         assert f'chatgate_requests_total{{api="{api}",model="{ALLOWED}",status="200"' in text
-    assert usage_of(server, DOORS[0], key_id)[0] == 4  # two /v1 calls and two seed calls
+    keyed = [door for door in DOORS if not door.by_user]
+    assert usage_of(server, DOORS[0], key_id)[0] == len(keyed)  # one request each
     assert usage_of(server, DOORS[-1], user_id)[0] >= 2  # two answers (and their titles)
 
 

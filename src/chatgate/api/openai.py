@@ -27,6 +27,7 @@ from chatgate.api.asgi import (
     send_json,
 )
 from chatgate.api.deps import State
+from chatgate.api.schema import chat_completions_openapi
 from chatgate.errors import GatewayError
 from chatgate.gateway.auth import bearer
 from chatgate.gateway.path import CLIENT_GONE, Exchange
@@ -44,6 +45,9 @@ class ChatCompletions:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+
+    def openapi(self) -> dict[str, Any]:
+        return chat_completions_openapi()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         wanted = chatgate_headers(scope)
