@@ -378,12 +378,21 @@ def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
     return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
 
+def decode(raw: bytes) -> list[tuple[str, Any]]:
+    """SSE bytes back into (event name, data); every event's name is its data's type."""
+    events = []
+    for block in raw.decode().split("\n\n")[:-1]:
+        name, data = block.split("\n")
+        assert name.startswith("event: ") and data.startswith("data: "), block
+        events.append((name[7:], orjson.loads(data[6:])))
+        assert events[-1][1]["type"] == events[-1][0]
+    return events
+
+
 def events_of(batches: list[list[dict[str, Any]]], stops: Any = None) -> list[tuple[str, Any]]:
     stream = anthropic.MessageStream("claude-x", stops)
-    events = stream.start()
-    for batch in batches:
-        events += stream.feed(batch)
-    return events + stream.finish()
+    raw = stream.start() + b"".join(stream.feed(batch) for batch in batches) + stream.finish()
+    return decode(raw)
 
 
 def test_a_text_stream() -> None:

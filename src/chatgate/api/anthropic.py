@@ -149,22 +149,21 @@ async def _stream(
     """Send the opened stream, one write per batch (the first carries ``message_start``). An
     error after the first byte travels as ``event: error`` and no ``message_stop`` follows."""
     await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
-    events = stream.start()
+    head = stream.start()
     try:
         async for batch in exchange:
-            events += stream.feed(batch)
-            await send(
-                {"type": "http.response.body", "body": anthropic.encode(events), "more_body": True}
-            )
-            events = []
-        events += stream.finish()
+            body = stream.feed(batch)
+            if head:
+                body, head = head + body, b""
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+        tail = stream.finish()
     except Exception as exc:
         if not isinstance(exc, GatewayError):
             log.exception("stream failed")
             exc = GatewayError("Internal error; see the server log.")
         exchange.fail(exc, 200)  # the status line said 200; the log keeps the error
-        events.append(("error", anthropic.error_body(exc)))
-    await send({"type": "http.response.body", "body": anthropic.encode(events)})
+        tail = anthropic.event("error", anthropic.error_body(exc))
+    await send({"type": "http.response.body", "body": head + tail})
 
 
 class CountTokens(_Door):
