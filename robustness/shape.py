@@ -1,5 +1,5 @@
-"""What a correct chatgate error looks like: the OpenAI error object (Anthropic's at its door),
-SSE endings, 5xx policy.
+"""What a correct chatgate error looks like: the OpenAI error object (Anthropic's and Ollama's
+at their doors), SSE and NDJSON endings, 5xx policy.
 
 Pure functions, shared by the schemathesis checks (:mod:`robustness.st_checks`), the fault run
 and the soak run.
@@ -104,6 +104,42 @@ def anthropic_sse_problem(text: str, *, complete: bool = True) -> str | None:
     if not complete:
         return None
     return "stream ended without message_stop or an error event (silent truncation)"
+
+
+OLLAMA_PATHS = ("/api/chat", "/api/generate", "/api/show", "/api/tags", "/api/version", "/api/ps")
+
+
+def ollama_body_problem(content: bytes) -> str | None:
+    """Why an error body of an Ollama door is not Ollama's ``{"error": "…"}``."""
+    try:
+        payload = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return f"error body is not JSON: {content[:200]!r}"
+    if not isinstance(payload, dict) or set(payload) != {"error"}:
+        return 'expected exactly {"error": "…"} at the top level'
+    if not isinstance(payload["error"], str) or not payload["error"]:
+        return "error must be a non-empty string"
+    return None
+
+
+def ndjson_problem(text: str, *, complete: bool = True) -> str | None:
+    """Why a 200 Ollama NDJSON stream is wrong: every line an object, ending with the one
+    ``done: true`` line or one ``{"error": …}`` line."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    for i, line in enumerate(lines):
+        try:
+            payload = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return f"line {i} is not JSON: {line[:200]!r}"
+        if not isinstance(payload, dict):
+            return f"line {i} is not an object"
+        if "error" in payload or payload.get("done") is True:
+            if i != len(lines) - 1:
+                return f"line {i} ends the stream but {len(lines) - 1 - i} more follow"
+            return None
+    if not complete:
+        return None
+    return "stream ended without a done line or an error line (silent truncation)"
 
 
 def sse_events(text: str) -> list[str]:

@@ -28,6 +28,9 @@ from chatgate.api.chat import chat_router
 from chatgate.api.health import health_router
 from chatgate.api.legacy import legacy_router
 from chatgate.api.metrics import metrics_router
+from chatgate.api.ollama import CHAT_PATH as OLLAMA_CHAT
+from chatgate.api.ollama import GENERATE_PATH as OLLAMA_GENERATE
+from chatgate.api.ollama import OllamaDoor, ollama_router
 from chatgate.api.openai import ChatCompletions, models_router
 from chatgate.api.ui import ui_router
 from chatgate.api.ws import ws_router
@@ -61,6 +64,8 @@ class Gateway:
             CHAT_PATH: ChatCompletions(self.runtime),
             MESSAGES_PATH: Messages(self.runtime, config),
             COUNT_TOKENS_PATH: CountTokens(self.runtime, config),
+            OLLAMA_CHAT: OllamaDoor(self.runtime, "chat"),
+            OLLAMA_GENERATE: OllamaDoor(self.runtime, "generate"),
         }
         self.api = self._build_api()
 
@@ -115,6 +120,7 @@ class Gateway:
         api.include_router(health_router())
         api.include_router(models_router())
         api.include_router(legacy_router())
+        api.include_router(ollama_router())
         api.include_router(admin_router())
         api.include_router(metrics_router())
         api.include_router(auth_router())

@@ -3,9 +3,10 @@ budget and a rate limit are refused by each door in its own error shape, and usa
 key or user that made the request.
 
 Doors: ``/v1/chat/completions`` (whole and streamed), Anthropic's ``/v1/messages`` (whole and
-streamed), the seed endpoints ``/chatgpt/`` and ``/gigachat/``, the web chat over REST and over
-its WebSocket. Keys are required; the web
-chat's identity is a signed-in user (single-user mode is off when keys are required).
+streamed), Ollama's ``/api/chat`` (whole and streamed) and ``/api/generate``, the seed endpoints
+``/chatgpt/`` and ``/gigachat/``, the web chat over REST and over its WebSocket. Keys are
+required; the web chat's identity is a signed-in user (single-user mode is off when keys are
+required).
 """
 
 from __future__ import annotations
@@ -108,6 +109,12 @@ def _anthropic(resp: httpx.Response) -> Refusal:
     return Refusal(resp.status_code, None, error["type"], dict(resp.headers))
 
 
+def _ollama(resp: httpx.Response) -> Refusal:
+    body = resp.json()
+    assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"], body
+    return Refusal(resp.status_code, headers=dict(resp.headers))
+
+
 def _seed(resp: httpx.Response) -> Refusal:
     body = resp.json()
     assert set(body) == {"detail"} and isinstance(body["detail"], str), body
@@ -119,7 +126,7 @@ class Door:
     when the request was served, else the refusal."""
 
     name: str
-    shape = "openai"  # what its errors look like: openai | anthropic | seed | websocket
+    shape = "openai"  # what its errors look like: openai | anthropic | ollama | seed | websocket
     by_user = False  # the caller is a signed-in user, not a client key
 
     def call(self, server: Server, credential: Any, model: str) -> Refusal | None:
@@ -166,6 +173,31 @@ class Messages(Door):
                 assert resp.json()["type"] == "message"
             return None
         return _anthropic(resp)
+
+
+class Ollama(Door):
+    """Ollama's doors: they stream unless told not to; the key is a bearer token."""
+
+    shape = "ollama"
+
+    def __init__(self, path: str, stream: bool) -> None:
+        self.path = path
+        self.stream = stream
+        self.name = "ollama_" + path.rsplit("/", 1)[1] + ("_stream" if stream else "")
+
+    def call(self, server: Server, credential: Any, model: str) -> Refusal | None:
+        headers = {"Authorization": f"Bearer {credential}"} if credential else {}
+        body: dict[str, Any] = {"model": model, "stream": self.stream}
+        if self.path.endswith("chat"):
+            body["messages"] = [{"role": "user", "content": "hi"}]
+        else:
+            body["prompt"] = "hi"
+        resp = httpx.post(server.url + self.path, json=body, headers=headers)
+        if resp.status_code == 200:
+            last = json.loads(resp.text.strip().splitlines()[-1])
+            assert last["done"] is True and last["done_reason"] == "stop", resp.text
+            return None
+        return _ollama(resp)
 
 
 class Seed(Door):
@@ -265,6 +297,9 @@ DOORS = [
     V1(True),
     Messages(False),
     Messages(True),
+    Ollama("/api/chat", False),
+    Ollama("/api/chat", True),
+    Ollama("/api/generate", False),
     Seed("/chatgpt/"),
     Seed("/gigachat/"),
     WebRest(),
@@ -357,7 +392,7 @@ def test_each_door_is_counted_under_its_own_api_label(server: Server) -> None:
     for door in DOORS:
         assert door.call(server, client if door.by_user else secret, ALLOWED) is None
     text = httpx.get(server.url + "/metrics").text
-    for api in ("chat_completions", "anthropic", "seed", "web_chat"):
+    for api in ("chat_completions", "anthropic", "ollama", "seed", "web_chat"):
         assert f'chatgate_requests_total{{api="{api}",model="{ALLOWED}",status="200"' in text
     keyed = [door for door in DOORS if not door.by_user]
     assert usage_of(server, DOORS[0], key_id)[0] == len(keyed)  # one request each
