@@ -151,6 +151,15 @@ def test_a_tool_round_trip_in_the_history() -> None:
     assert messages[3] == {"role": "user", "content": "And tomorrow?"}
 
 
+def test_a_thinking_only_turn_keeps_an_empty_text() -> None:
+    turn = {
+        "role": "assistant",
+        "content": [{"type": "thinking", "thinking": "Hm.", "signature": ""}],
+    }
+    messages = anthropic.to_messages(body(messages=[*body()["messages"], turn]))
+    assert messages[-1] == {"role": "assistant", "content": "", "reasoning_content": "Hm."}
+
+
 def test_a_tool_result_with_blocks_an_error_and_an_image() -> None:
     image = {
         "type": "image",

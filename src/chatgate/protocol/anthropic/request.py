@@ -177,7 +177,9 @@ def _assistant_turn(content: list[Any], where: str) -> dict[str, Any]:
             continue
         else:
             raise _bad(f"{at}.type `{kind}` is not supported in an assistant turn.", at)
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
+    # null content is valid only beside tool calls; a thinking-only turn keeps an empty text
+    content = "".join(texts) or (None if calls else "")
+    message: dict[str, Any] = {"role": "assistant", "content": content}
     if calls:
         message["tool_calls"] = calls
     if thinking:
