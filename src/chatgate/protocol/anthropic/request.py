@@ -178,8 +178,8 @@ def _assistant_turn(content: list[Any], where: str) -> dict[str, Any]:
         else:
             raise _bad(f"{at}.type `{kind}` is not supported in an assistant turn.", at)
     # null content is valid only beside tool calls; a thinking-only turn keeps an empty text
-    content = "".join(texts) or (None if calls else "")
-    message: dict[str, Any] = {"role": "assistant", "content": content}
+    joined = "".join(texts) or (None if calls else "")
+    message: dict[str, Any] = {"role": "assistant", "content": joined}
     if calls:
         message["tool_calls"] = calls
     if thinking:
