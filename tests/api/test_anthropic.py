@@ -37,6 +37,12 @@ def url(fake_server: FakeUpstream) -> Iterator[str]:
         yield base
 
 
+@pytest.fixture(autouse=True)
+def _leave_the_fake_clean(fake_server: FakeUpstream) -> Iterator[None]:
+    yield
+    fake_server.reset()  # no knob set here may reach the modules that run next
+
+
 @pytest.fixture
 def client(url: str) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -23,6 +24,12 @@ TOOLS: list[Any] = [
         },
     }
 ]
+
+
+@pytest.fixture(autouse=True)
+def _leave_the_fake_clean(fake_server: FakeUpstream) -> Iterator[None]:
+    yield
+    fake_server.reset()  # no knob set here may reach the modules that run next
 
 
 @pytest.fixture

@@ -69,6 +69,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(fake_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    fake_server.reset()  # the upstream answers normally, whatever a module before us set
     db_url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('policy') / 'db'}"
     config = gateway_config(
         fake_server.base_url,
