@@ -1,4 +1,5 @@
-"""What a correct chatgate error looks like: the OpenAI error object, SSE endings, 5xx policy.
+"""What a correct chatgate error looks like: the OpenAI error object (Anthropic's and Ollama's
+at their doors), SSE and NDJSON endings, 5xx policy.
 
 Pure functions, shared by the schemathesis checks (:mod:`robustness.st_checks`), the fault run
 and the soak run.
@@ -57,6 +58,88 @@ def seed_body_problem(content: bytes) -> str | None:
     if not isinstance(payload["detail"], str) or not payload["detail"]:
         return "detail must be a non-empty string"
     return None
+
+
+ANTHROPIC_PATHS = ("/v1/messages", "/v1/messages/count_tokens")
+
+
+def anthropic_shape_problem(payload: Any) -> str | None:
+    """Why ``payload`` is not Anthropic's ``{"type": "error", "error": {"type", "message"}}``."""
+    if not isinstance(payload, dict) or set(payload) != {"type", "error"}:
+        return 'expected exactly {"type": "error", "error": {...}} at the top level'
+    error = payload["error"]
+    if payload["type"] != "error" or not isinstance(error, dict):
+        return '"type" is not "error" or "error" is not an object'
+    for field in ("type", "message"):
+        if not isinstance(error.get(field), str) or not error[field]:
+            return f'"error.{field}" is not a non-empty string'
+    return None
+
+
+def anthropic_body_problem(content: bytes) -> str | None:
+    """Why an error response body of the Anthropic door is not in Anthropic's shape."""
+    try:
+        payload = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return f"error body is not JSON: {content[:200]!r}"
+    return anthropic_shape_problem(payload)
+
+
+def anthropic_sse_problem(text: str, *, complete: bool = True) -> str | None:
+    """Why a 200 Anthropic event stream is wrong: it must end with ``message_stop``, or with
+    one ``error`` event and nothing after it."""
+    events = sse_events(text)
+    for i, data in enumerate(events):
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return f"event {i} is not JSON: {data[:200]!r}"
+        kind = payload.get("type") if isinstance(payload, dict) else None
+        if kind in ("message_stop", "error"):
+            if kind == "error" and (problem := anthropic_shape_problem(payload)):
+                return f"error event {i}: {problem}"
+            if i != len(events) - 1:
+                return f"{kind} event {i} is followed by {len(events) - 1 - i} more event(s)"
+            return None
+    if not complete:
+        return None
+    return "stream ended without message_stop or an error event (silent truncation)"
+
+
+OLLAMA_PATHS = ("/api/chat", "/api/generate", "/api/show", "/api/tags", "/api/version", "/api/ps")
+
+
+def ollama_body_problem(content: bytes) -> str | None:
+    """Why an error body of an Ollama door is not Ollama's ``{"error": "…"}``."""
+    try:
+        payload = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return f"error body is not JSON: {content[:200]!r}"
+    if not isinstance(payload, dict) or set(payload) != {"error"}:
+        return 'expected exactly {"error": "…"} at the top level'
+    if not isinstance(payload["error"], str) or not payload["error"]:
+        return "error must be a non-empty string"
+    return None
+
+
+def ndjson_problem(text: str, *, complete: bool = True) -> str | None:
+    """Why a 200 Ollama NDJSON stream is wrong: every line an object, ending with the one
+    ``done: true`` line or one ``{"error": …}`` line."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    for i, line in enumerate(lines):
+        try:
+            payload = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return f"line {i} is not JSON: {line[:200]!r}"
+        if not isinstance(payload, dict):
+            return f"line {i} is not an object"
+        if "error" in payload or payload.get("done") is True:
+            if i != len(lines) - 1:
+                return f"line {i} ends the stream but {len(lines) - 1 - i} more follow"
+            return None
+    if not complete:
+        return None
+    return "stream ended without a done line or an error line (silent truncation)"
 
 
 def sse_events(text: str) -> list[str]:

@@ -12,7 +12,10 @@ themselves are in :mod:`robustness.shape`.
   (message and type strings, param and code string or null) — but the seed endpoints answer in
   the seed's own ``{"detail": "…"}`` (a wrong method, answered by the router, excepted); a 200
   event stream either ends with ``data: [DONE]`` or with one ``data: {"error": …}`` event in
-  that shape and nothing after it.
+  that shape and nothing after it. The Anthropic door (``/v1/messages``) answers in Anthropic's
+  shape instead, and its streams end with ``message_stop`` or one ``error`` event; the Ollama
+  doors (``/api/chat``, ``/api/generate``, ``/api/show``…) answer ``{"error": "…"}``, and their
+  NDJSON streams end with a ``done: true`` line or one ``{"error": …}`` line.
 """
 
 from __future__ import annotations
@@ -22,8 +25,14 @@ from typing import Any
 import schemathesis
 
 from robustness.shape import (
+    ANTHROPIC_PATHS,
+    OLLAMA_PATHS,
     SEED_PATHS,
+    anthropic_body_problem,
+    anthropic_sse_problem,
     body_problem,
+    ndjson_problem,
+    ollama_body_problem,
     seed_body_problem,
     server_error_problem,
     sse_problem,
@@ -50,6 +59,28 @@ def chatgate_error_shape(
     ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case[Any]
 ) -> bool | None:
     status = response.status_code
+    if case.operation.path in ANTHROPIC_PATHS and status != 405:
+        if status >= 400:
+            problem = anthropic_body_problem(response.content)
+            if problem:
+                raise AssertionError(f"{status} not in Anthropic's error shape: {problem}")
+        elif _content_type(response).startswith("text/event-stream"):
+            text = response.content.decode("utf-8", "replace")
+            problem = anthropic_sse_problem(text, complete=not response.stream_cut_short)
+            if problem:
+                raise AssertionError(f"event stream: {problem}")
+        return None
+    if case.operation.path in OLLAMA_PATHS and status != 405:
+        if status >= 400:
+            problem = ollama_body_problem(response.content)
+            if problem:
+                raise AssertionError(f"{status} not in Ollama's error shape: {problem}")
+        elif _content_type(response).startswith("application/x-ndjson"):
+            text = response.content.decode("utf-8", "replace")
+            problem = ndjson_problem(text, complete=not response.stream_cut_short)
+            if problem:
+                raise AssertionError(f"NDJSON stream: {problem}")
+        return None
     if status >= 400:
         # A wrong method never reaches the seed door: the app's router answers it.
         if case.operation.path in SEED_PATHS and status != 405:

@@ -5,11 +5,14 @@
 --   2: expected number of content chunks in a stream
 --   3: path of a file holding the JSON request body
 --   4…: "key=SECRET" sends that bearer key; "unique" makes every request body different
---       (each gets its own number in the user message: cache misses)
+--       (each gets its own number in the user message: cache misses); "format=anthropic"
+--       validates Anthropic Messages answers instead of OpenAI chat completions
 --
 -- A response counts as an error when its status is not 2xx ("non2xx") or its body does not
 -- look complete ("invalid"): non-stream bodies must carry "finish_reason":"stop"; stream bodies
 -- must end with `data: [DONE]` and hold exactly the expected number of non-empty content deltas.
+-- Anthropic: "stop_reason":"end_turn", and streams end with the message_stop event and hold
+-- exactly the expected number of non-empty text_delta events.
 -- done() prints one line, "BENCH_RESULT {json}", that bench/wrk.py parses.
 
 local threads = {}
@@ -37,8 +40,11 @@ function init(args)
    wrk.headers["Authorization"] = "Bearer sk-fake"
    for i = 4, #args do
       local key = args[i]:match("^key=(.+)$")
+      local format = args[i]:match("^format=(.+)$")
       if key then
          wrk.headers["Authorization"] = "Bearer " .. key
+      elseif format then
+         anthropic = format == "anthropic"
       elseif args[i] == "unique" then
          unique = true
       end
@@ -57,6 +63,7 @@ function init(args)
 end
 
 unique = false
+anthropic = false
 
 local function count_content_chunks(body)
    local n = 0
@@ -69,7 +76,28 @@ local function count_content_chunks(body)
    return n
 end
 
+local function count_text_deltas(body)
+   local n = 0
+   for _ in body:gmatch('"type":"text_delta","text":"[^"]') do
+      n = n + 1
+   end
+   return n
+end
+
+local function is_valid_anthropic(body)
+   if mode == "stream" then
+      if not body:find('data: {"type":"message_stop"}%s*$') then
+         return false
+      end
+      return count_text_deltas(body) == expected_chunks
+   end
+   return body:find('"stop_reason":%s*"end_turn"') ~= nil
+end
+
 local function is_valid(body)
+   if anthropic then
+      return is_valid_anthropic(body)
+   end
    if mode == "stream" then
       if not body:find("data: %[DONE%]%s*$") then
          return false

@@ -1,7 +1,8 @@
 """Application factory: ``create_app(config)`` builds the ASGI app; its lifespan builds AppState.
 
-The top-level ASGI callable sends ``POST /v1/chat/completions`` straight to its raw handler (the
-hot path) and everything else to FastAPI (docs, models, health, seed endpoints, later the chat API).
+The top-level ASGI callable sends the raw doors (``POST /v1/chat/completions``, the hot path, and
+the other dialects' answering endpoints) straight to their handlers, and everything else to
+FastAPI (docs, models, health, seed endpoints, the chat API).
 """
 
 from __future__ import annotations
@@ -20,14 +21,18 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chatgate.api.admin import admin_router
-from chatgate.api.asgi import Receive, Scope, Send, send_error
+from chatgate.api.anthropic import COUNT_TOKENS_PATH, MESSAGES_PATH, CountTokens, Messages
+from chatgate.api.asgi import RawDoor, Receive, Scope, Send, send_error
 from chatgate.api.auth import auth_router
 from chatgate.api.chat import chat_router
-from chatgate.api.completions import completions_router
-from chatgate.api.embeddings import embeddings_router
+from chatgate.api.completions import COMPLETIONS_PATH, completions_door
+from chatgate.api.embeddings import EMBEDDINGS_PATH, embeddings_door
 from chatgate.api.health import health_router
 from chatgate.api.legacy import legacy_router
 from chatgate.api.metrics import metrics_router
+from chatgate.api.ollama import CHAT_PATH as OLLAMA_CHAT
+from chatgate.api.ollama import GENERATE_PATH as OLLAMA_GENERATE
+from chatgate.api.ollama import OllamaDoor, ollama_router
 from chatgate.api.openai import ChatCompletions, models_router
 from chatgate.api.ui import ui_router
 from chatgate.api.ws import ws_router
@@ -36,6 +41,7 @@ from chatgate.discovery import read_env, with_discovered
 from chatgate.errors import (
     GatewayError,
     InvalidRequestError,
+    MethodNotAllowedError,
     NotFoundError,
     PayloadTooLargeError,
 )
@@ -55,13 +61,27 @@ class Gateway:
         self.config = config
         self.registry = registry
         self.runtime = Runtime(Metrics())
-        self.chat = ChatCompletions(self.runtime)
+        # POST doors served raw (no FastAPI request machinery): path → ASGI handler
+        self.raw: dict[str, RawDoor] = {
+            CHAT_PATH: ChatCompletions(self.runtime),
+            COMPLETIONS_PATH: completions_door(self.runtime),
+            EMBEDDINGS_PATH: embeddings_door(self.runtime),
+            MESSAGES_PATH: Messages(self.runtime, config),
+            COUNT_TOKENS_PATH: CountTokens(self.runtime, config),
+            OLLAMA_CHAT: OllamaDoor(self.runtime, "chat"),
+            OLLAMA_GENERATE: OllamaDoor(self.runtime, "generate"),
+        }
         self.api = self._build_api()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            if scope["path"] == CHAT_PATH and scope["method"] == "POST":
-                await self.chat(scope, receive, send)
+            door = self.raw.get(scope["path"])
+            if door is not None:
+                if scope["method"] == "POST":
+                    await door(scope, receive, send)
+                else:
+                    wrong = MethodNotAllowedError("Only POST is allowed here.")
+                    await send_error(send, wrong, [(b"allow", b"POST")])
                 return
             if _declared_length(scope) > self.config.server.max_body_bytes:
                 limit = self.config.server.max_body_bytes
@@ -103,9 +123,8 @@ class Gateway:
         api.state.runtime = self.runtime
         api.include_router(health_router())
         api.include_router(models_router())
-        api.include_router(completions_router())
-        api.include_router(embeddings_router())
         api.include_router(legacy_router())
+        api.include_router(ollama_router())
         api.include_router(admin_router())
         api.include_router(metrics_router())
         api.include_router(auth_router())
@@ -114,7 +133,7 @@ class Gateway:
         # Last: `/` and the UI's own paths; every API route above wins.
         api.include_router(ui_router())
         _install_error_handlers(api)
-        _document_chat_completions(api)
+        _document_raw_doors(api, self.raw)
         return api
 
 
@@ -166,16 +185,16 @@ def _install_error_handlers(api: FastAPI) -> None:
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
-def _document_chat_completions(api: FastAPI) -> None:
-    """Describe the raw-ASGI chat endpoint in the OpenAPI schema FastAPI serves at /docs."""
-    from chatgate.api.schema import chat_completions_openapi
-
+def _document_raw_doors(api: FastAPI, doors: dict[str, RawDoor]) -> None:
+    """Describe the raw-ASGI doors in the OpenAPI schema FastAPI serves at /docs."""
     original = api.openapi
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
             schema = original()
-            schema.setdefault("paths", {})[CHAT_PATH] = chat_completions_openapi()
+            paths = schema.setdefault("paths", {})
+            for path, door in doors.items():
+                paths[path] = door.openapi()
             api.openapi_schema = schema
         return api.openapi_schema
 

@@ -174,6 +174,17 @@ class LegacyConfig(Section):
     system_prompt: str = LEGACY_SYSTEM_PROMPT
 
 
+class AnthropicConfig(Section):
+    """The Anthropic Messages door (``/v1/messages``)."""
+
+    model_aliases: dict[str, str] = Field(
+        default_factory=dict,
+        description="Model names clients insist on (glob patterns, first match wins) mapped to "
+        "chatgate models, e.g. {'claude-*': 'deepseek-chat'}; a name chatgate knows wins over "
+        "any pattern, and key allow-lists apply to the model it maps to.",
+    )
+
+
 class Config(Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     providers: dict[
@@ -188,6 +199,7 @@ class Config(Section):
     redis: RedisConfig = Field(default_factory=RedisConfig)
     legacy: LegacyConfig = Field(default_factory=LegacyConfig)
     chat: ChatConfig = Field(default_factory=ChatConfig)
+    anthropic: AnthropicConfig = Field(default_factory=AnthropicConfig)
     discover_env: bool = Field(True, description="Add providers found in the environment.")
     local_model: bool = Field(
         True,

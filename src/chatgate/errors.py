@@ -8,6 +8,7 @@
     ├── PermissionDeniedError         403
     ├── NotFoundError                 404
     │   └── ModelNotFoundError        404 model_not_found
+    ├── MethodNotAllowedError         405
     ├── RateLimitError                429 (carries retry_after)
     │   └── QuotaExceededError        429 insufficient_quota
     ├── ServiceUnavailableError       503 (queue timeout, shutting down; carries retry_after)
@@ -93,6 +94,12 @@ class NotFoundError(GatewayError):
     status = 404
     type = "invalid_request_error"
     default_code = "not_found"
+
+
+class MethodNotAllowedError(GatewayError):
+    status = 405
+    type = "invalid_request_error"
+    default_code = "method_not_allowed"
 
 
 class ModelNotFoundError(NotFoundError):

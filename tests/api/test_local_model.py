@@ -5,6 +5,8 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 
+import anthropic
+import ollama
 import openai
 import pytest
 
@@ -73,3 +75,36 @@ def test_zero_config_embeds_locally(local_url: str) -> None:
         client.chat.completions.create(
             model="local-embed", messages=[{"role": "user", "content": "hi"}]
         )
+
+
+def test_local_through_the_anthropic_door(local_url: str) -> None:
+    client = anthropic.Anthropic(base_url=local_url, api_key="anything", max_retries=0)
+    with client.messages.stream(
+        model="local",
+        max_tokens=8,
+        messages=[{"role": "user", "content": "Name a colour."}],
+    ) as stream:
+        text = stream.get_final_text()
+        final = stream.get_final_message()
+    assert text
+    assert final.stop_reason in ("end_turn", "max_tokens")
+    assert 0 < final.usage.output_tokens <= 8 and final.usage.input_tokens > 0
+
+
+def test_local_through_the_ollama_door(local_url: str) -> None:
+    client = ollama.Client(host=local_url)
+    assert [m.model for m in client.list().models] == [
+        "local",
+        "local-embed",
+    ]  # as Ollama lists embedders
+    assert client.show("local:latest").modelinfo["chatgate.context_length"] > 0  # type: ignore[index]
+    parts = list(
+        client.chat(
+            model="local",
+            messages=[{"role": "user", "content": "Name a colour."}],
+            options={"num_predict": 8, "temperature": 0},
+            stream=True,
+        )
+    )
+    assert "".join(p.message.content or "" for p in parts)
+    assert parts[-1].done and 0 < (parts[-1].eval_count or 0) <= 8

@@ -3,9 +3,10 @@ budget and a rate limit are refused by each door in its own error shape, and usa
 key or user that made the request.
 
 Doors: ``/v1/chat/completions`` (whole and streamed), ``/v1/completions`` (whole and streamed),
-``/v1/embeddings``, the seed endpoints ``/chatgpt/`` and
-``/gigachat/``, the web chat over REST and over its WebSocket. Keys are required; the web
-chat's identity is a signed-in user (single-user mode is off when keys are required).
+``/v1/embeddings``, Anthropic's ``/v1/messages`` (whole and streamed), Ollama's ``/api/chat``
+(whole and streamed) and ``/api/generate``, the seed endpoints ``/chatgpt/`` and ``/gigachat/``,
+the web chat over REST and over its WebSocket. Keys are required; the web chat's identity is a
+signed-in user (single-user mode is off when keys are required).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(fake_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    fake_server.reset()  # the upstream answers normally, whatever a module before us set
     db_url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('policy') / 'db'}"
     config = gateway_config(
         fake_server.base_url,
@@ -100,6 +102,20 @@ def _openai(resp: httpx.Response) -> Refusal:
     return Refusal(resp.status_code, error.get("code"), error["type"], dict(resp.headers))
 
 
+def _anthropic(resp: httpx.Response) -> Refusal:
+    body = resp.json()
+    assert set(body) == {"type", "error"} and body["type"] == "error", body  # Anthropic's shape
+    error = body["error"]
+    assert set(error) == {"type", "message"} and error["message"], body
+    return Refusal(resp.status_code, None, error["type"], dict(resp.headers))
+
+
+def _ollama(resp: httpx.Response) -> Refusal:
+    body = resp.json()
+    assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"], body
+    return Refusal(resp.status_code, headers=dict(resp.headers))
+
+
 def _seed(resp: httpx.Response) -> Refusal:
     body = resp.json()
     assert set(body) == {"detail"} and isinstance(body["detail"], str), body
@@ -111,7 +127,7 @@ class Door:
     when the request was served, else the refusal."""
 
     name: str
-    shape = "openai"  # what its errors look like: openai | seed | websocket
+    shape = "openai"  # what its errors look like: openai | anthropic | ollama | seed | websocket
     by_user = False  # the caller is a signed-in user, not a client key
 
     def call(self, server: Server, credential: Any, model: str) -> Refusal | None:
@@ -154,6 +170,55 @@ class OpenAIBody(Door):
                 assert resp.json()["object"] in ("text_completion", "list")
             return None
         return _openai(resp)
+
+
+class Messages(Door):
+    """Anthropic's door; the key travels as ``x-api-key``, as the Anthropic SDKs send it."""
+
+    shape = "anthropic"
+
+    def __init__(self, stream: bool) -> None:
+        self.stream = stream
+        self.name = "anthropic_messages" + ("_stream" if stream else "")
+
+    def call(self, server: Server, credential: Any, model: str) -> Refusal | None:
+        headers = {"x-api-key": credential} if credential else {}
+        body = {"model": model, "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
+        if self.stream:
+            body["stream"] = True
+        resp = httpx.post(server.url + "/v1/messages", json=body, headers=headers)
+        if resp.status_code == 200:
+            if self.stream:
+                assert resp.text.rstrip().endswith('data: {"type":"message_stop"}')
+            else:
+                assert resp.json()["type"] == "message"
+            return None
+        return _anthropic(resp)
+
+
+class Ollama(Door):
+    """Ollama's doors: they stream unless told not to; the key is a bearer token."""
+
+    shape = "ollama"
+
+    def __init__(self, path: str, stream: bool) -> None:
+        self.path = path
+        self.stream = stream
+        self.name = "ollama_" + path.rsplit("/", 1)[1] + ("_stream" if stream else "")
+
+    def call(self, server: Server, credential: Any, model: str) -> Refusal | None:
+        headers = {"Authorization": f"Bearer {credential}"} if credential else {}
+        body: dict[str, Any] = {"model": model, "stream": self.stream}
+        if self.path.endswith("chat"):
+            body["messages"] = [{"role": "user", "content": "hi"}]
+        else:
+            body["prompt"] = "hi"
+        resp = httpx.post(server.url + self.path, json=body, headers=headers)
+        if resp.status_code == 200:
+            last = json.loads(resp.text.strip().splitlines()[-1])
+            assert last["done"] is True and last["done_reason"] == "stop", resp.text
+            return None
+        return _ollama(resp)
 
 
 class Seed(Door):
@@ -255,11 +320,23 @@ DOORS = [
     OpenAIBody("completions_stream", "/v1/completions", {"prompt": "hi", "stream": True}),
     # long enough to cost more than one token: the budget test spends past a budget of one
     OpenAIBody("embeddings", "/v1/embeddings", {"input": "hello there, embeddings"}),
+    Messages(False),
+    Messages(True),
+    Ollama("/api/chat", False),
+    Ollama("/api/chat", True),
+    Ollama("/api/generate", False),
     Seed("/chatgpt/"),
     Seed("/gigachat/"),
     WebRest(),
     WebSocket(),
 ]
+# The error type each refusal has in shapes that carry a type but no code (Anthropic's).
+TYPES = {
+    "missing": "authentication_error",
+    "model": "permission_error",
+    "budget": "rate_limit_error",
+    "rate": "rate_limit_error",
+}
 IDS = [d.name for d in DOORS]
 
 
@@ -285,8 +362,8 @@ def test_a_missing_credential_is_refused(server: Server, door: Door) -> None:
         assert refusal.status in (1008, 403)  # closed as a policy violation
     else:
         assert refusal.status == 401
-    if door.shape == "openai":
-        assert refusal.type == "authentication_error"
+    if door.shape in ("openai", "anthropic"):
+        assert refusal.type == TYPES["missing"]
 
 
 @pytest.mark.parametrize("door", DOORS, ids=IDS)
@@ -295,8 +372,10 @@ def test_a_model_outside_the_allow_list_is_refused(server: Server, door: Door) -
     refusal = door.call(server, credential, FORBIDDEN)
     assert refusal is not None
     assert refusal.status == (0 if door.shape == "websocket" else 403)
-    if door.shape != "seed":
+    if door.shape in ("openai", "websocket"):
         assert refusal.code == "model_not_allowed"
+    elif door.shape == "anthropic":
+        assert refusal.type == TYPES["model"]
     assert door.call(server, credential, ALLOWED) is None  # the allowed one is served
     assert usage_of(server, door, holder)[0] >= 1
 
@@ -308,8 +387,10 @@ def test_an_exhausted_budget_is_refused(server: Server, door: Door) -> None:
     refusal = door.call(server, credential, ALLOWED)
     assert refusal is not None
     assert refusal.status == (0 if door.shape == "websocket" else 429)
-    if door.shape != "seed":
+    if door.shape in ("openai", "websocket"):
         assert refusal.code == "insufficient_quota"
+    elif door.shape == "anthropic":
+        assert refusal.type == TYPES["budget"]
     requests, tokens = usage_of(server, door, holder)
     assert requests >= 1 and tokens > 1  # the first answer's tokens, on this key or user
 
@@ -325,8 +406,8 @@ def test_a_rate_limit_is_refused(server: Server, door: Door) -> None:
     else:
         assert refusal.status == 429
         assert float(refusal.headers["retry-after"]) > 0
-    if door.shape == "openai":
-        assert refusal.type == "rate_limit_error"
+    if door.shape in ("openai", "anthropic"):
+        assert refusal.type == TYPES["rate"]
     assert usage_of(server, door, holder)[0] >= 1
 
 
@@ -336,10 +417,18 @@ def test_each_door_is_counted_under_its_own_api_label(server: Server) -> None:
     for door in DOORS:
         assert door.call(server, client if door.by_user else secret, ALLOWED) is None
     text = httpx.get(server.url + "/metrics").text
-    for api in ("chat_completions", "completions", "embeddings", "seed", "web_chat"):
+    for api in (
+        "chat_completions",
+        "completions",
+        "embeddings",
+        "anthropic",
+        "ollama",
+        "seed",
+        "web_chat",
+    ):
         assert f'chatgate_requests_total{{api="{api}",model="{ALLOWED}",status="200"' in text
-    by_key = sum(not door.by_user for door in DOORS)
-    assert usage_of(server, DOORS[0], key_id)[0] == by_key  # one call through each key door
+    keyed = [door for door in DOORS if not door.by_user]
+    assert usage_of(server, DOORS[0], key_id)[0] == len(keyed)  # one request each
     assert usage_of(server, DOORS[-1], user_id)[0] >= 2  # two answers (and their titles)
 
 

@@ -66,6 +66,7 @@ DEFAULT_KNOBS: dict[str, Any] = {
     "error_event_after": None,  # int: streaming: after N SSE events send an error event, end
     "done_after": None,  # int: streaming: after N SSE events send [DONE] (cut short, cleanly)
     "tool_call": False,  # answer with a tool call to the first tool
+    "tool_arguments": "{}",  # str: that call's arguments (JSON text; streamed in two halves)
     "models": ["fake-model", "fake-reasoner"],  # /v1/models and /api/tags
     "hang": False,  # never answer until the client goes away
     "gigachat_credentials": "fake-gigachat-credentials",
@@ -122,7 +123,12 @@ def _content_pieces(chunks: int, content: str | None) -> tuple[str, ...]:
 
 @lru_cache(maxsize=512)
 def _stream_tails(
-    model: str, chunks: int, content: str | None, reasoning: str | None, tool: str | None
+    model: str,
+    chunks: int,
+    content: str | None,
+    reasoning: str | None,
+    tool: str | None,
+    arguments: str = "{}",
 ) -> tuple[bytes, ...]:
     """Byte templates of every SSE event except the per-request ``id``/``created`` prefix.
 
@@ -133,6 +139,7 @@ def _stream_tails(
         for piece in _split(reasoning, chunks):
             deltas.append(({"content": None, "reasoning_content": piece}, None))
     if tool is not None:
+        half = max(1, len(arguments) // 2)
         deltas.append(
             (
                 {
@@ -142,14 +149,15 @@ def _stream_tails(
                             "index": 0,
                             "id": "call_fake0",
                             "type": "function",
-                            "function": {"name": tool, "arguments": "{"},
+                            "function": {"name": tool, "arguments": arguments[:half]},
                         }
                     ],
                 },
                 None,
             )
         )
-        deltas.append(({"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]}, None))
+        rest = arguments[half:]
+        deltas.append(({"tool_calls": [{"index": 0, "function": {"arguments": rest}}]}, None))
         deltas.append(({}, "tool_calls"))
     else:
         for piece in _content_pieces(chunks, content) or ("",):
@@ -417,7 +425,14 @@ class FakeServer:
                 return web.Response()
             return self._chat_json(body, k, model, tool, rid, created)
 
-        tails = _stream_tails(model, int(k["chunks"]), k["content"], k["reasoning"] or None, tool)
+        tails = _stream_tails(
+            model,
+            int(k["chunks"]),
+            k["content"],
+            k["reasoning"] or None,
+            tool,
+            str(k["tool_arguments"]),
+        )
         prefix = (
             b'data: {"id":"'
             + rid.encode()
@@ -515,7 +530,7 @@ class FakeServer:
                 {
                     "id": "call_fake0",
                     "type": "function",
-                    "function": {"name": tool, "arguments": "{}"},
+                    "function": {"name": tool, "arguments": str(k["tool_arguments"])},
                 }
             ]
             finish = "tool_calls"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -19,6 +19,16 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+
+class RawDoor(Protocol):
+    """A door served straight from the top-level ASGI app, with its own OpenAPI path item
+    (FastAPI cannot infer one for it)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+    def openapi(self) -> dict[str, Any]: ...
+
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 SSE_HEADERS = [

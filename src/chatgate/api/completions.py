@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
-
-from chatgate.api.deps import runtime_of
 from chatgate.api.openai import ChatCompletions
-from chatgate.api.raw import RawDoor, openapi_extra
+from chatgate.api.raw import path_item
 from chatgate.protocol.completions import validate_completions_request
+from chatgate.state import Runtime
+
+COMPLETIONS_PATH = "/v1/completions"
 
 TEXT_OR_TOKENS: dict[str, Any] = {
     "oneOf": [
@@ -51,22 +51,14 @@ REQUEST: dict[str, Any] = {
 }
 
 
-def completions_router() -> APIRouter:
-    router = APIRouter(tags=["OpenAI-compatible"])
-
-    @router.post(
-        "/v1/completions",
-        summary="Create a text completion (legacy; `suffix` for fill-in-the-middle)",
-        operation_id="create_completion",
-        **openapi_extra(
-            REQUEST,
-            "A `text_completion` object, or with `stream: true` an SSE stream of "
-            "`text_completion` chunks ending with `data: [DONE]`.",
-            streams=True,
-        ),
+def completions_door(runtime: Runtime) -> ChatCompletions:
+    """The chat door's machinery with the completions body, as ``api="completions"``."""
+    openapi = path_item(
+        "Create a text completion (legacy; `suffix` for fill-in-the-middle)",
+        "create_completion",
+        REQUEST,
+        "A `text_completion` object, or with `stream: true` an SSE stream of "
+        "`text_completion` chunks ending with `data: [DONE]`.",
+        streams=True,
     )
-    async def completions(request: Request) -> Response:
-        runtime = runtime_of(request.app)
-        return RawDoor(ChatCompletions(runtime, "completions", validate_completions_request))
-
-    return router
+    return ChatCompletions(runtime, "completions", validate_completions_request, openapi=openapi)

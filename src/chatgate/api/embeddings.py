@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
-
 from chatgate.api.completions import TEXT_OR_TOKENS
-from chatgate.api.deps import runtime_of
 from chatgate.api.openai import ChatCompletions
-from chatgate.api.raw import RawDoor, openapi_extra
+from chatgate.api.raw import path_item
 from chatgate.protocol import embeddings
 from chatgate.protocol.openai import ChatRequest
+from chatgate.state import Runtime
+
+EMBEDDINGS_PATH = "/v1/embeddings"
 
 REQUEST: dict[str, Any] = {
     "type": "object",
@@ -38,20 +38,15 @@ def _render(req: ChatRequest, result: dict[str, Any]) -> dict[str, Any]:
     return embeddings.render(result, req.body.get("encoding_format"))
 
 
-def embeddings_router() -> APIRouter:
-    router = APIRouter(tags=["OpenAI-compatible"])
-
-    @router.post(
-        "/v1/embeddings",
-        summary="Create embeddings (OpenAI-compatible)",
-        operation_id="create_embeddings",
-        **openapi_extra(REQUEST, "OpenAI's embeddings `list` object.", streams=False),
+def embeddings_door(runtime: Runtime) -> ChatCompletions:
+    """The chat door's machinery with the embeddings body, as ``api="embeddings"``."""
+    openapi = path_item(
+        "Create embeddings (OpenAI-compatible)",
+        "create_embeddings",
+        REQUEST,
+        "OpenAI's embeddings `list` object.",
+        streams=False,
     )
-    async def create_embeddings(request: Request) -> Response:
-        runtime = runtime_of(request.app)
-        door = ChatCompletions(
-            runtime, "embeddings", embeddings.validate_embeddings_request, _render
-        )
-        return RawDoor(door)
-
-    return router
+    return ChatCompletions(
+        runtime, "embeddings", embeddings.validate_embeddings_request, _render, openapi
+    )

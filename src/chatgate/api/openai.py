@@ -28,6 +28,7 @@ from chatgate.api.asgi import (
     send_json,
 )
 from chatgate.api.deps import State
+from chatgate.api.schema import chat_completions_openapi
 from chatgate.errors import GatewayError
 from chatgate.gateway.auth import bearer
 from chatgate.gateway.path import CLIENT_GONE, Exchange
@@ -60,11 +61,16 @@ class ChatCompletions:
         api: str = "chat_completions",
         validate: Validate = validate_chat_request,
         render: Render | None = None,
+        openapi: dict[str, Any] | None = None,
     ) -> None:
         self.runtime = runtime
         self.api = api
         self.validate = validate
         self.render = render
+        self._openapi = openapi
+
+    def openapi(self) -> dict[str, Any]:
+        return self._openapi if self._openapi is not None else chat_completions_openapi()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         wanted = chatgate_headers(scope)

@@ -1,34 +1,21 @@
-"""A FastAPI route that hands the request to a raw-ASGI door (documented, but not parsed).
-
-The route declares no body parameters, so FastAPI reads nothing; the returned response runs
-the door on the connection itself (body, disconnects, SSE), exactly as the hot chat door does.
-"""
+"""What /docs shows for a raw-ASGI door (FastAPI cannot infer it from a route it never sees)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Response
-
-from chatgate.api.asgi import Receive, Scope, Send
 from chatgate.api.schema import ERROR_SCHEMA
 
-Door = Any  # an ASGI callable: ``await door(scope, receive, send)``
 
-
-class RawDoor(Response):
-    """Run ``door`` as the response."""
-
-    def __init__(self, door: Door) -> None:  # no body of its own: the door sends everything
-        self.door = door
-        self.background = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.door(scope, receive, send)
-
-
-def openapi_extra(request_schema: dict[str, Any], answer: str, streams: bool) -> dict[str, Any]:
-    """What /docs shows for a raw door: its body, its answer and the errors every door has."""
+def path_item(
+    summary: str,
+    operation_id: str,
+    request_schema: dict[str, Any],
+    answer: str,
+    streams: bool,
+) -> dict[str, Any]:
+    """The OpenAPI path item of an OpenAI-style POST door: its body, its answer and the errors
+    every door has."""
     content: dict[str, Any] = {"application/json": {"schema": {"type": "object"}}}
     if streams:
         content["text/event-stream"] = {"schema": {"type": "string"}}
@@ -41,7 +28,10 @@ def openapi_extra(request_schema: dict[str, Any], answer: str, streams: bool) ->
         "502": "Upstream failed",
     }
     return {
-        "openapi_extra": {
+        "post": {
+            "tags": ["OpenAI-compatible"],
+            "summary": summary,
+            "operationId": operation_id,
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": request_schema}},
@@ -56,6 +46,5 @@ def openapi_extra(request_schema: dict[str, Any], answer: str, streams: bool) ->
                     for code, text in errors.items()
                 },
             },
-        },
-        "response_model": None,
+        }
     }

@@ -1,4 +1,5 @@
-"""OpenAPI description of ``POST /v1/chat/completions`` (served raw, so FastAPI cannot infer it)."""
+"""OpenAPI descriptions of the raw doors (FastAPI cannot infer them): ``/v1/chat/completions``
+here, and the helpers the other raw doors describe themselves with."""
 
 from __future__ import annotations
 
@@ -57,8 +58,14 @@ _REQUEST = {
 }
 
 
-def _error_response(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+def error_response(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A JSON error response (OpenAI's shape unless ``schema`` says otherwise)."""
+    body = ERROR_SCHEMA if schema is None else schema
+    return {"description": description, "content": {"application/json": {"schema": body}}}
+
+
+def json_request(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
 def chat_completions_openapi() -> dict[str, Any]:
@@ -67,10 +74,7 @@ def chat_completions_openapi() -> dict[str, Any]:
             "tags": ["OpenAI-compatible"],
             "summary": "Create a chat completion (OpenAI-compatible; stream or not)",
             "operationId": "create_chat_completion",
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": _REQUEST}},
-            },
+            "requestBody": json_request(_REQUEST),
             "responses": {
                 "200": {
                     "description": "A `chat.completion` object, or with `stream: true` an SSE "
@@ -80,14 +84,14 @@ def chat_completions_openapi() -> dict[str, Any]:
                         "text/event-stream": {"schema": {"type": "string"}},
                     },
                 },
-                "400": _error_response("Invalid JSON or field types"),
-                "401": _error_response("Missing or invalid API key"),
-                "404": _error_response("Unknown model (`model_not_found`)"),
-                "413": _error_response("Request body too large"),
-                "429": _error_response("Rate limited (see Retry-After)"),
-                "502": _error_response("Upstream failed"),
-                "503": _error_response("Queue timeout or not ready (see Retry-After)"),
-                "504": _error_response("Upstream timed out"),
+                "400": error_response("Invalid JSON or field types"),
+                "401": error_response("Missing or invalid API key"),
+                "404": error_response("Unknown model (`model_not_found`)"),
+                "413": error_response("Request body too large"),
+                "429": error_response("Rate limited (see Retry-After)"),
+                "502": error_response("Upstream failed"),
+                "503": error_response("Queue timeout or not ready (see Retry-After)"),
+                "504": error_response("Upstream timed out"),
             },
         }
     }

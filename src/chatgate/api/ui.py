@@ -98,7 +98,7 @@ def ui_router(static_dir: Path = STATIC_DIR) -> APIRouter:
             return None
         return path
 
-    @router.get("/")
+    @router.api_route("/", methods=["GET", "HEAD"])  # Ollama's clients probe `HEAD /`
     async def index() -> Response:
         return page()
 
