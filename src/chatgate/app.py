@@ -27,6 +27,7 @@ from chatgate.api.health import health_router
 from chatgate.api.legacy import legacy_router
 from chatgate.api.metrics import metrics_router
 from chatgate.api.openai import ChatCompletions, models_router
+from chatgate.api.responses import responses_router
 from chatgate.api.ui import ui_router
 from chatgate.api.ws import ws_router
 from chatgate.config import Config
@@ -101,6 +102,7 @@ class Gateway:
         api.state.runtime = self.runtime
         api.include_router(health_router())
         api.include_router(models_router())
+        api.include_router(responses_router())
         api.include_router(legacy_router())
         api.include_router(admin_router())
         api.include_router(metrics_router())

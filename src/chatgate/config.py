@@ -173,6 +173,17 @@ class LegacyConfig(Section):
     system_prompt: str = LEGACY_SYSTEM_PROMPT
 
 
+class ResponsesConfig(Section):
+    """The Responses API's stored responses (``store: true``, ``previous_response_id``)."""
+
+    retention_days: float = Field(
+        30.0, gt=0, le=36500, description="Stored responses are deleted this long after."
+    )
+    sweep_interval: float = Field(
+        3600.0, gt=0, description="Seconds between deletions of expired stored responses."
+    )
+
+
 class Config(Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     providers: dict[
@@ -187,6 +198,7 @@ class Config(Section):
     redis: RedisConfig = Field(default_factory=RedisConfig)
     legacy: LegacyConfig = Field(default_factory=LegacyConfig)
     chat: ChatConfig = Field(default_factory=ChatConfig)
+    responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
     discover_env: bool = Field(True, description="Add providers found in the environment.")
     local_model: bool = Field(True, description="Serve the bundled local model as `local`.")
 

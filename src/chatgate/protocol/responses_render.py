@@ -164,3 +164,37 @@ def call_item(item_id: str, call_id: str, name: str, arguments: str, status: str
         "name": name,
         "arguments": arguments,
     }
+
+
+_PREFIXES = {
+    "message": "msg",
+    "function_call": "fc",
+    "function_call_output": "fco",
+    "reasoning": "rs",
+}
+
+
+def listed_items(items: list[Item], rid: str) -> list[Item]:
+    """A stored response's input items as ``input_items`` lists them: each with an id (one
+    derived from the response's for an item sent without) and messages in their long form."""
+    out = []
+    tail = rid.removeprefix("resp_")
+    for i, item in enumerate(items):
+        kind = item.get("type", "message")
+        entry = {**item, "type": kind}
+        if kind == "message":
+            content = item.get("content")
+            if isinstance(content, str):
+                assistant = item.get("role") == "assistant"
+                entry["content"] = [
+                    output_text_part(content)
+                    if assistant
+                    else {"type": "input_text", "text": content}
+                ]
+            entry.setdefault("status", "completed")
+        elif kind in ("function_call", "function_call_output"):
+            entry.setdefault("status", "completed")
+        if not entry.get("id"):
+            entry["id"] = f"{_PREFIXES.get(kind, 'item')}_{tail}{i:04x}"
+        out.append(entry)
+    return out
