@@ -2,9 +2,10 @@
 budget and a rate limit are refused by each door in its own error shape, and usage lands on the
 key or user that made the request.
 
-Doors: ``/v1/chat/completions`` (whole and streamed), the seed endpoints ``/chatgpt/`` and
-``/gigachat/``, the web chat over REST and over its WebSocket. Keys are required; the web
-chat's identity is a signed-in user (single-user mode is off when keys are required).
+Doors: ``/v1/chat/completions`` and ``/v1/responses`` (whole and streamed), the seed endpoints
+``/chatgpt/`` and ``/gigachat/``, the web chat over REST and over its WebSocket. Keys are
+required; the web chat's identity is a signed-in user (single-user mode is off when keys are
+required).
 """
 
 from __future__ import annotations
@@ -135,6 +136,26 @@ class V1(Door):
         return _openai(resp)
 
 
+class Responses(Door):
+    def __init__(self, stream: bool) -> None:
+        self.stream = stream
+        self.name = "responses" + ("_stream" if stream else "")
+
+    def call(self, server: Server, credential: Any, model: str) -> Refusal | None:
+        headers = {"Authorization": f"Bearer {credential}"} if credential else {}
+        body: dict[str, Any] = {"model": model, "input": "hi"}
+        if self.stream:
+            body["stream"] = True
+        resp = httpx.post(server.url + "/v1/responses", json=body, headers=headers)
+        if resp.status_code == 200:
+            if self.stream:
+                assert "event: response.completed\n" in resp.text
+            else:
+                assert resp.json()["status"] == "completed"
+            return None
+        return _openai(resp)
+
+
 class Seed(Door):
     shape = "seed"
 
@@ -227,7 +248,16 @@ class WebSocket(Door):
         return None
 
 
-DOORS = [V1(False), V1(True), Seed("/chatgpt/"), Seed("/gigachat/"), WebRest(), WebSocket()]
+DOORS = [
+    V1(False),
+    V1(True),
+    Responses(False),
+    Responses(True),
+    Seed("/chatgpt/"),
+    Seed("/gigachat/"),
+    WebRest(),
+    WebSocket(),
+]
 IDS = [d.name for d in DOORS]
 
 
@@ -304,9 +334,10 @@ def test_each_door_is_counted_under_its_own_api_label(server: Server) -> None:
     for door in DOORS:
         assert door.call(server, client if door.by_user else secret, ALLOWED) is None
     text = httpx.get(server.url + "/metrics").text
-    for api in ("chat_completions", "seed", "web_chat"):
+    for api in ("chat_completions", "responses", "seed", "web_chat"):
         assert f'chatgate_requests_total{{api="{api}",model="{ALLOWED}",status="200"' in text
-    assert usage_of(server, DOORS[0], key_id)[0] == 4  # two /v1 calls and two seed calls
+    keyed = sum(not door.by_user for door in DOORS)  # one request each, all on the key
+    assert usage_of(server, DOORS[0], key_id)[0] == keyed
     assert usage_of(server, DOORS[-1], user_id)[0] >= 2  # two answers (and their titles)
 
 
