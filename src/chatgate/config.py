@@ -182,6 +182,9 @@ class ResponsesConfig(Section):
     sweep_interval: float = Field(
         3600.0, gt=0, description="Seconds between deletions of expired stored responses."
     )
+    flush_interval: float = Field(
+        0.1, ge=0, le=10, description="Seconds stored responses gather before one write."
+    )
 
 
 class Config(Section):

@@ -181,8 +181,9 @@ async def build_state(
         path = RequestPath(
             auth, limiter, pipeline, usage, metrics, config.rate_limits.default_max_tokens
         )
+        settings = config.responses
         responses = ResponseRepository(
-            db, config.responses.retention_days * 86400, config.responses.sweep_interval
+            db, settings.retention_days * 86400, settings.sweep_interval, settings.flush_interval
         )
         responses.start()
         stack.push_async_callback(responses.close)

@@ -1,13 +1,13 @@
-"""OpenAI Responses API: ``POST /v1/responses`` (raw ASGI: a hot path), ``GET`` and ``DELETE
-/v1/responses/{id}``, ``GET /v1/responses/{id}/input_items``.
+"""OpenAI Responses API: ``POST /v1/responses`` (raw ASGI, like chat completions: a hot path),
+``GET`` and ``DELETE /v1/responses/{id}``, ``GET /v1/responses/{id}/input_items``.
 
 The door parses a Responses body, prepends the items of ``previous_response_id`` (stored
 server-side, by owner), walks the chat-completions request it translates to along the one path
 as ``api="responses"`` (key, allow-list, budget, limits, cache, reasoning, usage, metrics) and
 renders the answer as a ``response`` object or its event stream. With ``store`` (the default, as
-at OpenAI) the response and the input it answered are saved before the client sees the end of
-it, so the id works at once on every replica. A stored response belongs to its caller's key (or
-user, or to anonymous callers): anyone else gets a 404.
+at OpenAI) the response and the input it answered are saved behind the request, readable at
+once. A stored response belongs to its caller's key (or user, or to anonymous callers): anyone
+else gets a 404.
 """
 
 from __future__ import annotations
@@ -33,8 +33,7 @@ from chatgate.api.asgi import (
     send_error,
     send_json,
 )
-from chatgate.api.deps import State, runtime_of
-from chatgate.api.schema import responses_openapi
+from chatgate.api.deps import State
 from chatgate.errors import GatewayError, InvalidRequestError, NotFoundError
 from chatgate.gateway.auth import Identity, bearer
 from chatgate.gateway.path import CLIENT_GONE, Exchange
@@ -79,14 +78,11 @@ class _Turn:
         self.store = store if req.store else None
         self.input = (history + req.input) if history else req.input
 
-    async def save(self, response: bytes) -> None:
-        """Store the response before its end reaches the client; a database that fails costs
-        the stored copy (logged), not the answer the client already paid for."""
-        if self.store is None:
-            return
-        req = self.req
-        try:
-            await self.store.save(
+    def save(self, response: bytes) -> None:
+        """Store the response (written behind the request: see ``storage.responses``)."""
+        if self.store is not None:
+            req = self.req
+            self.store.save(
                 self.rid,
                 self.owner,
                 req.model,
@@ -94,8 +90,6 @@ class _Turn:
                 orjson.dumps(self.input).decode(),
                 response.decode(),
             )
-        except Exception:
-            log.exception("could not store response %s", self.rid)
 
 
 async def history_of(store: ResponseRepository, req: ResponsesRequest, owner: str) -> list[Item]:
@@ -151,7 +145,7 @@ class CreateResponse:
                     headers.append(_CACHE_HEADERS[answer.cache])
                     if answer.completion is not None:
                         payload = orjson.dumps(render(rreq, turn.rid, answer.completion))
-                        await turn.save(payload)
+                        turn.save(payload)
                         await send_json(send, 200, payload, headers)
                     else:
                         await _stream(exchange, turn, send, headers)
@@ -194,20 +188,9 @@ async def _stream(
         exchange.fail(exc, 200)  # the status line said 200; the log keeps the error
         await send({"type": "http.response.body", "body": head + stream.failed(exc)})
         return
-    await turn.save(orjson.dumps(stream.response))
-    await send({"type": "http.response.body", "body": tail + stream.completed()})
-
-
-class _Raw(Response):
-    """Hands the connection to a raw ASGI endpoint from inside a FastAPI route, so the route
-    is documented like any other while the endpoint does its own reading and writing."""
-
-    def __init__(self, app: CreateResponse) -> None:
-        self.app = app
-        self.background = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+    final = orjson.dumps(stream.response)
+    turn.save(final)
+    await send({"type": "http.response.body", "body": tail + stream.completed(final)})
 
 
 async def _identity(request: Request, state: AppState) -> str:
@@ -225,13 +208,8 @@ async def _found(request: Request, state: AppState, response_id: str) -> tuple[s
 
 
 def responses_router() -> APIRouter:
+    """The stored responses' routes (``POST`` is served raw: see ``app.Gateway``)."""
     router = APIRouter(tags=["OpenAI-compatible"])
-
-    @router.post(
-        PATH, summary="Create a model response (OpenAI Responses API)", **responses_openapi()
-    )
-    async def create(request: Request) -> Response:
-        return _Raw(CreateResponse(runtime_of(request.app)))
 
     @router.get(PATH + "/{response_id}", summary="Retrieve a stored response")
     async def retrieve(response_id: str, request: Request, state: AppState = State) -> Response:

@@ -130,28 +130,30 @@ _RESPONSES_REQUEST = {
 
 
 def responses_openapi() -> dict[str, Any]:
-    """Keyword arguments of the ``POST /v1/responses`` route that document it."""
     return {
-        "openapi_extra": {
+        "post": {
+            "tags": ["OpenAI-compatible"],
+            "summary": "Create a model response (OpenAI Responses API; stream or not)",
+            "operationId": "create_response",
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": _RESPONSES_REQUEST}},
-            }
-        },
-        "responses": {
-            200: {
-                "description": "A `response` object, or with `stream: true` an SSE stream of "
-                "`response.*` events (`response.created` … `response.completed`).",
-                "content": {
-                    "application/json": {"schema": {"type": "object"}},
-                    "text/event-stream": {"schema": {"type": "string"}},
-                },
             },
-            400: _error_response("Invalid request, or `previous_response_id` not found"),
-            401: _error_response("Missing or invalid API key"),
-            403: _error_response("The key may not use this model"),
-            404: _error_response("Unknown model (`model_not_found`)"),
-            429: _error_response("Rate limit or budget (see Retry-After)"),
-            502: _error_response("Upstream failed"),
-        },
+            "responses": {
+                "200": {
+                    "description": "A `response` object, or with `stream: true` an SSE stream "
+                    "of `response.*` events (`response.created` … `response.completed`).",
+                    "content": {
+                        "application/json": {"schema": {"type": "object"}},
+                        "text/event-stream": {"schema": {"type": "string"}},
+                    },
+                },
+                "400": _error_response("Invalid request, or `previous_response_id` not found"),
+                "401": _error_response("Missing or invalid API key"),
+                "403": _error_response("The key may not use this model"),
+                "404": _error_response("Unknown model (`model_not_found`)"),
+                "429": _error_response("Rate limit or budget (see Retry-After)"),
+                "502": _error_response("Upstream failed"),
+            },
+        }
     }

@@ -31,19 +31,27 @@ from chatgate.protocol.responses_render import (
 
 def event(kind: str, seq: int, payload: dict[str, Any]) -> bytes:
     """One SSE event; ``type`` and ``sequence_number`` go first."""
-    body = orjson.dumps({"type": kind, "sequence_number": seq, **payload})
-    return b"event: " + kind.encode() + b"\ndata: " + body + b"\n\n"
+    name = kind.encode()
+    fields = orjson.dumps(payload)[1:]  # the payload's members and its closing brace
+    return _EVENT % (name, name, seq, fields)
+
+
+_EVENT = b'event: %b\ndata: {"type":"%b","sequence_number":%d,%b\n\n'
 
 
 def _response_event(kind: str, seq: int, response: bytes) -> bytes:
-    head = f'event: {kind}\ndata: {{"type":"{kind}","sequence_number":{seq},"response":'
-    return head.encode() + response + b"}\n\n"
+    name = kind.encode()
+    return _RESPONSE_EVENT % (name, name, seq, response)
+
+
+_RESPONSE_EVENT = b'event: %b\ndata: {"type":"%b","sequence_number":%d,"response":%b}\n\n'
 
 
 class _Open:
-    """The output item being streamed: its kind, index, id and text so far."""
+    """The output item being streamed: its kind, index, id, text so far, and the template of
+    its delta events (``% (sequence_number, JSON of the delta)``)."""
 
-    __slots__ = ("call_id", "delta_tail", "end", "head", "id", "index", "kind", "name", "pieces")
+    __slots__ = ("call_id", "delta", "id", "index", "kind", "name", "pieces")
 
     def __init__(self, kind: str, index: int, item_id: str, delta_type: str) -> None:
         self.kind = kind
@@ -53,14 +61,12 @@ class _Open:
         self.call_id = ""
         self.name = ""
         content = ',"content_index":0' if kind != "call" else ""
-        self.head = (
-            f'event: {delta_type}\ndata: {{"type":"{delta_type}","sequence_number":'.encode()
-        )
-        self.delta_tail = (
-            f',"item_id":"{item_id}","output_index":{index}{content},"delta":'.encode()
-        )
         # Only text deltas carry logprobs (none: upstream logprobs are not passed on).
-        self.end = b',"logprobs":[]}\n\n' if kind == "message" else b"}\n\n"
+        logprobs = ',"logprobs":[]' if kind == "message" else ""
+        self.delta = (
+            f'event: {delta_type}\ndata: {{"type":"{delta_type}","sequence_number":%d,'
+            f'"item_id":"{item_id}","output_index":{index}{content},"delta":%b{logprobs}}}\n\n'
+        ).encode()
 
 
 class ResponseStream:
@@ -90,41 +96,50 @@ class ResponseStream:
         )
 
     def feed(self, batch: ChunkBatch) -> bytes:
+        # Runs once per chunk, so text deltas take a short way: a few lookups and one
+        # template fill each; the batch's events are joined once.
         out: list[bytes] = []
+        dumps = orjson.dumps
         for chunk in batch:
-            usage = chunk.get("usage")
-            if usage:
-                self.usage = usage
             choices = chunk.get("choices")
             if not choices:
                 continue
-            choice = choices[0]
-            if choice.get("index", 0) != 0:
-                continue  # one answer per response (``n`` is not a Responses field)
+            choice = choices[0]  # one answer per response (``n`` is not a Responses field)
             delta = choice.get("delta")
             if delta:
-                reasoning = delta.get("reasoning_content")
-                if reasoning:
-                    self._text("reasoning", reasoning, out)
                 content = delta.get("content")
-                if content:
-                    self._text("message", content, out)
-                calls = delta.get("tool_calls")
-                if calls:
-                    for call in calls:
-                        self._call(call, out)
-            if choice.get("finish_reason"):
-                self._finish_reason = choice["finish_reason"]
+                item = self._open
+                if content and len(delta) == 1 and item is not None and item.kind == "message":
+                    item.pieces.append(content)
+                    out.append(item.delta % (self.seq, dumps(content)))
+                    self.seq += 1
+                else:
+                    self._delta(delta, content, out)
+            finish = choice.get("finish_reason")
+            if finish:
+                self._finish_reason = finish
+        usage = batch[-1].get("usage")  # usage comes last (as the pipeline reads it too)
+        if usage:
+            self.usage = usage
         return b"".join(out)
+
+    def _delta(self, delta: dict[str, Any], content: Any, out: list[bytes]) -> None:
+        reasoning = delta.get("reasoning_content")
+        if reasoning:
+            self._text("reasoning", reasoning, out)
+        if content:
+            self._text("message", content, out)
+        calls = delta.get("tool_calls")
+        if calls:
+            for call in calls:
+                self._call(call, out)
 
     def _text(self, kind: str, text: str, out: list[bytes]) -> None:
         item = self._open
         if item is None or item.kind != kind:
             item = self._begin(kind, out)
         item.pieces.append(text)
-        out.append(
-            item.head + str(self._next()).encode() + item.delta_tail + orjson.dumps(text) + item.end
-        )
+        out.append(item.delta % (self._next(), orjson.dumps(text)))
 
     def _begin(self, kind: str, out: list[bytes]) -> _Open:
         self._end(out)
@@ -180,13 +195,7 @@ class ResponseStream:
         arguments = function.get("arguments")
         if arguments:
             item.pieces.append(arguments)
-            out.append(
-                item.head
-                + str(self._next()).encode()
-                + item.delta_tail
-                + orjson.dumps(arguments)
-                + item.end
-            )
+            out.append(item.delta % (self._next(), orjson.dumps(arguments)))
 
     def _end(self, out: list[bytes], status: str = "completed") -> None:
         """Close the open item: its .done events, and its final form in ``output``."""
@@ -241,10 +250,11 @@ class ResponseStream:
         finish(self.response, self._finish_reason, self.usage)
         return b"".join(out)
 
-    def completed(self) -> bytes:
-        response = self.response
-        kind = "response.incomplete" if response["status"] == "incomplete" else "response.completed"
-        return _response_event(kind, self._next(), orjson.dumps(response))
+    def completed(self, response: bytes | None = None) -> bytes:
+        """The last event; ``response``: the whole response's JSON when the caller has it."""
+        status = self.response["status"]
+        kind = "response.incomplete" if status == "incomplete" else "response.completed"
+        return _response_event(kind, self._next(), response or orjson.dumps(self.response))
 
     def failed(self, exc: GatewayError) -> bytes:
         """The answer broke off: an ``error`` event, then ``response.failed``."""
