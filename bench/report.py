@@ -27,6 +27,7 @@ class Run:
     upstream_cpu_pct: float
     other_cpu_pct: float  # CPU used by processes outside the benchmark (should be ~0)
     steal_pct: float  # CPU the hypervisor took away
+    gateway_cpu_us: float | None = None  # gateway CPU time per valid response, µs
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -69,6 +70,7 @@ class Cell:
     wrk_cpu_pct: float
     other_cpu_pct: float
     steal_pct: float
+    gateway_cpu_us: Spread | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,19 @@ class Ratio:
     concurrency: int
     throughput: Spread | None  # gateway req/s ÷ reference req/s, paired per repeat
     added_p50_ms: Spread | None  # gateway p50 − direct p50, concurrency 1 only
+
+
+@dataclass(frozen=True)
+class ApiCost:
+    """A door against chat completions on the same gateway: gateway CPU per request."""
+
+    target: str  # e.g. chatgate@responses
+    versus: str  # e.g. chatgate (its chat completions)
+    mode: str
+    concurrency: int
+    cpu_us: Spread
+    versus_cpu_us: Spread
+    ratio: Spread  # target µs ÷ versus µs, paired per repeat
 
 
 @dataclass
@@ -110,6 +125,44 @@ class Report:
                 for mode, conc in cells:
                     out.append(self._ratio(gw, versus, mode, conc))
         return out
+
+    def api_costs(self) -> list[ApiCost]:
+        """Every ``gateway@api`` target against its gateway's chat completions, per cell."""
+        out: list[ApiCost] = []
+        for target in dict.fromkeys(r.target for r in self.runs):
+            if "@" not in target:
+                continue
+            versus = target.split("@", 1)[0]
+            for mode, conc in dict.fromkeys((r.mode, r.concurrency) for r in self.runs):
+                pairs = [
+                    (a.gateway_cpu_us, b.gateway_cpu_us)
+                    for a, b in self._paired_runs(target, versus, mode, conc)
+                    if a.gateway_cpu_us and b.gateway_cpu_us
+                ]
+                if pairs:
+                    out.append(
+                        ApiCost(
+                            target,
+                            versus,
+                            mode,
+                            conc,
+                            Spread.of(a for a, _ in pairs),
+                            Spread.of(b for _, b in pairs),
+                            Spread.of(a / b for a, b in pairs),
+                        )
+                    )
+        return out
+
+    def _paired_runs(self, a: str, b: str, mode: str, conc: int) -> list[tuple[Run, Run]]:
+        def by_repeat(target: str) -> dict[int, Run]:
+            return {
+                r.repeat: r
+                for r in self.runs
+                if r.target == target and r.mode == mode and r.concurrency == conc
+            }
+
+        ra, rb = by_repeat(a), by_repeat(b)
+        return [(ra[i], rb[i]) for i in sorted(ra.keys() & rb.keys())]
 
     def _paired(self, a: str, b: str, mode: str, conc: int) -> list[tuple[WrkResult, WrkResult]]:
         def by_repeat(target: str) -> dict[int, WrkResult]:
@@ -232,6 +285,7 @@ class Report:
             "idle_rss_mb": self.idle_rss_mb,
             "cells": [asdict(c) for c in self.cells()],
             "ratios": [asdict(r) for r in self.ratios()],
+            "api_costs": [asdict(c) for c in self.api_costs()],
             "checks": [{"what": w, "passed": p, "value": v} for w, p, v in self.checks()],
             "warnings": self.warnings,
             "runs": [r.as_dict() for r in self.runs],
@@ -247,18 +301,31 @@ class Report:
             "repeats; errors are summed. Compare figures only within this run.",
             "",
             "| target | mode | conc | req/s | p50 ms | p99 ms | errors | peak RSS MB "
-            "| CPU % gw / up / wrk | other CPU % |",
-            "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+            "| CPU % gw / up / wrk | gw CPU µs/req | other CPU % |",
+            "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
         ]
         for c in self.cells():
             rss = f"{c.peak_rss_mb:.0f}" if c.peak_rss_mb is not None else "–"
             gw_cpu = f"{c.gateway_cpu_pct:.0f}" if c.gateway_cpu_pct is not None else "–"
+            per_req = c.gateway_cpu_us.fmt(0) if c.gateway_cpu_us is not None else "–"
             lines.append(
                 f"| {c.target} | {c.mode} | {c.concurrency} | {c.rps.fmt(0)} "
                 f"| {c.p50_ms.median:.2f} | {c.p99_ms.median:.2f} | {c.errors} | {rss} "
-                f"| {gw_cpu} / {c.upstream_cpu_pct:.0f} / {c.wrk_cpu_pct:.0f} "
+                f"| {gw_cpu} / {c.upstream_cpu_pct:.0f} / {c.wrk_cpu_pct:.0f} | {per_req} "
                 f"| {c.other_cpu_pct:.0f} |"
             )
+        costs = self.api_costs()
+        if costs:
+            lines += ["", "## Gateway CPU per request by API (paired per repeat, same run)", ""]
+            lines += [
+                "| API target | vs | mode | conc | µs/req | vs µs/req | ratio |",
+                "|---|---|---|--:|--:|--:|--:|",
+            ]
+            lines += [
+                f"| {a.target} | {a.versus} | {a.mode} | {a.concurrency} | {a.cpu_us.fmt(0)} "
+                f"| {a.versus_cpu_us.fmt(0)} | {a.ratio.fmt(2, '×')} |"
+                for a in costs
+            ]
         lines += ["", "## Ratios (paired per repeat, same run)", ""]
         lines += [
             "| gateway | vs | mode | conc | throughput ratio | added p50 ms |",
@@ -289,6 +356,7 @@ class Report:
 def _cell(target: str, mode: str, conc: int, runs: Sequence[Run]) -> Cell:
     rss = [r.gateway_peak_rss_mb for r in runs if r.gateway_peak_rss_mb is not None]
     gw_cpu = [r.gateway_cpu_pct for r in runs if r.gateway_cpu_pct is not None]
+    per_req = [r.gateway_cpu_us for r in runs if r.gateway_cpu_us]
     return Cell(
         target=target,
         mode=mode,
@@ -304,4 +372,5 @@ def _cell(target: str, mode: str, conc: int, runs: Sequence[Run]) -> Cell:
         wrk_cpu_pct=statistics.median(r.wrk.wrk_cpu_pct for r in runs),
         other_cpu_pct=max(r.other_cpu_pct for r in runs),
         steal_pct=max(r.steal_pct for r in runs),
+        gateway_cpu_us=Spread.of(per_req) if per_req else None,
     )

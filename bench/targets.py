@@ -90,11 +90,13 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
 
 @dataclass
 class Target:
-    """A name, the URL wrk hits, and the gateway process to watch (None for the direct run)."""
+    """A name, the URL wrk hits, the request body file per mode, and the gateway process to
+    watch (None for the direct run)."""
 
     name: str
     url: str
     service: Service | None
+    bodies: dict[str, Path]
     wrk_args: tuple[str, ...] = ()
 
 

@@ -5,11 +5,15 @@
 --   2: expected number of content chunks in a stream
 --   3: path of a file holding the JSON request body
 --   4…: "key=SECRET" sends that bearer key; "unique" makes every request body different
---       (each gets its own number in the user message: cache misses)
+--       (each gets its own number in the user message: cache misses); "check=responses"
+--       validates Responses API answers instead of chat completions
 --
 -- A response counts as an error when its status is not 2xx ("non2xx") or its body does not
 -- look complete ("invalid"): non-stream bodies must carry "finish_reason":"stop"; stream bodies
 -- must end with `data: [DONE]` and hold exactly the expected number of non-empty content deltas.
+-- Responses API answers: non-stream bodies must carry "status":"completed"; stream bodies must
+-- end with a `response.completed` event and hold exactly the expected number of non-empty
+-- `response.output_text.delta` events.
 -- done() prints one line, "BENCH_RESULT {json}", that bench/wrk.py parses.
 
 local threads = {}
@@ -41,6 +45,8 @@ function init(args)
          wrk.headers["Authorization"] = "Bearer " .. key
       elseif args[i] == "unique" then
          unique = true
+      elseif args[i] == "check=responses" then
+         check = "responses"
       end
    end
    if unique then
@@ -48,6 +54,9 @@ function init(args)
       math.randomseed(os.time() + math.floor(os.clock() * 1e6))
       local nonce = tostring(math.random(1, 2 ^ 30))
       local head, tail = wrk.body:match('^(.-"content":%s*")(.*)$')
+      if not head then -- a Responses body: the prompt is `input`
+         head, tail = wrk.body:match('^(.-"input":%s*")(.*)$')
+      end
       local counter = 0
       request = function()
          counter = counter + 1
@@ -57,6 +66,7 @@ function init(args)
 end
 
 unique = false
+check = "chat"
 
 local function count_content_chunks(body)
    local n = 0
@@ -69,7 +79,30 @@ local function count_content_chunks(body)
    return n
 end
 
+local function count_text_deltas(body)
+   local n = 0
+   for event in body:gmatch("event: response%.output_text%.delta\ndata: ([^\n]*)") do
+      if event:find('"delta":%s*"[^"]') then
+         n = n + 1
+      end
+   end
+   return n
+end
+
+local function is_valid_response(body)
+   if mode == "stream" then
+      if not body:find("event: response%.completed\ndata: [^\n]*\n\n$") then
+         return false
+      end
+      return count_text_deltas(body) == expected_chunks
+   end
+   return body:find('"status":%s*"completed"') ~= nil
+end
+
 local function is_valid(body)
+   if check == "responses" then
+      return is_valid_response(body)
+   end
    if mode == "stream" then
       if not body:find("data: %[DONE%]%s*$") then
          return false
