@@ -70,7 +70,7 @@ def _messages(prompt: str, stream: bool) -> dict[str, Any]:
 # Each door measured; add a dialect here with its validation in lua/chat.lua.
 DOORS: dict[str, Door] = {
     REFERENCE: Door(targets.CHAT_PATH, _chat),
-    "messages": Door("/v1/messages", _messages, ("format=anthropic",)),
+    "messages": Door("/v1/messages", _messages, ("check=anthropic",)),
 }
 
 

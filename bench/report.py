@@ -11,6 +11,7 @@ from wrk import WrkResult
 
 DIRECT = "direct"
 LITELLM = "litellm"
+BASELINE = "chatgate@rev-"  # chatgate at another git revision (--baseline)
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Run:
     upstream_cpu_pct: float
     other_cpu_pct: float  # CPU used by processes outside the benchmark (should be ~0)
     steal_pct: float  # CPU the hypervisor took away
+    gateway_cpu_us: float | None = None  # gateway CPU time per valid response, µs
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -69,6 +71,7 @@ class Cell:
     wrk_cpu_pct: float
     other_cpu_pct: float
     steal_pct: float
+    gateway_cpu_us: Spread | None = None
 
     @property
     def cpu_us_per_request(self) -> float | None:
@@ -86,6 +89,19 @@ class Ratio:
     concurrency: int
     throughput: Spread | None  # gateway req/s ÷ reference req/s, paired per repeat
     added_p50_ms: Spread | None  # gateway p50 − direct p50, concurrency 1 only
+
+
+@dataclass(frozen=True)
+class ApiCost:
+    """A door against chat completions on the same gateway: gateway CPU per request."""
+
+    target: str  # e.g. chatgate@responses
+    versus: str  # e.g. chatgate (its chat completions)
+    mode: str
+    concurrency: int
+    cpu_us: Spread
+    versus_cpu_us: Spread
+    ratio: Spread  # target µs ÷ versus µs, paired per repeat
 
 
 @dataclass
@@ -107,7 +123,7 @@ class Report:
         out: list[Ratio] = []
         targets = list(dict.fromkeys(r.target for r in self.runs))
         gateways = [t for t in targets if t.startswith("chatgate")]
-        baselines = [t for t in gateways if t.startswith("chatgate@")]
+        baselines = [t for t in gateways if t.startswith(BASELINE)]
         if LITELLM in targets:
             gateways.append(LITELLM)
         cells = list(dict.fromkeys((r.mode, r.concurrency) for r in self.runs))
@@ -120,6 +136,44 @@ class Report:
                 for mode, conc in cells:
                     out.append(self._ratio(gw, versus, mode, conc))
         return out
+
+    def api_costs(self) -> list[ApiCost]:
+        """Every ``gateway@api`` target against its gateway's chat completions, per cell."""
+        out: list[ApiCost] = []
+        for target in dict.fromkeys(r.target for r in self.runs):
+            if "@" not in target:
+                continue
+            versus = target.split("@", 1)[0]
+            for mode, conc in dict.fromkeys((r.mode, r.concurrency) for r in self.runs):
+                pairs = [
+                    (a.gateway_cpu_us, b.gateway_cpu_us)
+                    for a, b in self._paired_runs(target, versus, mode, conc)
+                    if a.gateway_cpu_us and b.gateway_cpu_us
+                ]
+                if pairs:
+                    out.append(
+                        ApiCost(
+                            target,
+                            versus,
+                            mode,
+                            conc,
+                            Spread.of(a for a, _ in pairs),
+                            Spread.of(b for _, b in pairs),
+                            Spread.of(a / b for a, b in pairs),
+                        )
+                    )
+        return out
+
+    def _paired_runs(self, a: str, b: str, mode: str, conc: int) -> list[tuple[Run, Run]]:
+        def by_repeat(target: str) -> dict[int, Run]:
+            return {
+                r.repeat: r
+                for r in self.runs
+                if r.target == target and r.mode == mode and r.concurrency == conc
+            }
+
+        ra, rb = by_repeat(a), by_repeat(b)
+        return [(ra[i], rb[i]) for i in sorted(ra.keys() & rb.keys())]
 
     def _paired(self, a: str, b: str, mode: str, conc: int) -> list[tuple[WrkResult, WrkResult]]:
         def by_repeat(target: str) -> dict[int, WrkResult]:
@@ -242,6 +296,7 @@ class Report:
             "idle_rss_mb": self.idle_rss_mb,
             "cells": [asdict(c) for c in self.cells()],
             "ratios": [asdict(r) for r in self.ratios()],
+            "api_costs": [asdict(c) for c in self.api_costs()],
             "checks": [{"what": w, "passed": p, "value": v} for w, p, v in self.checks()],
             "warnings": self.warnings,
             "runs": [r.as_dict() for r in self.runs],
@@ -263,13 +318,25 @@ class Report:
         for c in self.cells():
             rss = f"{c.peak_rss_mb:.0f}" if c.peak_rss_mb is not None else "–"
             gw_cpu = f"{c.gateway_cpu_pct:.0f}" if c.gateway_cpu_pct is not None else "–"
-            per_req = f"{c.cpu_us_per_request:.0f}" if c.cpu_us_per_request is not None else "–"
+            per_req = c.gateway_cpu_us.fmt(0) if c.gateway_cpu_us is not None else "–"
             lines.append(
                 f"| {c.target} | {c.mode} | {c.concurrency} | {c.rps.fmt(0)} "
                 f"| {c.p50_ms.median:.2f} | {c.p99_ms.median:.2f} | {c.errors} | {rss} "
                 f"| {gw_cpu} / {c.upstream_cpu_pct:.0f} / {c.wrk_cpu_pct:.0f} | {per_req} "
                 f"| {c.other_cpu_pct:.0f} |"
             )
+        costs = self.api_costs()
+        if costs:
+            lines += ["", "## Gateway CPU per request by API (paired per repeat, same run)", ""]
+            lines += [
+                "| API target | vs | mode | conc | µs/req | vs µs/req | ratio |",
+                "|---|---|---|--:|--:|--:|--:|",
+            ]
+            lines += [
+                f"| {a.target} | {a.versus} | {a.mode} | {a.concurrency} | {a.cpu_us.fmt(0)} "
+                f"| {a.versus_cpu_us.fmt(0)} | {a.ratio.fmt(2, '×')} |"
+                for a in costs
+            ]
         lines += ["", "## Ratios (paired per repeat, same run)", ""]
         lines += [
             "| gateway | vs | mode | conc | throughput ratio | added p50 ms |",
@@ -298,7 +365,8 @@ class Report:
 
 
 def _same_variant(gateway: str, baseline: str) -> bool:
-    """``chatgate+cache`` pairs with ``chatgate@abc+cache``; a baseline with no other."""
+    """``chatgate+cache`` pairs with ``chatgate@rev-abc+cache``; a baseline with no other, nor
+    another door of the working tree (``chatgate@responses``)."""
     if gateway == LITELLM or gateway.startswith("chatgate@"):
         return False
     return gateway.partition("+")[2] == baseline.partition("+")[2]
@@ -307,6 +375,7 @@ def _same_variant(gateway: str, baseline: str) -> bool:
 def _cell(target: str, mode: str, conc: int, runs: Sequence[Run]) -> Cell:
     rss = [r.gateway_peak_rss_mb for r in runs if r.gateway_peak_rss_mb is not None]
     gw_cpu = [r.gateway_cpu_pct for r in runs if r.gateway_cpu_pct is not None]
+    per_req = [r.gateway_cpu_us for r in runs if r.gateway_cpu_us]
     return Cell(
         target=target,
         mode=mode,
@@ -322,4 +391,5 @@ def _cell(target: str, mode: str, conc: int, runs: Sequence[Run]) -> Cell:
         wrk_cpu_pct=statistics.median(r.wrk.wrk_cpu_pct for r in runs),
         other_cpu_pct=max(r.other_cpu_pct for r in runs),
         steal_pct=max(r.steal_pct for r in runs),
+        gateway_cpu_us=Spread.of(per_req) if per_req else None,
     )

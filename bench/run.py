@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+import apis
 import deps
 import machine
 import targets
@@ -63,7 +64,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--baseline",
         metavar="REV",
         help="also measure chatgate at this git revision (a worktree under --out-dir), "
-        "interleaved with the working tree, as chatgate@REV; ratios against it are reported",
+        "interleaved with the working tree, as chatgate@rev-REV; ratios against it reported",
+    )
+    p.add_argument(
+        "--apis",
+        type=_strs,
+        default=apis.REFERENCE,
+        help=f"chatgate doors to measure side by side (comma list) of: {', '.join(apis.APIS)}; "
+        f"each is compared with {apis.REFERENCE} (gateway CPU per request)",
     )
     p.add_argument("--gateway-cpu", type=int, default=0, help="CPU the gateway is pinned to")
     p.add_argument("--load-cpu", type=int, default=1, help="CPU for wrk and the fake upstream")
@@ -101,6 +109,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for v in args.variants:
         if v not in targets.VARIANTS:
             p.error(f"--variants: unknown variant {v!r}; known: {', '.join(targets.VARIANTS)}")
+    for a in args.apis:
+        if a not in apis.APIS:
+            p.error(f"--apis: unknown API {a!r}; known: {', '.join(apis.APIS)}")
+    if apis.REFERENCE not in args.apis:
+        args.apis.insert(0, apis.REFERENCE)  # the others are measured against it
     if args.repeats < 1 or args.duration < 1 or not args.concurrency or not args.modes:
         p.error("need --repeats ≥ 1, --duration ≥ 1, a --concurrency and a --modes")
     return args
@@ -139,20 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _write_bodies(work: Path, modes: Sequence[str]) -> dict[str, Path]:
-    bodies = {}
-    for mode in modes:
-        # The mode is in the prompt too: `stream` does not split cache keys, so otherwise the
-        # cache variant would answer streams with what non-stream requests stored (one chunk).
-        body: dict[str, object] = {
-            "model": targets.MODEL,
-            "messages": [{"role": "user", "content": f"{PROMPT} ({mode})"}],
-        }
-        if mode == "stream":
-            body["stream"] = True
-        bodies[mode] = work / f"body-{mode}.json"
-        bodies[mode].write_text(json.dumps(body))
-    return bodies
+def _write_bodies(work: Path, api: apis.Api, modes: Sequence[str]) -> dict[str, Path]:
+    return apis.write_bodies(work, api, targets.MODEL, PROMPT, list(modes))
 
 
 def _log_run(run: Run, done: int, total: int) -> None:
@@ -189,6 +190,7 @@ def bench(args: argparse.Namespace, litellm_exe: Path | None) -> Report:
         variants="; ".join(
             f"{targets.VARIANTS[v].label}: {targets.VARIANTS[v].description}" for v in args.variants
         ),
+        apis="; ".join(f"{a}: {apis.APIS[a].description}" for a in args.apis),
     )
     work = args.out_dir / "work"  # configs and service logs of the latest run
     shutil.rmtree(work, ignore_errors=True)
@@ -200,7 +202,8 @@ def bench(args: argparse.Namespace, litellm_exe: Path | None) -> Report:
         sources = [None]
         if args.baseline:
             sources.append(targets.baseline_source(REPO, args.baseline, args.out_dir))
-            meta["baseline"] = f"chatgate@{sources[-1][0]}: git revision {args.baseline}"
+            short = sources[-1][0]
+            meta["baseline"] = f"chatgate@rev-{short}: git revision {args.baseline}"
         for name in args.variants:
             for source in sources:
                 gateways.append(
@@ -218,9 +221,12 @@ def bench(args: argparse.Namespace, litellm_exe: Path | None) -> Report:
             targets.litellm(exe=litellm_exe, upstream=upstream, work=work, cpu=cpus.gateway)
         )
 
-    with session(plan, cpus, upstream, _write_bodies(work, plan.modes)) as s:
+    bodies = {a: _write_bodies(work, apis.APIS[a], plan.modes) for a in args.apis}
+    doors = [(apis.APIS[a], bodies[a]) for a in args.apis]
+    with session(plan, cpus, upstream, bodies[apis.REFERENCE]) as s:
         order = [s.direct(DIRECT)] if DIRECT in args.targets else []
-        order += [s.add_gateway(g) for g in gateways]
+        for g in gateways:  # LiteLLM is measured through chat completions alone
+            order += s.add_gateway(g, doors if g.name.startswith("chatgate") else ())
         for target in order:
             s.warm_up(target)
         runs = s.run_all(order, _log_run)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from apis import Api
 from machine import Cpus
 from procs import PeakRss, Service, cpu_seconds, rss_mb, system_cpu
 from report import Run
@@ -40,7 +41,7 @@ class Session:
     plan: Plan
     cpus: Cpus
     upstream: Service
-    bodies: dict[str, Path]  # request body file per mode
+    bodies: dict[str, Path]  # chat request body file per mode (the direct run's)
     stack: contextlib.ExitStack
     gateways: list[Service] = field(default_factory=list)
     idle_rss_mb: dict[str, float] = field(default_factory=dict)
@@ -51,23 +52,46 @@ class Session:
         service.start(self.plan.start_timeout_s)
         return service
 
-    def add_gateway(self, service: Service) -> Target:
+    def add_gateway(
+        self, service: Service, apis: Sequence[tuple[Api, dict[str, Path]]] = ()
+    ) -> list[Target]:
+        """Start a gateway; one target per API it is measured through (chat alone without
+        ``apis``), each named after the gateway plus the API's suffix."""
         self.start(service)
         self.gateways.append(service)
         time.sleep(0.5)  # let start-up allocations settle before the idle reading
         self.idle_rss_mb[service.name] = rss_mb(service.pid)
         log(f"{service.name} ready, idle RSS {self.idle_rss_mb[service.name]:.0f} MB")
-        return Target(service.name, service.base_url + CHAT_PATH, service, service.wrk_args)
+        if not apis:
+            return [
+                Target(
+                    service.name,
+                    service.base_url + CHAT_PATH,
+                    service,
+                    self.bodies,
+                    service.wrk_args,
+                )
+            ]
+        return [
+            Target(
+                service.name + api.suffix(),
+                service.base_url + api.path,
+                service,
+                bodies,
+                (*service.wrk_args, "check=" + api.check),
+            )
+            for api, bodies in apis
+        ]
 
     def direct(self, name: str) -> Target:
-        return Target(name, self.upstream.base_url + CHAT_PATH, None)
+        return Target(name, self.upstream.base_url + CHAT_PATH, None, self.bodies)
 
     def wrk(self, target: Target, mode: str, conc: int, duration: float) -> WrkResult:
         return run_wrk(
             url=target.url,
             mode=mode,
             chunks=self.plan.chunks,
-            body_file=self.bodies[mode],
+            body_file=target.bodies[mode],
             connections=conc,
             duration_s=duration,
             cpu=self.cpus.direct_wrk if target.service is None else self.cpus.load,
@@ -132,6 +156,7 @@ class Session:
             wrk=result,
             gateway_peak_rss_mb=peak.peak_mb if peak else None,
             gateway_cpu_pct=100 * gw_s / wall if gw else None,
+            gateway_cpu_us=1e6 * gw_s / result.ok if gw and result.ok else None,
             upstream_cpu_pct=100 * up_s / wall,
             other_cpu_pct=100 * max(0.0, busy1 - busy0 - own_s) / wall,
             steal_pct=100 * (steal1 - steal0) / wall,

@@ -90,11 +90,13 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
 
 @dataclass
 class Target:
-    """A name, the URL wrk hits, and the gateway process to watch (None for the direct run)."""
+    """A name, the URL wrk hits, the request body file per mode, and the gateway process to
+    watch (None for the direct run)."""
 
     name: str
     url: str
     service: Service | None
+    bodies: dict[str, Path]
     wrk_args: tuple[str, ...] = ()
 
 
@@ -151,7 +153,7 @@ def chatgate(
     source: tuple[str, Path] | None = None,
 ) -> Service:
     """chatgate in ``variant``; with ``source`` (name, src dir) the code of another checkout,
-    run by this venv's Python, labelled ``chatgate@name``."""
+    run by this venv's Python, labelled ``chatgate@rev-name``."""
     port = free_port()
     config = _deep_merge(
         {
@@ -170,7 +172,7 @@ def chatgate(
     )
     label = variant.label
     if source is not None:
-        label = label.replace("chatgate", f"chatgate@{source[0]}", 1)
+        label = label.replace("chatgate", f"chatgate@rev-{source[0]}", 1)
     run_dir = work / label  # its cwd: a default SQLite file lands here, not in the repo
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "chatgate.yaml"

@@ -5,14 +5,18 @@
 --   2: expected number of content chunks in a stream
 --   3: path of a file holding the JSON request body
 --   4…: "key=SECRET" sends that bearer key; "unique" makes every request body different
---       (each gets its own number in the user message: cache misses); "format=anthropic"
---       validates Anthropic Messages answers instead of OpenAI chat completions
+--       (each gets its own number in the user message: cache misses); "check=responses" or
+--       "check=anthropic" validates Responses API or Anthropic Messages answers instead of
+--       chat completions
 --
 -- A response counts as an error when its status is not 2xx ("non2xx") or its body does not
 -- look complete ("invalid"): non-stream bodies must carry "finish_reason":"stop"; stream bodies
 -- must end with `data: [DONE]` and hold exactly the expected number of non-empty content deltas.
--- Anthropic: "stop_reason":"end_turn", and streams end with the message_stop event and hold
--- exactly the expected number of non-empty text_delta events.
+-- Responses API answers: non-stream bodies must carry "status":"completed"; stream bodies must
+-- end with a `response.completed` event and hold exactly the expected number of non-empty
+-- `response.output_text.delta` events. Anthropic: "stop_reason":"end_turn", and streams end
+-- with the message_stop event and hold exactly the expected number of non-empty text_delta
+-- events.
 -- done() prints one line, "BENCH_RESULT {json}", that bench/wrk.py parses.
 
 local threads = {}
@@ -40,11 +44,11 @@ function init(args)
    wrk.headers["Authorization"] = "Bearer sk-fake"
    for i = 4, #args do
       local key = args[i]:match("^key=(.+)$")
-      local format = args[i]:match("^format=(.+)$")
+      local checked = args[i]:match("^check=(.+)$")
       if key then
          wrk.headers["Authorization"] = "Bearer " .. key
-      elseif format then
-         anthropic = format == "anthropic"
+      elseif checked then
+         check = checked
       elseif args[i] == "unique" then
          unique = true
       end
@@ -54,6 +58,9 @@ function init(args)
       math.randomseed(os.time() + math.floor(os.clock() * 1e6))
       local nonce = tostring(math.random(1, 2 ^ 30))
       local head, tail = wrk.body:match('^(.-"content":%s*")(.*)$')
+      if not head then -- a Responses body: the prompt is `input`
+         head, tail = wrk.body:match('^(.-"input":%s*")(.*)$')
+      end
       local counter = 0
       request = function()
          counter = counter + 1
@@ -63,7 +70,7 @@ function init(args)
 end
 
 unique = false
-anthropic = false
+check = "chat"
 
 local function count_content_chunks(body)
    local n = 0
@@ -78,7 +85,9 @@ end
 
 local function count_text_deltas(body)
    local n = 0
-   for _ in body:gmatch('"type":"text_delta","text":"[^"]') do
+   local pattern = check == "anthropic" and '"type":"text_delta","text":"[^"]'
+      or "event: response%.output_text%.delta\ndata: [^\n]*\"delta\":%s*\"[^\"]"
+   for _ in body:gmatch(pattern) do
       n = n + 1
    end
    return n
@@ -94,9 +103,22 @@ local function is_valid_anthropic(body)
    return body:find('"stop_reason":%s*"end_turn"') ~= nil
 end
 
+local function is_valid_response(body)
+   if mode == "stream" then
+      if not body:find("event: response%.completed\ndata: [^\n]*\n\n$") then
+         return false
+      end
+      return count_text_deltas(body) == expected_chunks
+   end
+   return body:find('"status":%s*"completed"') ~= nil
+end
+
 local function is_valid(body)
-   if anthropic then
+   if check == "anthropic" then
       return is_valid_anthropic(body)
+   end
+   if check == "responses" then
+      return is_valid_response(body)
    end
    if mode == "stream" then
       if not body:find("data: %[DONE%]%s*$") then

@@ -185,6 +185,20 @@ class AnthropicConfig(Section):
     )
 
 
+class ResponsesConfig(Section):
+    """The Responses API's stored responses (``store: true``, ``previous_response_id``)."""
+
+    retention_days: float = Field(
+        30.0, gt=0, le=36500, description="Stored responses are deleted this long after."
+    )
+    sweep_interval: float = Field(
+        3600.0, gt=0, description="Seconds between deletions of expired stored responses."
+    )
+    flush_interval: float = Field(
+        0.1, ge=0, le=10, description="Seconds stored responses gather before one write."
+    )
+
+
 class Config(Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     providers: dict[
@@ -200,6 +214,7 @@ class Config(Section):
     legacy: LegacyConfig = Field(default_factory=LegacyConfig)
     chat: ChatConfig = Field(default_factory=ChatConfig)
     anthropic: AnthropicConfig = Field(default_factory=AnthropicConfig)
+    responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
     discover_env: bool = Field(True, description="Add providers found in the environment.")
     local_model: bool = Field(
         True,

@@ -29,7 +29,13 @@ from chatgate.gateway.usage import UsageRecorder
 from chatgate.observability.metrics import Metrics
 from chatgate.providers.base import Provider
 from chatgate.providers.registry import ProviderRegistry, default_registry
-from chatgate.storage import Database, KeyRepository, UsageRepository, upgrade
+from chatgate.storage import (
+    Database,
+    KeyRepository,
+    ResponseRepository,
+    UsageRepository,
+    upgrade,
+)
 
 log = logging.getLogger("chatgate")
 
@@ -50,6 +56,7 @@ class AppState:
     tiers: TieredCache | None
     _stack: AsyncExitStack
     chat: ChatService | None = None  # the chat application (/api/)
+    responses: ResponseRepository | None = None  # stored Responses API responses
 
 
 @dataclass
@@ -174,6 +181,12 @@ async def build_state(
         path = RequestPath(
             auth, limiter, pipeline, usage, metrics, config.rate_limits.default_max_tokens
         )
+        settings = config.responses
+        responses = ResponseRepository(
+            db, settings.retention_days * 86400, settings.sweep_interval, settings.flush_interval
+        )
+        responses.start()
+        stack.push_async_callback(responses.close)
         chat = ChatService(config, db, accounts, path)
         await chat.start()
         stack.push_async_callback(chat.close)  # before usage: running answers are saved first
@@ -192,6 +205,7 @@ async def build_state(
             tiers,
             stack.pop_all(),
             chat=chat,
+            responses=responses,
         )
     raise AssertionError("unreachable")
 

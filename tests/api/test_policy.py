@@ -2,11 +2,12 @@
 budget and a rate limit are refused by each door in its own error shape, and usage lands on the
 key or user that made the request.
 
-Doors: ``/v1/chat/completions`` (whole and streamed), ``/v1/completions`` (whole and streamed),
-``/v1/embeddings``, Anthropic's ``/v1/messages`` (whole and streamed), Ollama's ``/api/chat``
-(whole and streamed) and ``/api/generate``, the seed endpoints ``/chatgpt/`` and ``/gigachat/``,
-the web chat over REST and over its WebSocket. Keys are required; the web chat's identity is a
-signed-in user (single-user mode is off when keys are required).
+Doors: ``/v1/chat/completions`` (whole and streamed), ``/v1/responses`` (whole and streamed),
+``/v1/completions`` (whole and streamed), ``/v1/embeddings``, Anthropic's ``/v1/messages`` (whole
+and streamed), Ollama's ``/api/chat`` (whole and streamed) and ``/api/generate``, the seed
+endpoints ``/chatgpt/`` and ``/gigachat/``, the web chat over REST and over its WebSocket. Keys
+are required; the web chat's identity is a signed-in user (single-user mode is off when keys are
+required).
 """
 
 from __future__ import annotations
@@ -148,6 +149,26 @@ class V1(Door):
         if resp.status_code == 200:
             if self.stream:
                 assert resp.text.rstrip().endswith("data: [DONE]")
+            return None
+        return _openai(resp)
+
+
+class Responses(Door):
+    def __init__(self, stream: bool) -> None:
+        self.stream = stream
+        self.name = "responses" + ("_stream" if stream else "")
+
+    def call(self, server: Server, credential: Any, model: str) -> Refusal | None:
+        headers = {"Authorization": f"Bearer {credential}"} if credential else {}
+        body: dict[str, Any] = {"model": model, "input": "hi"}
+        if self.stream:
+            body["stream"] = True
+        resp = httpx.post(server.url + "/v1/responses", json=body, headers=headers)
+        if resp.status_code == 200:
+            if self.stream:
+                assert "event: response.completed\n" in resp.text
+            else:
+                assert resp.json()["status"] == "completed"
             return None
         return _openai(resp)
 
@@ -325,6 +346,8 @@ DOORS = [
     Ollama("/api/chat", False),
     Ollama("/api/chat", True),
     Ollama("/api/generate", False),
+    Responses(False),
+    Responses(True),
     Seed("/chatgpt/"),
     Seed("/gigachat/"),
     WebRest(),
@@ -419,6 +442,7 @@ def test_each_door_is_counted_under_its_own_api_label(server: Server) -> None:
     text = httpx.get(server.url + "/metrics").text
     for api in (
         "chat_completions",
+        "responses",
         "completions",
         "embeddings",
         "anthropic",

@@ -117,6 +117,24 @@ async def test_tool_call(client: openai.AsyncOpenAI) -> None:
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
 
+async def test_tool_call_once_answers_after_the_result(client: openai.AsyncOpenAI) -> None:
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+    once = {"fake": {"tool_call": "once"}}
+    r = await client.chat.completions.create(model="m", messages=MSGS, tools=tools, extra_body=once)
+    call = r.choices[0].message.tool_calls[0]
+    assert r.choices[0].finish_reason == "tool_calls"
+    history = [
+        *MSGS,
+        {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+    ]
+    r = await client.chat.completions.create(
+        model="m", messages=history, tools=tools, extra_body=once
+    )
+    assert r.choices[0].finish_reason == "stop"
+    assert r.choices[0].message.content == DEFAULT_TEXT
+
+
 async def test_status_knob(fake: FakeUpstream, client: openai.AsyncOpenAI) -> None:
     with pytest.raises(openai.RateLimitError) as ei:
         await client.chat.completions.create(

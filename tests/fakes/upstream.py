@@ -65,7 +65,8 @@ DEFAULT_KNOBS: dict[str, Any] = {
     "reset_after": None,  # int: streaming: abort the connection after N SSE events
     "error_event_after": None,  # int: streaming: after N SSE events send an error event, end
     "done_after": None,  # int: streaming: after N SSE events send [DONE] (cut short, cleanly)
-    "tool_call": False,  # answer with a tool call to the first tool
+    "tool_call": False,  # answer with a tool call to the first tool; "once": unless the
+    # last message is a tool result (a whole round trip: call, result, then the answer)
     "tool_arguments": "{}",  # str: that call's arguments (JSON text; streamed in two halves)
     "models": ["fake-model", "fake-reasoner"],  # /v1/models and /api/tags
     "hang": False,  # never answer until the client goes away
@@ -226,6 +227,14 @@ def _tool_name(body: dict[str, Any]) -> str:
         if isinstance(name, str):
             return name
     return "fake_tool"
+
+
+def _calls_tool(knob: Any, body: dict[str, Any]) -> bool:
+    if knob == "once":
+        messages = body.get("messages")
+        last = messages[-1] if isinstance(messages, list) and messages else None
+        return not (isinstance(last, dict) and last.get("role") == "tool")
+    return bool(knob)
 
 
 def fake_vector(item: Any, dims: int) -> list[float]:
@@ -414,7 +423,7 @@ class FakeServer:
         model = body.get("model")
         if not isinstance(model, str):
             model = "fake-model"
-        tool = _tool_name(body) if k["tool_call"] else None
+        tool = _tool_name(body) if _calls_tool(k["tool_call"], body) else None
         rid = f"chatcmpl-fake{next(self._ids)}"
         created = int(time.time())
         stream = body.get("stream") is True

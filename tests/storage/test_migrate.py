@@ -31,7 +31,15 @@ from chatgate.storage.db import make_engine
 from chatgate.storage.migrate import alembic_config, downgrade
 from chatgate.storage.models_chat import include_name
 
-TABLES = {"client_keys", "usage_daily", "users", "user_sessions", "conversations", "messages"}
+TABLES = {
+    "client_keys",
+    "usage_daily",
+    "users",
+    "user_sessions",
+    "conversations",
+    "messages",
+    "responses",
+}
 # SQLite full-text search: the FTS5 table and its shadow tables (PostgreSQL uses an index).
 FTS_TABLES = {f"messages_fts{s}" for s in ("", "_data", "_idx", "_docsize", "_config")}
 
@@ -61,7 +69,7 @@ async def test_upgrade_creates_tables(db_url: str) -> None:
     assert await _inspect(db_url, _tables) == set()
     await upgrade(db_url)
     assert await _inspect(db_url, _tables) == TABLES | {"alembic_version"}
-    assert await current_revision(db_url) == head_revision() == "0004"
+    assert await current_revision(db_url) == head_revision() == "0005"
 
 
 async def test_migrations_match_models(db_url: str) -> None:

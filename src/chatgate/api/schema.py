@@ -1,5 +1,5 @@
 """OpenAPI descriptions of the raw doors (FastAPI cannot infer them): ``/v1/chat/completions``
-here, and the helpers the other raw doors describe themselves with."""
+and ``/v1/responses`` here, and the helpers the other raw doors describe themselves with."""
 
 from __future__ import annotations
 
@@ -92,6 +92,71 @@ def chat_completions_openapi() -> dict[str, Any]:
                 "502": error_response("Upstream failed"),
                 "503": error_response("Queue timeout or not ready (see Retry-After)"),
                 "504": error_response("Upstream timed out"),
+            },
+        }
+    }
+
+
+_RESPONSES_REQUEST = {
+    "type": "object",
+    "required": ["model"],
+    "additionalProperties": True,
+    "description": "An OpenAI Responses API request. Translated to chat completions for the "
+    "upstream: function tools only (hosted tools are refused), `text.format` becomes "
+    "`response_format`, `reasoning.effort` becomes `reasoning_effort`, `max_output_tokens` "
+    "becomes `max_tokens`. With `store` (default true) the response is kept server-side for "
+    "`GET`, `DELETE` and `previous_response_id` until `responses.retention_days` pass.",
+    "properties": {
+        "model": {"type": "string", "examples": ["local"]},
+        "input": {
+            "description": "A string (one user message) or items: messages (`input_text`, "
+            "`input_image`, `input_file`, `output_text` parts), `function_call`, "
+            "`function_call_output`, `reasoning`.",
+            "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}],
+        },
+        "instructions": {"type": "string"},
+        "previous_response_id": {"type": "string"},
+        "store": {"type": "boolean", "default": True},
+        "stream": {"type": "boolean", "default": False},
+        "tools": {"type": "array", "items": {"type": "object"}},
+        "tool_choice": {"oneOf": [{"type": "string"}, {"type": "object"}]},
+        "parallel_tool_calls": {"type": "boolean"},
+        "max_output_tokens": {"type": "integer"},
+        "temperature": {"type": "number"},
+        "top_p": {"type": "number"},
+        "text": {"type": "object"},
+        "reasoning": {"type": "object"},
+        "metadata": {"type": "object"},
+        "user": {"type": "string"},
+    },
+}
+
+
+def responses_openapi() -> dict[str, Any]:
+    return {
+        "post": {
+            "tags": ["OpenAI-compatible"],
+            "summary": "Create a model response (OpenAI Responses API; stream or not)",
+            "operationId": "create_response",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _RESPONSES_REQUEST}},
+            },
+            "responses": {
+                "200": {
+                    "description": "A `response` object, or with `stream: true` an SSE stream "
+                    "of `response.*` events (`response.created` … `response.completed`).",
+                    "content": {
+                        "application/json": {"schema": {"type": "object"}},
+                        "text/event-stream": {"schema": {"type": "string"}},
+                    },
+                },
+                "400": error_response("Invalid request, or `previous_response_id` not found"),
+                "401": error_response("Missing or invalid API key"),
+                "403": error_response("The key may not use this model"),
+                "404": error_response("Unknown model (`model_not_found`)"),
+                "429": error_response("Rate limit or budget (see Retry-After)"),
+                "502": error_response("Upstream failed"),
             },
         }
     }

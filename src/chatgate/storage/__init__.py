@@ -5,6 +5,8 @@ from chatgate.storage.keys import KeyRepository
 from chatgate.storage.migrate import current_revision, head_revision, upgrade
 from chatgate.storage.models import ANONYMOUS, NO_USER, ClientKey, UsageDaily
 from chatgate.storage.models_chat import Conversation, Message, User, UserSession
+from chatgate.storage.models_responses import StoredResponse
+from chatgate.storage.responses import ResponseRepository
 from chatgate.storage.usage import KeyTotals, UsageRepository, UsageRow, UserTotals
 
 __all__ = [
@@ -17,6 +19,8 @@ __all__ = [
     "KeyRepository",
     "KeyTotals",
     "Message",
+    "ResponseRepository",
+    "StoredResponse",
     "UsageDaily",
     "UsageRepository",
     "UsageRow",

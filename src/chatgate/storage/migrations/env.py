@@ -7,7 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from chatgate.storage import models, models_chat  # noqa: F401  (registers every table)
+from chatgate.storage import models, models_chat, models_responses  # noqa: F401  (every table)
 from chatgate.storage.base import Base
 from chatgate.storage.db import make_engine
 

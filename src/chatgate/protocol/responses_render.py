@@ -1,0 +1,200 @@
+"""Responses API answers: a chat completion rendered as a ``response`` object, and the pieces
+(items, usage, status) the stream renderer builds its events from. Pure functions."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from chatgate.protocol.responses import Item, ResponsesRequest
+
+
+def skeleton(req: ResponsesRequest, rid: str, created_at: int) -> dict[str, Any]:
+    """The ``response`` object before its output: what the request asked for, echoed."""
+    body = req.body
+    reasoning = body.get("reasoning")
+    text = body.get("text")
+    parallel = body.get("parallel_tool_calls")
+    return {
+        "id": rid,
+        "object": "response",
+        "created_at": created_at,
+        "status": "in_progress",
+        "background": False,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "max_tool_calls": body.get("max_tool_calls"),
+        "model": req.model,
+        "output": [],
+        "parallel_tool_calls": True if parallel is None else parallel,
+        "previous_response_id": req.previous_response_id,
+        "reasoning": {
+            "effort": reasoning.get("effort") if isinstance(reasoning, dict) else None,
+            "summary": None,
+        },
+        "store": req.store,
+        "temperature": body.get("temperature"),
+        "text": text
+        if isinstance(text, dict) and "format" in text
+        else {"format": {"type": "text"}},
+        "tool_choice": body.get("tool_choice") or "auto",
+        "tools": body.get("tools") or [],
+        "top_p": body.get("top_p"),
+        "truncation": body.get("truncation") or "disabled",
+        "usage": None,
+        "user": body.get("user"),
+        "metadata": body.get("metadata") or {},
+    }
+
+
+_INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
+
+
+def finish(response: dict[str, Any], finish_reason: Any, usage: Any) -> dict[str, Any]:
+    """Fill in how the answer ended: status, incomplete details, usage (in place)."""
+    reason = _INCOMPLETE.get(finish_reason) if isinstance(finish_reason, str) else None
+    if reason is not None:
+        response["status"] = "incomplete"
+        response["incomplete_details"] = {"reason": reason}
+    else:
+        response["status"] = "completed"
+        response["completed_at"] = int(time.time())
+    response["usage"] = usage_of(usage)
+    return response
+
+
+def usage_of(usage: Any) -> dict[str, Any] | None:
+    """Chat-completions usage in the Responses shape (DeepSeek's cache-hit count included)."""
+    if not isinstance(usage, dict):
+        return None
+    prompt = usage.get("prompt_tokens") or 0
+    completion = usage.get("completion_tokens") or 0
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    if cached is None:
+        cached = usage.get("prompt_cache_hit_tokens")
+    out_details = usage.get("completion_tokens_details")
+    reasoning = out_details.get("reasoning_tokens") if isinstance(out_details, dict) else None
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": cached or 0, "cache_write_tokens": 0},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": reasoning or 0},
+        "total_tokens": usage.get("total_tokens") or prompt + completion,
+    }
+
+
+def item_ids(rid: str) -> tuple[str, str, str]:
+    """The ids of a response's reasoning, message and function-call items (the last one a
+    prefix, numbered per call): derived from the response id, so unique without new randomness."""
+    tail = rid[5:]
+    return "rs_" + tail, "msg_" + tail, "fc_" + tail
+
+
+def output_text_part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def render(req: ResponsesRequest, rid: str, completion: dict[str, Any]) -> dict[str, Any]:
+    """The ``response`` object of a whole chat completion."""
+    response = skeleton(req, rid, int(completion.get("created") or time.time()))
+    choices = completion.get("choices") or ()
+    choice = choices[0] if choices and isinstance(choices[0], dict) else {}
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        message = {}
+    finish_reason = choice.get("finish_reason")
+    done = "incomplete" if finish_reason in _INCOMPLETE else "completed"
+    rs_id, msg_id, fc_id = item_ids(rid)
+    output: list[dict[str, Any]] = []
+    reasoning = message.get("reasoning_content")
+    if isinstance(reasoning, str) and reasoning:
+        output.append(reasoning_item(rs_id, reasoning))
+    content = message.get("content")
+    calls = message.get("tool_calls")
+    refusal = message.get("refusal")
+    if content or refusal or not calls:
+        parts = []
+        if isinstance(content, str) and (content or not refusal):
+            parts.append(output_text_part(content))
+        if isinstance(refusal, str) and refusal:
+            parts.append({"type": "refusal", "refusal": refusal})
+        output.append(message_item(msg_id, parts, done))
+    if isinstance(calls, list):
+        for n, call in enumerate(calls):
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                output.append(
+                    call_item(
+                        f"{fc_id}{n}",
+                        call.get("id") or f"call_{rid[5:29]}{n}",
+                        str(function.get("name") or ""),
+                        str(function.get("arguments") or ""),
+                        done,
+                    )
+                )
+    response["output"] = output
+    return finish(response, finish_reason, completion.get("usage"))
+
+
+def reasoning_item(item_id: str, text: str | None) -> dict[str, Any]:
+    """A reasoning item: the model's own reasoning text (``content``), no summary."""
+    content = [] if text is None else [{"type": "reasoning_text", "text": text}]
+    return {"id": item_id, "type": "reasoning", "summary": [], "content": content}
+
+
+def message_item(item_id: str, parts: list[dict[str, Any]], status: str) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "type": "message",
+        "role": "assistant",
+        "status": status,
+        "content": parts,
+    }
+
+
+def call_item(item_id: str, call_id: str, name: str, arguments: str, status: str) -> Item:
+    return {
+        "id": item_id,
+        "type": "function_call",
+        "status": status,
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+    }
+
+
+_PREFIXES = {
+    "message": "msg",
+    "function_call": "fc",
+    "function_call_output": "fco",
+    "reasoning": "rs",
+}
+
+
+def listed_items(items: list[Item], rid: str) -> list[Item]:
+    """A stored response's input items as ``input_items`` lists them: each with an id (one
+    derived from the response's for an item sent without) and messages in their long form."""
+    out = []
+    tail = rid.removeprefix("resp_")
+    for i, item in enumerate(items):
+        kind = item.get("type", "message")
+        entry = {**item, "type": kind}
+        if kind == "message":
+            content = item.get("content")
+            if isinstance(content, str):
+                assistant = item.get("role") == "assistant"
+                entry["content"] = [
+                    output_text_part(content)
+                    if assistant
+                    else {"type": "input_text", "text": content}
+                ]
+            entry.setdefault("status", "completed")
+        elif kind in ("function_call", "function_call_output"):
+            entry.setdefault("status", "completed")
+        if not entry.get("id"):
+            entry["id"] = f"{_PREFIXES.get(kind, 'item')}_{tail}{i:04x}"
+        out.append(entry)
+    return out
