@@ -1,7 +1,9 @@
 """Application factory: ``create_app(config)`` builds the ASGI app; its lifespan builds AppState.
 
-The top-level ASGI callable sends ``POST /v1/chat/completions`` straight to its raw handler (the
-hot path) and everything else to FastAPI (docs, models, health, seed endpoints, later the chat API).
+The top-level ASGI callable first runs the checks every request gets (``api.guard``: Host
+allow-list, foreign Origin, JSON bodies, declared size), then sends ``POST /v1/chat/completions``
+straight to its raw handler (the hot path) and everything else to FastAPI (docs, models, health,
+seed endpoints, the chat API).
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chatgate.api.admin import admin_router
-from chatgate.api.asgi import Receive, Scope, Send, send_error
+from chatgate.api.asgi import Receive, Scope, Send
 from chatgate.api.auth import auth_router
 from chatgate.api.chat import chat_router
+from chatgate.api.guard import Guard, refuse
 from chatgate.api.health import health_router
 from chatgate.api.legacy import legacy_router
 from chatgate.api.metrics import metrics_router
 from chatgate.api.openai import ChatCompletions, models_router
+from chatgate.api.peers import Peers
 from chatgate.api.ui import ui_router
 from chatgate.api.ws import ws_router
 from chatgate.config import Config
@@ -35,7 +39,6 @@ from chatgate.errors import (
     GatewayError,
     InvalidRequestError,
     NotFoundError,
-    PayloadTooLargeError,
 )
 from chatgate.observability.metrics import Metrics
 from chatgate.providers.registry import ProviderRegistry
@@ -53,24 +56,31 @@ class Gateway:
         self.config = config
         self.registry = registry
         self.runtime = Runtime(Metrics())
+        self.peers = Peers(config.server.trusted_proxies)
+        self.guard = Guard(config.server, self.peers)
         self.chat = ChatCompletions(self.runtime)
         self.api = self._build_api()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        kind = scope["type"]
+        if kind == "http":
+            refused = self.guard.check(scope)
+            if refused is not None:
+                await refuse(scope, send, refused)
+                return
             if scope["path"] == CHAT_PATH and scope["method"] == "POST":
                 await self.chat(scope, receive, send)
-                return
-            if _declared_length(scope) > self.config.server.max_body_bytes:
-                limit = self.config.server.max_body_bytes
-                err = PayloadTooLargeError(f"Request body is larger than {limit} bytes.")
-                await send_error(send, err, [])
                 return
             # The internal-error handler logs an unexpected error and answers 500 in OpenAI's
             # shape; Starlette then re-raises it only for the server to log it a second time.
             with contextlib.suppress(Exception):
                 await self.api(scope, receive, send)
             return
+        if kind == "websocket":
+            refused = self.guard.check(scope)
+            if refused is not None:
+                await refuse(scope, send, refused)
+                return
         await self.api(scope, receive, send)
 
     @asynccontextmanager
@@ -99,6 +109,7 @@ class Gateway:
             lifespan=self.lifespan,
         )
         api.state.runtime = self.runtime
+        api.state.peers = self.peers
         api.include_router(health_router())
         api.include_router(models_router())
         api.include_router(legacy_router())
@@ -112,16 +123,6 @@ class Gateway:
         _install_error_handlers(api)
         _document_chat_completions(api)
         return api
-
-
-def _declared_length(scope: Scope) -> int:
-    for key, value in scope["headers"]:
-        if key == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return 0
-    return 0
 
 
 def _install_error_handlers(api: FastAPI) -> None:

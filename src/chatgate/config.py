@@ -10,6 +10,7 @@ Every error is a :class:`~chatgate.errors.ConfigError` naming the field as a dot
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -23,6 +24,7 @@ from pydantic import (
     SerializeAsAny,
     ValidationError,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -165,6 +167,32 @@ class ServerConfig(Section):
     drain_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM: how long running requests may finish."
     )
+    allowed_hosts: list[str] | None = Field(
+        None,
+        description="Host names this server answers for (others get 421): `name`, "
+        "`.example.com` (the domain and its subdomains) or `*` (any). Default: bound to "
+        "loopback, the loopback names and addresses plus `host`; else any.",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins (`https://chat.example.com`) trusted besides the "
+        "server's own, e.g. a web UI served from another name.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (`10.0.0.0/8`) of reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Host headers are believed.",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"`{item}` is not an IP address or network") from None
+        return value
 
 
 class LegacyConfig(Section):
