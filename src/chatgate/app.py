@@ -3,7 +3,7 @@
 The top-level ASGI callable first runs the checks every request gets (``api.guard``: Host
 allow-list, foreign Origin, JSON bodies, declared size), then sends ``POST /v1/chat/completions``
 straight to its raw handler (the hot path) and everything else to FastAPI (docs, models, health,
-seed endpoints, the chat API).
+seed endpoints, the chat API) with its body counted against the limit (``api.bodylimit``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from chatgate.api.admin import admin_router
 from chatgate.api.asgi import Receive, Scope, Send
 from chatgate.api.auth import auth_router
+from chatgate.api.bodylimit import BodyLimit
 from chatgate.api.chat import chat_router
 from chatgate.api.guard import Guard, refuse
 from chatgate.api.health import health_router
@@ -71,10 +72,11 @@ class Gateway:
             if scope["path"] == CHAT_PATH and scope["method"] == "POST":
                 await self.chat(scope, receive, send)
                 return
+            body = BodyLimit(receive, send, self.config.server.max_body_bytes)
             # The internal-error handler logs an unexpected error and answers 500 in OpenAI's
             # shape; Starlette then re-raises it only for the server to log it a second time.
             with contextlib.suppress(Exception):
-                await self.api(scope, receive, send)
+                await self.api(scope, body.receive, body.send)
             return
         if kind == "websocket":
             refused = self.guard.check(scope)
