@@ -43,7 +43,7 @@ from chatgate.errors import (
 )
 from chatgate.observability.metrics import Metrics
 from chatgate.providers.registry import ProviderRegistry
-from chatgate.state import Runtime, build_state, close_state
+from chatgate.state import Runtime, build_state, close_state, single_user_notice
 
 log = logging.getLogger("chatgate")
 
@@ -92,6 +92,9 @@ class Gateway:
         runtime.stopping = False
         models = [name for name, _ in state.router.public_models()]
         log.info("chatgate ready: %d models (%s)", len(models), ", ".join(models[:8]))
+        log.info("accepting requests for: %s (server.allowed_hosts)", self.guard.hosts.describe())
+        if state.chat is not None:
+            log.log(*await single_user_notice(self.config, state.chat.accounts))
         # Everything built so far lives as long as the process: keep the collector from
         # walking it on every full collection (a p99 cost under load).
         gc.collect()

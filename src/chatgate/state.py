@@ -75,6 +75,35 @@ def single_user_mode(config: Config) -> SingleUserMode:
     return "off" if mode == "auto" and config.auth.require_keys else mode
 
 
+async def single_user_notice(config: Config, accounts: Accounts) -> tuple[int, str]:
+    """The start-up line saying whether requests can act as the implicit admin, and why: a
+    warning when they can, info when they cannot."""
+    auth, host = config.auth, config.server.host
+    if auth.single_user == "on":
+        return logging.WARNING, (
+            "single-user mode: ON for every request (auth.single_user: on): anyone who reaches "
+            "this server acts as the admin `local` without signing in"
+        )
+    if auth.single_user == "off":
+        return logging.INFO, "single-user mode: off (auth.single_user: off); users sign in"
+    if auth.require_keys:
+        return logging.INFO, "single-user mode: off (auth.require_keys is on); users sign in"
+    if not is_loopback(host):
+        return logging.INFO, f"single-user mode: off (bound to {host}, not loopback); users sign in"
+    if await accounts.passwords_exist():
+        return logging.INFO, "single-user mode: off (a user with a password exists); users sign in"
+    via = (
+        "or through a trusted proxy (server.trusted_proxies) for a loopback client"
+        if config.server.trusted_proxies
+        else "not through a proxy: a request with forwarding headers is not direct"
+    )
+    return logging.WARNING, (
+        f"single-user mode: on for direct requests from this machine (auth.single_user: auto, "
+        f"bound to {host}, no user has a password yet): a loopback peer, {via}, acts as the "
+        "admin `local` without signing in. `chatgate users create NAME --admin` ends it."
+    )
+
+
 def build_pools(config: Config) -> dict[str, KeyPool]:
     return {name: KeyPool(name, cfg.pool_keys()) for name, cfg in config.providers.items()}
 

@@ -48,7 +48,7 @@ async def require_admin(request: Request) -> AppState:
         if hmac.compare_digest(token.encode(), key.get_secret_value().encode()):
             return state
         raise AuthenticationError("Wrong admin key.")
-    account = await resolve_account(state.chat, request.cookies) if state.chat else None
+    account = await resolve_account(state.chat, request) if state.chat else None
     if account is not None and account.implicit and key is not None:
         account = None  # a configured admin key is not waived for the no-login local user
     if account is None:

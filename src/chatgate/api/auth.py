@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import HTTPConnection
 
-from chatgate.api.deps import runtime_of
+from chatgate.api.deps import peers_of, runtime_of
 from chatgate.chat.accounts import Account
 from chatgate.chat.service import ChatService
 from chatgate.errors import AuthenticationError, PermissionDeniedError, ServiceUnavailableError
@@ -36,14 +37,15 @@ def service_of(app: Any) -> ChatService:
     return state.chat
 
 
-async def resolve_account(chat: ChatService, cookies: Mapping[str, str]) -> Account | None:
-    """The signed-in user, else the implicit single user (when that mode is on), else None."""
-    token = cookies.get(COOKIE)
+async def resolve_account(chat: ChatService, conn: HTTPConnection) -> Account | None:
+    """The signed-in user, else the implicit single user (when that mode is on for this
+    request: see ``api.peers``), else None."""
+    token = conn.cookies.get(COOKIE)
     if token:
         account = await chat.accounts.for_token(token)
         if account is not None:
             return account
-    return await chat.accounts.implicit_user()
+    return await chat.accounts.implicit_user(peers_of(conn.app).is_local(conn.scope))
 
 
 def origin_allowed(headers: Mapping[str, str]) -> bool:
@@ -82,7 +84,7 @@ async def csrf_dep(request: Request) -> None:
 
 
 async def current_account(request: Request) -> Account:
-    account = await resolve_account(chat_service(request), request.cookies)
+    account = await resolve_account(chat_service(request), request)
     if account is None:
         raise AuthenticationError("Sign in first (POST /api/auth/login).", code="not_signed_in")
     return account

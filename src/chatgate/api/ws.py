@@ -144,7 +144,7 @@ def ws_router() -> APIRouter:
         except GatewayError:
             await ws.close(TRY_AGAIN_LATER)
             return
-        account = await resolve_account(chat, ws.cookies)
+        account = await resolve_account(chat, ws)
         if not origin_allowed(ws.headers) or account is None:
             await ws.close(POLICY_VIOLATION)
             return

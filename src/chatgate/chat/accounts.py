@@ -3,7 +3,8 @@
 A session cookie holds a random token; the database keeps only its sha256, so a leaked database
 cannot be replayed as cookies. Single-user mode (the zero-config local run) makes every request
 act as one implicit user with no password, named ``local``; it is on in ``auto`` mode only while
-no user with a password exists and the server is bound to loopback.
+no user with a password exists, the server is bound to loopback and the request comes straight
+from this machine (a loopback peer without forwarding headers: not through a proxy).
 
 A user carries the policy knobs a client key has (rpm, tpm, token budget, model allow-list):
 admins set them with :meth:`Accounts.update_policy`; ``None`` is no limit.
@@ -265,16 +266,29 @@ class Accounts:
         return Account.of(user) if user is not None else None
 
     # -- single-user mode ------------------------------------------------------------------------
-    async def single_user_active(self) -> bool:
+    async def single_user_active(self, local: bool = True) -> bool:
+        """Whether a request acts as the implicit user. ``local``: it came straight from this
+        machine (``api.peers.Peers.is_local``: a loopback peer, no proxy in between); in
+        ``auto`` mode nothing else qualifies, whatever address the server is bound to."""
         if self.mode == "off":
             return False
         if self.mode == "on":
             return True
-        return self.loopback and not await self._passwords_exist()
+        return local and self.loopback and not await self._passwords_exist()
 
-    async def implicit_user(self) -> Account | None:
-        """The implicit user (created on first use) when single-user mode is on, else None."""
-        if not await self.single_user_active():
+    async def passwords_exist(self) -> bool:
+        """Whether some user has a password (which ends ``auto`` single-user mode), asked now:
+        not remembered, so users made just after a start-up look count at once."""
+        async with self.db.engine.connect() as conn:
+            count = await conn.scalar(
+                select(func.count()).select_from(User).where(User.password_hash.is_not(None))
+            )
+        return bool(count)
+
+    async def implicit_user(self, local: bool = True) -> Account | None:
+        """The implicit user (created on first use) when single-user mode is on for this
+        request (see :meth:`single_user_active`), else None."""
+        if not await self.single_user_active(local):
             return None
         if self._implicit is not None:
             return self._implicit
