@@ -123,6 +123,21 @@ class AuthConfig(Section):
         "with a password exists and the server is bound to loopback; `on` always; `off` never.",
     )
     session_days: float = Field(30.0, gt=0, description="Login sessions last this long.")
+    login_attempts: int = Field(
+        5, ge=1, description="Failed sign-ins per account before growing delays (429)."
+    )
+    login_attempts_per_address: int = Field(
+        20, ge=1, description="Failed sign-ins per client address before growing delays."
+    )
+    login_max_delay: float = Field(
+        900.0, gt=0, description="The longest delay a throttled account or address waits, s."
+    )
+    password_workers: int = Field(
+        1, ge=1, description="Password hashes at once (argon2: 64 MiB and ~50 ms of CPU each)."
+    )
+    password_queue: int = Field(
+        32, ge=0, description="Sign-ins waiting for a hash; more are refused (503)."
+    )
 
 
 class RateLimitsConfig(Section):

@@ -12,7 +12,9 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from chatgate.chat.accounts import Accounts, SingleUserMode, is_loopback
+from chatgate.chat.passwords import Hashing
 from chatgate.chat.service import ChatService
+from chatgate.chat.throttle import LoginThrottle
 from chatgate.config import Config
 from chatgate.errors import ConfigError, ServiceUnavailableError
 from chatgate.gateway.auth import Authenticator
@@ -191,9 +193,20 @@ async def build_state(
         )
         limiter = build_limiter(config)
         stack.push_async_callback(limiter.close)
+        auth_config = config.auth
         accounts = Accounts(
-            db, single_user_mode(config), is_loopback(config.server.host), config.auth.session_days
+            db,
+            single_user_mode(config),
+            is_loopback(config.server.host),
+            auth_config.session_days,
+            Hashing(auth_config.password_workers, auth_config.password_queue),
+            LoginThrottle(
+                auth_config.login_attempts,
+                auth_config.login_attempts_per_address,
+                max_delay=auth_config.login_max_delay,
+            ),
         )
+        stack.callback(accounts.hashing.close)
         auth = Authenticator(
             KeyRepository(db), config.auth.require_keys, config.auth.key_cache_ttl, accounts.get
         )

@@ -124,7 +124,8 @@ def auth_router() -> APIRouter:
     @router.post("/auth/login", summary="Sign in: sets the session cookie")
     async def login(body: Login, request: Request, response: Response) -> Me:
         chat = chat_service(request)
-        account, token = await chat.accounts.login(body.name, body.password)
+        address = peers_of(request.app).client(request.scope)
+        account, token = await chat.accounts.login(body.name, body.password, address)
         response.set_cookie(
             COOKIE,
             token,

@@ -27,7 +27,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from chatgate.chat.ids import new_id
-from chatgate.chat.passwords import MIN_LENGTH, hash_password_async, verify_password_async
+from chatgate.chat.passwords import MIN_LENGTH, Hashing
+from chatgate.chat.throttle import LoginThrottle
 from chatgate.errors import AuthenticationError, InvalidRequestError
 from chatgate.storage import Database, User, UserSession
 from chatgate.storage.base import utcnow
@@ -147,12 +148,20 @@ def check_models(models: object) -> list[str] | None:
 
 class Accounts:
     def __init__(
-        self, db: Database, mode: SingleUserMode, loopback: bool, session_days: float = 30.0
+        self,
+        db: Database,
+        mode: SingleUserMode,
+        loopback: bool,
+        session_days: float = 30.0,
+        hashing: Hashing | None = None,
+        throttle: LoginThrottle | None = None,
     ) -> None:
         self.db = db
         self.mode = mode
         self.loopback = loopback
         self.session_ttl = timedelta(days=session_days)
+        self.hashing = hashing or Hashing()
+        self.throttle = throttle or LoginThrottle()
         self._has_passwords: tuple[float, bool] | None = None
         self._counting: asyncio.Future[bool] | None = None  # the one look in flight
         self._implicit: Account | None = None
@@ -165,7 +174,7 @@ class Accounts:
             raise InvalidRequestError(
                 f"A password needs at least {MIN_LENGTH} characters.", param="password"
             )
-        hashed = await hash_password_async(password)
+        hashed = await self.hashing.hash(password)
         async with self.db.session() as s:
             user = (await s.scalars(select(User).where(User.name == name))).one_or_none()
             if user is not None and user.password_hash is not None:
@@ -224,13 +233,19 @@ class Accounts:
             return Account.of(user) if user is not None else None
 
     # -- sessions --------------------------------------------------------------------------------
-    async def login(self, name: str, password: str) -> tuple[Account, str]:
-        """The account and a new session token, or AuthenticationError (same for both mistakes)."""
+    async def login(
+        self, name: str, password: str, address: str | None = None
+    ) -> tuple[Account, str]:
+        """The account and a new session token, or AuthenticationError (same for both mistakes);
+        RateLimitError while the account or the client ``address`` is throttled."""
+        self.throttle.begin(name, address)
         async with self.db.session() as s:
             user = (await s.scalars(select(User).where(User.name == name))).one_or_none()
         hashed = user.password_hash if user is not None else None
-        if not await verify_password_async(hashed, password) or user is None:
+        if not await self.hashing.verify(hashed, password) or user is None:
+            self.throttle.failed(name, address)
             raise AuthenticationError("Wrong user name or password.", code="invalid_credentials")
+        self.throttle.succeeded(name, address)
         token = secrets.token_urlsafe(32)
         now = utcnow()
         async with self.db.session() as s:
