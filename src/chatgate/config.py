@@ -96,12 +96,33 @@ class ModelConfig(Section):
     )
 
 
+CacheScope = Literal["global", "key", "user"]
+
+
 class CacheConfig(Section):
     enabled: bool = False
     dir: Path = Field(Path("./cache"), description="L2 on disk (survives restarts).")
     ttl: float = Field(86400.0, gt=0, description="Default entry lifetime, seconds.")
+    max_ttl: float = Field(
+        30 * 86400.0, gt=0, description="The longest lifetime X-Chatgate-Cache-TTL may ask for."
+    )
     memory_bytes: int = Field(64 * 1024 * 1024, ge=0, description="L1 in-process bound.")
     disk_bytes: int = Field(10 * 1024**3, ge=0, description="L2 bound; 0 turns L2 off.")
+    scope: CacheScope | None = Field(
+        None,
+        description="Who shares cached answers: `global` (everyone), `key` (each client key; a "
+        "web-chat user has their own) or `user` (each signed-in user; an API key has its own). "
+        "Default: `key` when keys are required, else `global`.",
+    )
+
+    @model_validator(mode="after")
+    def _ttl_within_max(self) -> CacheConfig:
+        if self.ttl > self.max_ttl:
+            raise ValueError(f"ttl ({self.ttl:g}) is longer than max_ttl ({self.max_ttl:g})")
+        return self
+
+    def resolved_scope(self, require_keys: bool) -> CacheScope:
+        return self.scope or ("key" if require_keys else "global")
 
 
 class AuthConfig(Section):

@@ -181,7 +181,11 @@ async def build_state(
         tiers = await build_tiers(config)
         if tiers is not None:
             stack.push_async_callback(tiers.close)
-        cache = ResponseCache(tiers, config.cache.ttl) if tiers is not None else None
+        cache = (
+            ResponseCache(tiers, config.cache.ttl, config.cache.max_ttl)
+            if tiers is not None
+            else None
+        )
         if cache is not None:
             stack.push_async_callback(cache.close)
         pools, queues = build_pools(config), build_queues(config)
@@ -214,7 +218,13 @@ async def build_state(
         usage.start()
         stack.push_async_callback(usage.close)  # closed first: the last batch is written
         path = RequestPath(
-            auth, limiter, pipeline, usage, metrics, config.rate_limits.default_max_tokens
+            auth,
+            limiter,
+            pipeline,
+            usage,
+            metrics,
+            config.rate_limits.default_max_tokens,
+            config.cache.resolved_scope(config.auth.require_keys),
         )
         chat = ChatService(config, db, accounts, path)
         await chat.start()

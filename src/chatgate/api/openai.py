@@ -60,7 +60,10 @@ class ChatCompletions:
                 reasoning = parse_mode(wanted.get(b"x-chatgate-reasoning"))
                 req = validate_chat_request(parse_json(raw), reasoning)
                 parse_cache_headers(
-                    req, wanted.get(b"cache-control"), wanted.get(b"x-chatgate-cache-ttl")
+                    req,
+                    wanted.get(b"cache-control"),
+                    wanted.get(b"x-chatgate-cache-ttl"),
+                    state.config.cache.max_ttl,
                 )
                 await exchange.admit(req)
                 headers += exchange.headers

@@ -18,6 +18,7 @@ import contextlib
 import os
 import time
 
+from chatgate.config import CacheScope
 from chatgate.errors import GatewayError
 from chatgate.gateway.auth import ANONYMOUS_IDENTITY, Authenticator, Identity
 from chatgate.gateway.pipeline import Answer, Pipeline
@@ -62,6 +63,7 @@ class RequestPath:
         usage: UsageRecorder,
         metrics: Metrics,
         default_max_tokens: int = 512,
+        cache_scope: CacheScope = "global",
     ) -> None:
         self.auth = auth
         self.limiter = limiter
@@ -70,6 +72,18 @@ class RequestPath:
         self.metrics = metrics
         self.access = AccessLog()
         self.default_max_tokens = default_max_tokens
+        self.cache_scope = cache_scope
+
+    def partition(self, identity: Identity) -> str:
+        """The caller's cache partition under ``cache.scope`` ("" is the shared cache).
+        ``key``: the client key, else the user; ``user``: the user, else the client key.
+        Anonymous callers share one partition either way."""
+        scope = self.cache_scope
+        if scope == "global":
+            return ""
+        if scope == "user" and identity.user_id is not None:
+            return "u:" + identity.user_id
+        return identity.subject or ""
 
     def begin(self, api: str, request_id: str | None = None) -> Exchange:
         """A new request through ``api`` (the door's name in metrics and logs)."""
@@ -185,7 +199,10 @@ class Exchange:
         path = self.path
         model = self.req.model
         self._label = (model,) if path.pipeline.router.get(model) is not None else ("other",)
-        self.answer = answer = await path.pipeline.open(self.req, route)
+        partition = ""
+        if path.pipeline.cache is not None and self.identity is not None:
+            partition = path.partition(self.identity)
+        self.answer = answer = await path.pipeline.open(self.req, route, partition)
         if self.req.stream:
             self._last = now = time.perf_counter()
             path.metrics.ttft.observe(self._label, now - self.started)
