@@ -170,6 +170,9 @@ class RateLimitsConfig(Section):
     default_max_tokens: int = Field(
         512, ge=1, description="Completion tokens reserved when a request sets no max_tokens."
     )
+    max_n: int = Field(
+        8, ge=1, description="The most choices (`n`) one request may ask for (400 above)."
+    )
 
 
 class ChatConfig(Section):
@@ -183,6 +186,9 @@ class ChatConfig(Section):
     save_interval: float = Field(1.0, gt=0, description="Seconds between partial-answer saves.")
     job_retention: float = Field(
         300.0, ge=0, description="Seconds a finished generation's event log stays in memory."
+    )
+    max_generations_per_user: int = Field(
+        8, ge=1, description="Answers one user may have running at once (429 past it)."
     )
 
 

@@ -225,6 +225,7 @@ async def build_state(
             metrics,
             config.rate_limits.default_max_tokens,
             config.cache.resolved_scope(config.auth.require_keys),
+            config.rate_limits.max_n,
         )
         chat = ChatService(config, db, accounts, path)
         await chat.start()

@@ -32,6 +32,7 @@ from chatgate.errors import (
     GatewayError,
     InvalidRequestError,
     NotFoundError,
+    RateLimitError,
     ServiceUnavailableError,
 )
 from chatgate.gateway.path import RequestPath, estimate_tokens
@@ -99,6 +100,7 @@ class ChatService:
         self.generations = Generations(
             self.store, path, self.context, self.tokens, config.chat, self.shared
         )
+        self._starting: dict[str, int] = {}  # per user: sends between the check and the start
 
     async def start(self) -> None:
         self.generations.start_saver()
@@ -133,7 +135,33 @@ class ChatService:
         return known or self.config.chat.default_context_window
 
     # -- sending ---------------------------------------------------------------------------------
+    def running(self, user_id: str) -> int:
+        """The user's answers running on this replica, or about to start."""
+        jobs = self.generations.jobs.values()
+        live = sum(1 for job in jobs if job.user_id == user_id and not job.ended.is_set())
+        return live + self._starting.get(user_id, 0)
+
     async def send(self, user: Account, cid: str, req: Send) -> dict[str, Any]:
+        """Start a generation; 429 while the user already has ``chat.max_generations_per_user``
+        running (per replica), so one user cannot take every upstream slot."""
+        cap = self.config.chat.max_generations_per_user
+        if self.running(user.id) >= cap:
+            raise RateLimitError(
+                f"You already have {cap} answers being written; wait for one to finish.",
+                code="too_many_generations",
+                retry_after=2,
+            )
+        self._starting[user.id] = self._starting.get(user.id, 0) + 1
+        try:
+            return await self._send(user, cid, req)
+        finally:
+            left = self._starting[user.id] - 1
+            if left:
+                self._starting[user.id] = left
+            else:
+                del self._starting[user.id]
+
+    async def _send(self, user: Account, cid: str, req: Send) -> dict[str, Any]:
         conv, rows = await self.store.with_messages(user.id, cid)
         tree = Tree(rows)
         model = req.model or conv["model"]

@@ -1,6 +1,6 @@
 """The request path, whole: the policy stages around the pipeline, composed in one place.
 
-    door (parse) → authenticate → model access → budget → rate-limit reserve
+    door (parse) → authenticate → bound on n → model access → budget → rate-limit reserve
       → pipeline (cache, single-flight, router, key pool, queue, provider, reasoning)
       → reconcile + usage + metrics + access log → door (render)
 
@@ -19,7 +19,7 @@ import os
 import time
 
 from chatgate.config import CacheScope
-from chatgate.errors import GatewayError
+from chatgate.errors import GatewayError, InvalidRequestError
 from chatgate.gateway.auth import ANONYMOUS_IDENTITY, Authenticator, Identity
 from chatgate.gateway.pipeline import Answer, Pipeline
 from chatgate.gateway.ratelimit import RateLimiter, Reservation
@@ -64,6 +64,7 @@ class RequestPath:
         metrics: Metrics,
         default_max_tokens: int = 512,
         cache_scope: CacheScope = "global",
+        max_n: int = 8,
     ) -> None:
         self.auth = auth
         self.limiter = limiter
@@ -73,6 +74,7 @@ class RequestPath:
         self.access = AccessLog()
         self.default_max_tokens = default_max_tokens
         self.cache_scope = cache_scope
+        self.max_n = max_n
 
     def partition(self, identity: Identity) -> str:
         """The caller's cache partition under ``cache.scope`` ("" is the shared cache).
@@ -165,12 +167,18 @@ class Exchange:
         self.identity = identity
 
     async def admit(self, req: ChatRequest, tokens: int | None = None) -> None:
-        """Model access → budget → rate-limit reserve (``tokens``: the door's own estimate)."""
+        """Bound on ``n`` → model access → budget → rate-limit reserve (``tokens``: the door's
+        own estimate)."""
         identity = self.identity
         assert identity is not None, "authenticate first"
         self.req = req
-        identity.check_model(req.model)
         path = self.path
+        n = req.body.get("n")
+        if isinstance(n, int) and n > path.max_n:  # each choice is a whole answer upstream
+            raise InvalidRequestError(
+                f"`n` may be at most {path.max_n} here.", param="n", code="invalid_value"
+            )
+        identity.check_model(req.model)
         path.auth.check_budget(identity)
         if tokens is None:
             tokens = estimate_tokens(req, path.default_max_tokens)
