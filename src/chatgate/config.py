@@ -144,6 +144,13 @@ class AuthConfig(Section):
         "with a password exists and the server is bound to loopback; `on` always; `off` never.",
     )
     session_days: float = Field(30.0, gt=0, description="Login sessions last this long.")
+    session_check_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How often open streams (SSE, WebSocket) check that their session still "
+        "lives, for sessions ended elsewhere (another replica, the CLI); ends made by this "
+        "replica close them at once.",
+    )
     login_attempts: int = Field(
         5, ge=1, description="Failed sign-ins per account before growing delays (429)."
     )

@@ -20,6 +20,7 @@ from starlette.requests import HTTPConnection
 from chatgate.api.deps import peers_of, runtime_of
 from chatgate.chat.accounts import Account
 from chatgate.chat.service import ChatService
+from chatgate.chat.sessions import Ticket
 from chatgate.errors import AuthenticationError, PermissionDeniedError, ServiceUnavailableError
 
 COOKIE = "chatgate_session"
@@ -90,6 +91,12 @@ async def current_account(request: Request) -> Account:
     return account
 
 
+def session_ticket(chat: ChatService, conn: HTTPConnection, account: Account) -> Ticket | None:
+    """What a stream opened by ``account`` watches to close when its session ends (None for
+    the implicit single user, who has no session)."""
+    return None if account.implicit else chat.sessions.watch(conn.cookies.get(COOKIE))
+
+
 def is_https(request: Request) -> bool:
     forwarded = request.headers.get("x-forwarded-proto", "")
     return request.url.scheme == "https" or forwarded.split(",")[0].strip() == "https"
@@ -141,7 +148,9 @@ def auth_router() -> APIRouter:
     async def logout(request: Request, response: Response) -> None:
         token = request.cookies.get(COOKIE)
         if token:
-            await chat_service(request).accounts.logout(token)
+            chat = chat_service(request)
+            await chat.accounts.logout(token)
+            chat.sessions.end(token)  # its open streams close now
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax")
 
     @router.get("/me", summary="The signed-in user")

@@ -23,6 +23,7 @@ from chatgate.chat.generations import Generations, Job, Spec
 from chatgate.chat.ids import new_id
 from chatgate.chat.joblog import LogEvent
 from chatgate.chat.records import compact
+from chatgate.chat.sessions import SessionWatch
 from chatgate.chat.shared import SharedLogs
 from chatgate.chat.store import ConversationStore, Row
 from chatgate.chat.tokens import TokenCounter, resolver
@@ -101,9 +102,11 @@ class ChatService:
             self.store, path, self.context, self.tokens, config.chat, self.shared
         )
         self._starting: dict[str, int] = {}  # per user: sends between the check and the start
+        self.sessions = SessionWatch(db, config.auth.session_check_seconds)
 
     async def start(self) -> None:
         self.generations.start_saver()
+        self.sessions.start()
         self.events.start()
         if self.shared is not None:
             self.shared.start(self.generations.on_stop)
@@ -112,6 +115,7 @@ class ChatService:
             log.warning("marked %d answers interrupted by an earlier stop as errors", swept)
 
     async def close(self) -> None:
+        await self.sessions.close()
         await self.events.close()
         await self.generations.close()
         await self.store.close()  # after the jobs: their last saves are queued writes
@@ -261,6 +265,14 @@ class ChatService:
         }
         await self.events.publish(user.id, started_event(started))  # the user's other tabs
         return started
+
+    async def stop_all(self, user_id: str) -> int:
+        """Stop every answer the user has running here (when they are disabled)."""
+        jobs = [j for j in self.generations.jobs.values() if j.user_id == user_id]
+        running = [j for j in jobs if not j.ended.is_set()]
+        for job in running:
+            await self.generations.stop(job)
+        return len(running)
 
     # -- following -------------------------------------------------------------------------------
     async def find(self, user: Account, gid: str) -> Job | Remote | Row:

@@ -75,6 +75,8 @@ class Member(Protocol):
     def budget_tokens(self) -> int | None: ...
     @property
     def tokens_used(self) -> int: ...
+    @property
+    def disabled(self) -> bool: ...
 
 
 UserLookup = Callable[[str], Awaitable[Member | None]]
@@ -183,6 +185,8 @@ class Authenticator:
         user = await self.users(lookup.removeprefix("u:"))
         if user is None:
             return None
+        if user.disabled:
+            raise PermissionDeniedError("This account is disabled.", code="account_disabled")
         identity = _user_identity(user)
         self._read(identity)
         return identity
