@@ -119,7 +119,8 @@ class Gateway:
         api.include_router(models_router())
         api.include_router(legacy_router())
         api.include_router(admin_router())
-        api.include_router(metrics_router())
+        server, auth = self.config.server, self.config.auth
+        api.include_router(metrics_router(server.metrics_token, auth.admin_key))
         api.include_router(auth_router())
         api.include_router(chat_router())
         api.include_router(ws_router())

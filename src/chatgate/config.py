@@ -233,6 +233,10 @@ class ServerConfig(Section):
         "X-Forwarded-For / X-Forwarded-Host headers are believed.",
     )
 
+    metrics_token: SecretStr | None = Field(
+        None, description="When set, GET /metrics needs `Authorization: Bearer <token>`."
+    )
+
     @field_validator("trusted_proxies")
     @classmethod
     def _check_networks(cls, value: list[str]) -> list[str]:
@@ -291,6 +295,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     require_keys: bool | None = None
     admin_key: SecretStr | None = None
+    metrics_token: SecretStr | None = None
     log_level: Literal["debug", "info", "warning", "error"] | None = None
 
 
@@ -393,6 +398,7 @@ def apply_settings(config: Config, s: Settings) -> Config:
                 "port": s.port,
                 "workers": s.workers,
                 "log_level": s.log_level,
+                "metrics_token": s.metrics_token,
             }.items()
             if v is not None
         }
