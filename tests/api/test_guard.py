@@ -12,7 +12,6 @@ import orjson
 import pytest
 from robustness.rawhttp import Reply, request, ws_handshake_headers
 
-from chatgate.api.guard import HostList, default_hosts, host_name, is_json
 from chatgate.app import create_app
 from tests.conftest import gateway_config
 from tests.fakes.upstream import FakeUpstream
@@ -87,6 +86,8 @@ def test_configured_hosts(fake_server: FakeUpstream) -> None:
 
 
 def test_host_list_rules() -> None:
+    from chatgate.api.guard import HostList, default_hosts, host_name
+
     assert host_name(b"[::1]:8000") == "::1" and host_name("Example.COM.:80") == "example.com"
     assert default_hosts("127.0.0.1") == ["localhost", "127.0.0.1", "::1", "127.0.0.1"]
     assert default_hosts("0.0.0.0") is None and default_hosts("10.1.2.3") is None
@@ -124,6 +125,8 @@ def test_non_json_bodies_are_415(url: str) -> None:
             reply = call(url, "POST", path, headers=headers, body=b'{"a": 1}')
             assert reply.status == 415, (path, content_type, reply)
             assert reply.code == "unsupported_media_type"
+    from chatgate.api.guard import is_json
+
     assert is_json(b"application/json; charset=utf-8") and is_json(b"Application/JSON")
     assert is_json(b"application/merge-patch+json") and not is_json(b"text/json")
 

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from chatgate.api.peers import Peers
 from chatgate.app import create_app
 from tests.conftest import gateway_config
 from tests.fakes.upstream import FakeUpstream
@@ -63,6 +62,8 @@ def test_trusted_proxy_for_a_loopback_client(fake_server: FakeUpstream) -> None:
 
 
 def test_client_addresses() -> None:
+    from chatgate.api.peers import Peers
+
     def scope(peer: str, *headers: tuple[bytes, bytes]) -> dict[str, object]:
         return {"client": (peer, 1234), "headers": list(headers)}
 
