@@ -15,20 +15,20 @@ from tests.fakes.upstream import FakeUpstream
 
 __all__ = ["alice", "chat_server", "pg_server"]
 
-CHAT_CONFIG = {"max_generations_per_user": 2}
+CAP = 8  # chat.max_generations_per_user's default
 
 
 def test_concurrent_generations_per_user_are_capped(
     chat_server: ChatServer, alice: httpx.Client, fake: FakeUpstream
 ) -> None:
     fake.configure(hang=True)
-    started = [send(alice, new_conversation(alice)["id"], "go") for _ in range(2)]
-    third = alice.post(
+    started = [send(alice, new_conversation(alice)["id"], "go") for _ in range(CAP)]
+    one_more = alice.post(
         f"/api/conversations/{new_conversation(alice)['id']}/messages", json={"content": "go"}
     )
-    assert third.status_code == 429, third.text
-    assert third.json()["error"]["code"] == "too_many_generations"
-    assert int(third.headers["retry-after"]) >= 1
+    assert one_more.status_code == 429, one_more.text
+    assert one_more.json()["error"]["code"] == "too_many_generations"
+    assert int(one_more.headers["retry-after"]) >= 1
     # Someone else is not held back by alice's answers.
     bob = asyncio.run(chat_server.user())
     with chat_server.signed_in(bob) as other:
@@ -38,7 +38,7 @@ def test_concurrent_generations_per_user_are_capped(
     stopped = alice.post(f"/api/generations/{started[0]['generation_id']}/stop")
     assert stopped.status_code == 200
     again = send(alice, new_conversation(alice)["id"], "go")
-    for gen in (started[1], again):
+    for gen in (*started[1:], again):
         alice.post(f"/api/generations/{gen['generation_id']}/stop")
 
 

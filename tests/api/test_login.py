@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -22,15 +23,9 @@ PASSWORD = "correct horse battery"
 XRW = {"X-Requested-With": "tests"}
 
 
-@pytest.fixture(scope="module")
-def server(fake_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Behind a trusted proxy on loopback, so tests can speak for many client addresses."""
-    db_url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('login') / 'db'}"
-    config = gateway_config(
-        fake_server.base_url,
-        database={"url": db_url},
-        server={"trusted_proxies": ["127.0.0.1"]},
-    )
+def _serve(fake: FakeUpstream, tmp: Any, **server: Any) -> Iterator[str]:
+    db_url = f"sqlite+aiosqlite:///{tmp / 'db'}"
+    config = gateway_config(fake.base_url, database={"url": db_url}, server=server)
 
     async def users() -> None:
         async with Database(db_url) as db:
@@ -42,8 +37,22 @@ def server(fake_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) 
         yield url
 
 
-def login(url: str, name: str, password: str, address: str) -> httpx.Response:
-    headers = {**XRW, "X-Forwarded-For": address}
+@pytest.fixture(scope="module")
+def plain(fake_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The default configuration: every client is 127.0.0.1."""
+    yield from _serve(fake_server, tmp_path_factory.mktemp("plain"))
+
+
+@pytest.fixture(scope="module")
+def server(fake_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Behind a trusted proxy on loopback, so tests can speak for many client addresses."""
+    yield from _serve(
+        fake_server, tmp_path_factory.mktemp("proxied"), trusted_proxies=["127.0.0.1"]
+    )
+
+
+def login(url: str, name: str, password: str, address: str | None = None) -> httpx.Response:
+    headers = {**XRW, "X-Forwarded-For": address} if address else XRW
     return httpx.post(
         url + "/api/auth/login", json={"name": name, "password": password}, headers=headers
     )
@@ -60,24 +69,31 @@ def after_waiting(refused: httpx.Response, attempt: Callable[[], httpx.Response]
     return refused.status_code
 
 
-def test_wrong_passwords_lock_the_account_with_growing_delays(server: str) -> None:
-    statuses = [login(server, "alice", "wrong", f"198.51.100.{i}").status_code for i in range(6)]
+def test_wrong_passwords_lock_the_account_with_growing_delays(plain: str) -> None:
+    statuses = [login(plain, "alice", "wrong").status_code for i in range(6)]
     assert statuses == [401] * 6  # 5 free, the 6th judged and locking
-    refused = login(server, "alice", "wrong", "198.51.100.50")
+    refused = login(plain, "alice", "wrong")
     assert refused.status_code == 429, refused.text
     assert refused.json()["error"]["code"] == "login_throttled"
     first_wait = int(refused.headers["retry-after"])
     assert first_wait >= 1
-    # Locked means locked: the right password waits too (from anywhere).
-    assert login(server, "alice", PASSWORD, "198.51.100.51").status_code == 429
+    # Locked means locked: the right password waits too.
+    assert login(plain, "alice", PASSWORD).status_code == 429
     time.sleep(first_wait)
-    assert login(server, "alice", "wrong", "198.51.100.52").status_code == 401
-    again = login(server, "alice", PASSWORD, "198.51.100.53")
+    assert login(plain, "alice", "wrong").status_code == 401
+    again = login(plain, "alice", PASSWORD)
     assert again.status_code == 429 and int(again.headers["retry-after"]) >= first_wait
-    assert after_waiting(again, lambda: login(server, "alice", PASSWORD, "198.51.100.54")) == 200
+    assert after_waiting(again, lambda: login(plain, "alice", PASSWORD)) == 200
     # ... which starts the account afresh. Other accounts were never touched.
-    assert login(server, "alice", "wrong", "198.51.100.55").status_code == 401
-    assert login(server, "bob", PASSWORD, "198.51.100.56").status_code == 200
+    assert login(plain, "alice", "wrong").status_code == 401
+    assert login(plain, "bob", PASSWORD).status_code == 200
+
+
+def test_the_lock_is_per_account_not_per_address(server: str) -> None:
+    """Guesses at one account from many addresses lock it all the same."""
+    for i in range(6):
+        assert login(server, "alice", "wrong", f"198.51.100.{i}").status_code == 401
+    assert login(server, "alice", PASSWORD, "198.51.100.50").status_code == 429
 
 
 def test_one_address_guessing_many_names_is_throttled(server: str) -> None:

@@ -22,6 +22,7 @@ ADMIN = "admin-key-for-secret-tests-01"
 
 @pytest.fixture(scope="module")
 def url(fake_server: FakeUpstream) -> Iterator[str]:
+    """A provider whose configured headers carry secrets."""
     config = gateway_config(
         fake_server.base_url,
         providers={
@@ -36,8 +37,16 @@ def url(fake_server: FakeUpstream) -> Iterator[str]:
             }
         },
         models={},
-        server={"metrics_token": METRICS_TOKEN},
-        auth={"admin_key": ADMIN},
+    )
+    with ServerThread(create_app(config)) as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="module")
+def guarded(fake_server: FakeUpstream) -> Iterator[str]:
+    """/metrics behind a token, and an admin key."""
+    config = gateway_config(
+        fake_server.base_url, server={"metrics_token": METRICS_TOKEN}, auth={"admin_key": ADMIN}
     )
     with ServerThread(create_app(config)) as base_url:
         yield base_url
@@ -66,7 +75,8 @@ def test_header_values_are_not_in_the_config_repr() -> None:
     assert short.header_secrets() == []  # too short to be a secret: messages stay readable
 
 
-def test_metrics_need_the_token(url: str) -> None:
+def test_metrics_need_the_token(guarded: str) -> None:
+    url = guarded
     assert httpx.get(url + "/metrics").status_code == 401
     wrong = httpx.get(url + "/metrics", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401

@@ -13,10 +13,8 @@ import httpx
 import pytest
 import websockets
 
-from chatgate.chat.accounts import Accounts
 from chatgate.errors import PermissionDeniedError
 from chatgate.gateway.auth import Authenticator
-from chatgate.storage import Database
 from tests.chat.conftest import (
     HEADERS,
     PASSWORD,
@@ -30,8 +28,7 @@ from tests.fakes.upstream import FakeUpstream
 
 __all__ = ["chat_server", "pg_server"]
 
-GATEWAY_CONFIG = {"auth": {"single_user": "off", "session_check_seconds": 0.5}}
-CLOSED_WITHIN = 10.0  # seconds; ends made here are seen at once, others within 0.5 s
+CLOSED_WITHIN = 10.0  # seconds; ends made by this server are seen at once
 
 
 async def signed_in(server: ChatServer, admin: bool = False) -> tuple[str, httpx.AsyncClient]:
@@ -191,27 +188,16 @@ async def test_a_disabled_user_is_refused_everywhere(
     gid = started.json()["generation_id"]
     state = await admin.get(f"/admin/users/{uid}")
     assert state.json()["disabled"] is True
+    for _ in range(100):  # the upstream hears the cancellation a moment later
+        if fake.in_flight == 0:
+            break
+        await asyncio.sleep(0.05)
     assert fake.in_flight == 0, f"{gid} still running upstream"
     enabled = await admin.post(f"/admin/users/{uid}/enable")
     assert enabled.json()["disabled"] is False
     again = await user.post("/api/auth/login", json={"name": name, "password": PASSWORD})
     assert again.status_code == 200
     assert (await admin.post("/admin/users/u_nobody/disable")).status_code == 404
-
-
-async def test_sessions_ended_in_another_process_close_streams_too(
-    chat_server: ChatServer,
-) -> None:
-    """``chatgate users sign-out`` (another process) reaches open streams within
-    auth.session_check_seconds."""
-    name, client = await signed_in(chat_server)
-    async with websockets.connect(ws_url(chat_server), additional_headers=cookie(client)) as ws:
-        async with Database(chat_server.db_url) as db:
-            accounts = Accounts(db, "off", True)
-            found = await accounts.by_name(name)
-            assert found is not None and await accounts.end_sessions(found.id) == 1
-        await closed_with_session_ended(ws)
-    await client.aclose()
 
 
 class Member:
