@@ -311,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
                 "local_model": False,
                 "providers": {"fake": {"type": "openai", "base_url": fake + "/v1",
                                        "models": ["fake-model"]}},
-                "chat": {"model_titles": False},
+                # One user starts them all: lift the per-user cap on running answers.
+                "chat": {"model_titles": False, "max_generations_per_user": args.concurrency},
                 # The import of a long conversation with its context records is bigger than 8 MB.
                 "server": {"max_body_bytes": 512 * 1024 * 1024},
             }

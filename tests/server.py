@@ -30,6 +30,7 @@ class ServerThread:
             lifespan="on",
             log_level="warning",
             access_log=False,
+            proxy_headers=False,  # as `chatgate serve`: the peer address is the TCP peer's
         )
         self.server = server = uvicorn.Server(config)
         self.thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -28,7 +28,7 @@ async def test_an_unexpected_error_is_a_500_in_openai_shape_and_not_raised_again
     # fix this request raised RuntimeError here instead of returning the 500.
     transport = httpx.ASGITransport(app=app)
     with caplog.at_level(logging.ERROR):
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             r = await client.get("/boom")
     assert r.status_code == 500
     assert r.json()["error"]["message"] == "Internal error; see the server log."

@@ -1,10 +1,12 @@
 """Application factory: ``create_app(config)`` builds the ASGI app; its lifespan builds AppState.
 
-The top-level ASGI callable sends the raw doors (``POST /v1/chat/completions``, the hot path,
-``/v1/responses`` and the other dialects' answering endpoints) straight to their handlers, and
-everything else to FastAPI (docs, models, health, seed endpoints, the chat API). FastAPI's
-routing, dependencies and middleware cost a hot door more than its whole translation (measured
-on ``/v1/responses``: ~2x the CPU per request).
+The top-level ASGI callable first runs the checks every request gets (``api.guard``: Host
+allow-list, foreign Origin, JSON bodies, declared size), then sends the raw doors (``POST
+/v1/chat/completions``, the hot path, ``/v1/responses`` and the other dialects' answering
+endpoints) straight to their handlers, and everything else to FastAPI (docs, models, health,
+seed endpoints, the chat API) with its body counted against the limit (``api.bodylimit``).
+FastAPI's routing, dependencies and middleware cost a hot door more than its whole translation
+(measured on ``/v1/responses``: ~2x the CPU per request).
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from chatgate.api.admin import admin_router
 from chatgate.api.anthropic import COUNT_TOKENS_PATH, MESSAGES_PATH, CountTokens, Messages
 from chatgate.api.asgi import RawDoor, Receive, Scope, Send, send_error
 from chatgate.api.auth import auth_router
+from chatgate.api.bodylimit import BodyLimit
 from chatgate.api.chat import chat_router
 from chatgate.api.completions import COMPLETIONS_PATH, completions_door
 from chatgate.api.embeddings import EMBEDDINGS_PATH, embeddings_door
+from chatgate.api.guard import Guard, refuse
 from chatgate.api.health import health_router
 from chatgate.api.legacy import legacy_router
 from chatgate.api.metrics import metrics_router
@@ -36,6 +40,7 @@ from chatgate.api.ollama import CHAT_PATH as OLLAMA_CHAT
 from chatgate.api.ollama import GENERATE_PATH as OLLAMA_GENERATE
 from chatgate.api.ollama import OllamaDoor, ollama_router
 from chatgate.api.openai import ChatCompletions, models_router
+from chatgate.api.peers import Peers
 from chatgate.api.responses import PATH as RESPONSES_PATH
 from chatgate.api.responses import CreateResponse, responses_router
 from chatgate.api.ui import ui_router
@@ -47,11 +52,10 @@ from chatgate.errors import (
     InvalidRequestError,
     MethodNotAllowedError,
     NotFoundError,
-    PayloadTooLargeError,
 )
 from chatgate.observability.metrics import Metrics
 from chatgate.providers.registry import ProviderRegistry
-from chatgate.state import Runtime, build_state, close_state
+from chatgate.state import Runtime, build_state, close_state, single_user_notice
 
 log = logging.getLogger("chatgate")
 
@@ -65,6 +69,8 @@ class Gateway:
         self.config = config
         self.registry = registry
         self.runtime = Runtime(Metrics())
+        self.peers = Peers(config.server.trusted_proxies)
+        self.guard = Guard(config.server, self.peers)
         # POST doors served raw (no FastAPI request machinery): path → ASGI handler
         self.raw: dict[str, RawDoor] = {
             CHAT_PATH: ChatCompletions(self.runtime),
@@ -79,7 +85,12 @@ class Gateway:
         self.api = self._build_api()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        kind = scope["type"]
+        if kind == "http":
+            refused = self.guard.check(scope)
+            if refused is not None:
+                await refuse(scope, send, refused)
+                return
             door = self.raw.get(scope["path"])
             if door is not None:
                 if scope["method"] == "POST":
@@ -88,16 +99,17 @@ class Gateway:
                     wrong = MethodNotAllowedError("Only POST is allowed here.")
                     await send_error(send, wrong, [(b"allow", b"POST")])
                 return
-            if _declared_length(scope) > self.config.server.max_body_bytes:
-                limit = self.config.server.max_body_bytes
-                err = PayloadTooLargeError(f"Request body is larger than {limit} bytes.")
-                await send_error(send, err, [])
-                return
+            body = BodyLimit(receive, send, self.config.server.max_body_bytes)
             # The internal-error handler logs an unexpected error and answers 500 in OpenAI's
             # shape; Starlette then re-raises it only for the server to log it a second time.
             with contextlib.suppress(Exception):
-                await self.api(scope, receive, send)
+                await self.api(scope, body.receive, body.send)
             return
+        if kind == "websocket":
+            refused = self.guard.check(scope)
+            if refused is not None:
+                await refuse(scope, send, refused)
+                return
         await self.api(scope, receive, send)
 
     @asynccontextmanager
@@ -107,6 +119,9 @@ class Gateway:
         runtime.stopping = False
         models = [name for name, _ in state.router.public_models()]
         log.info("chatgate ready: %d models (%s)", len(models), ", ".join(models[:8]))
+        log.info("accepting requests for: %s (server.allowed_hosts)", self.guard.hosts.describe())
+        if state.chat is not None:
+            log.log(*await single_user_notice(self.config, state.chat.accounts))
         # Everything built so far lives as long as the process: keep the collector from
         # walking it on every full collection (a p99 cost under load).
         gc.collect()
@@ -126,13 +141,15 @@ class Gateway:
             lifespan=self.lifespan,
         )
         api.state.runtime = self.runtime
+        api.state.peers = self.peers
         api.include_router(health_router())
         api.include_router(models_router())
         api.include_router(responses_router())
         api.include_router(legacy_router())
         api.include_router(ollama_router())
         api.include_router(admin_router())
-        api.include_router(metrics_router())
+        server, auth = self.config.server, self.config.auth
+        api.include_router(metrics_router(server.metrics_token, auth.admin_key))
         api.include_router(auth_router())
         api.include_router(chat_router())
         api.include_router(ws_router())
@@ -141,16 +158,6 @@ class Gateway:
         _install_error_handlers(api)
         _document_raw_doors(api, self.raw)
         return api
-
-
-def _declared_length(scope: Scope) -> int:
-    for key, value in scope["headers"]:
-        if key == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return 0
-    return 0
 
 
 def _install_error_handlers(api: FastAPI) -> None:

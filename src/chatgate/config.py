@@ -10,6 +10,7 @@ Every error is a :class:`~chatgate.errors.ConfigError` naming the field as a dot
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -23,6 +24,7 @@ from pydantic import (
     SerializeAsAny,
     ValidationError,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -94,12 +96,33 @@ class ModelConfig(Section):
     )
 
 
+CacheScope = Literal["global", "key", "user"]
+
+
 class CacheConfig(Section):
     enabled: bool = False
     dir: Path = Field(Path("./cache"), description="L2 on disk (survives restarts).")
     ttl: float = Field(86400.0, gt=0, description="Default entry lifetime, seconds.")
+    max_ttl: float = Field(
+        30 * 86400.0, gt=0, description="The longest lifetime X-Chatgate-Cache-TTL may ask for."
+    )
     memory_bytes: int = Field(64 * 1024 * 1024, ge=0, description="L1 in-process bound.")
     disk_bytes: int = Field(10 * 1024**3, ge=0, description="L2 bound; 0 turns L2 off.")
+    scope: CacheScope | None = Field(
+        None,
+        description="Who shares cached answers: `global` (everyone), `key` (each client key; a "
+        "web-chat user has their own) or `user` (each signed-in user; an API key has its own). "
+        "Default: `key` when keys are required, else `global`.",
+    )
+
+    @model_validator(mode="after")
+    def _ttl_within_max(self) -> CacheConfig:
+        if self.ttl > self.max_ttl:
+            raise ValueError(f"ttl ({self.ttl:g}) is longer than max_ttl ({self.max_ttl:g})")
+        return self
+
+    def resolved_scope(self, require_keys: bool) -> CacheScope:
+        return self.scope or ("key" if require_keys else "global")
 
 
 class AuthConfig(Section):
@@ -122,6 +145,28 @@ class AuthConfig(Section):
         "always; `off` never.",
     )
     session_days: float = Field(30.0, gt=0, description="Login sessions last this long.")
+    session_check_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How often open streams (SSE, WebSocket) check that their session still "
+        "lives, for sessions ended elsewhere (another replica, the CLI); ends made by this "
+        "replica close them at once.",
+    )
+    login_attempts: int = Field(
+        5, ge=1, description="Failed sign-ins per account before growing delays (429)."
+    )
+    login_attempts_per_address: int = Field(
+        20, ge=1, description="Failed sign-ins per client address before growing delays."
+    )
+    login_max_delay: float = Field(
+        900.0, gt=0, description="The longest delay a throttled account or address waits, s."
+    )
+    password_workers: int = Field(
+        1, ge=1, description="Password hashes at once (argon2: 64 MiB and ~50 ms of CPU each)."
+    )
+    password_queue: int = Field(
+        32, ge=0, description="Sign-ins waiting for a hash; more are refused (503)."
+    )
 
 
 class RateLimitsConfig(Section):
@@ -132,6 +177,9 @@ class RateLimitsConfig(Section):
     )
     default_max_tokens: int = Field(
         512, ge=1, description="Completion tokens reserved when a request sets no max_tokens."
+    )
+    max_n: int = Field(
+        8, ge=1, description="The most choices (`n`) one request may ask for (400 above)."
     )
 
 
@@ -146,6 +194,9 @@ class ChatConfig(Section):
     save_interval: float = Field(1.0, gt=0, description="Seconds between partial-answer saves.")
     job_retention: float = Field(
         300.0, ge=0, description="Seconds a finished generation's event log stays in memory."
+    )
+    max_generations_per_user: int = Field(
+        8, ge=1, description="Answers one user may have running at once (429 past it)."
     )
 
 
@@ -166,6 +217,36 @@ class ServerConfig(Section):
     drain_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM: how long running requests may finish."
     )
+    allowed_hosts: list[str] | None = Field(
+        None,
+        description="Host names this server answers for (others get 421): `name`, "
+        "`.example.com` (the domain and its subdomains) or `*` (any). Default: bound to "
+        "loopback, the loopback names and addresses plus `host`; else any.",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins (`https://chat.example.com`) trusted besides the "
+        "server's own, e.g. a web UI served from another name.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (`10.0.0.0/8`) of reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Host headers are believed.",
+    )
+
+    metrics_token: SecretStr | None = Field(
+        None, description="When set, GET /metrics needs `Authorization: Bearer <token>`."
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"`{item}` is not an IP address or network") from None
+        return value
 
 
 class LegacyConfig(Section):
@@ -245,6 +326,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     require_keys: bool | None = None
     admin_key: SecretStr | None = None
+    metrics_token: SecretStr | None = None
     log_level: Literal["debug", "info", "warning", "error"] | None = None
 
 
@@ -347,6 +429,7 @@ def apply_settings(config: Config, s: Settings) -> Config:
                 "port": s.port,
                 "workers": s.workers,
                 "log_level": s.log_level,
+                "metrics_token": s.metrics_token,
             }.items()
             if v is not None
         }

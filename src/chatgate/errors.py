@@ -3,7 +3,9 @@
     GatewayError                      500 internal_error
     ├── ConfigError                   (start-up only: printed as one line, exit 2)
     ├── InvalidRequestError           400 invalid_request_error
-    │   └── PayloadTooLargeError      413
+    │   ├── PayloadTooLargeError      413
+    │   ├── UnsupportedMediaTypeError 415 (a JSON API sent something else)
+    │   └── MisdirectedRequestError   421 (a Host this server does not answer for)
     ├── AuthenticationError           401
     ├── PermissionDeniedError         403
     ├── NotFoundError                 404
@@ -77,6 +79,16 @@ class InvalidRequestError(GatewayError):
 class PayloadTooLargeError(InvalidRequestError):
     status = 413
     default_code = "request_too_large"
+
+
+class UnsupportedMediaTypeError(InvalidRequestError):
+    status = 415
+    default_code = "unsupported_media_type"
+
+
+class MisdirectedRequestError(InvalidRequestError):
+    status = 421
+    default_code = "host_not_allowed"
 
 
 class AuthenticationError(GatewayError):

@@ -12,7 +12,9 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from chatgate.chat.accounts import Accounts, SingleUserMode, is_loopback
+from chatgate.chat.passwords import Hashing
 from chatgate.chat.service import ChatService
+from chatgate.chat.throttle import LoginThrottle
 from chatgate.config import Config
 from chatgate.errors import ConfigError, ServiceUnavailableError
 from chatgate.gateway.auth import Authenticator
@@ -80,6 +82,35 @@ def single_user_mode(config: Config) -> SingleUserMode:
     chat's is a signed-in user, never the implicit one."""
     mode = config.auth.single_user
     return "off" if mode == "auto" and config.auth.require_keys else mode
+
+
+async def single_user_notice(config: Config, accounts: Accounts) -> tuple[int, str]:
+    """The start-up line saying whether requests can act as the implicit admin, and why: a
+    warning when they can, info when they cannot."""
+    auth, host = config.auth, config.server.host
+    if auth.single_user == "on":
+        return logging.WARNING, (
+            "single-user mode: ON for every request (auth.single_user: on): anyone who reaches "
+            "this server acts as the admin `local` without signing in"
+        )
+    if auth.single_user == "off":
+        return logging.INFO, "single-user mode: off (auth.single_user: off); users sign in"
+    if auth.require_keys:
+        return logging.INFO, "single-user mode: off (auth.require_keys is on); users sign in"
+    if not is_loopback(host):
+        return logging.INFO, f"single-user mode: off (bound to {host}, not loopback); users sign in"
+    if await accounts.passwords_exist():
+        return logging.INFO, "single-user mode: off (a user with a password exists); users sign in"
+    via = (
+        "or through a trusted proxy (server.trusted_proxies) for a loopback client"
+        if config.server.trusted_proxies
+        else "not through a proxy: a request with forwarding headers is not direct"
+    )
+    return logging.WARNING, (
+        f"single-user mode: on for direct requests from this machine (auth.single_user: auto, "
+        f"bound to {host}, no user has a password yet): a loopback peer, {via}, acts as the "
+        "admin `local` without signing in. `chatgate users create NAME --admin` ends it."
+    )
 
 
 def build_pools(config: Config) -> dict[str, KeyPool]:
@@ -157,7 +188,11 @@ async def build_state(
         tiers = await build_tiers(config)
         if tiers is not None:
             stack.push_async_callback(tiers.close)
-        cache = ResponseCache(tiers, config.cache.ttl) if tiers is not None else None
+        cache = (
+            ResponseCache(tiers, config.cache.ttl, config.cache.max_ttl)
+            if tiers is not None
+            else None
+        )
         if cache is not None:
             stack.push_async_callback(cache.close)
         pools, queues = build_pools(config), build_queues(config)
@@ -169,9 +204,20 @@ async def build_state(
         )
         limiter = build_limiter(config)
         stack.push_async_callback(limiter.close)
+        auth_config = config.auth
         accounts = Accounts(
-            db, single_user_mode(config), is_loopback(config.server.host), config.auth.session_days
+            db,
+            single_user_mode(config),
+            is_loopback(config.server.host),
+            auth_config.session_days,
+            Hashing(auth_config.password_workers, auth_config.password_queue),
+            LoginThrottle(
+                auth_config.login_attempts,
+                auth_config.login_attempts_per_address,
+                max_delay=auth_config.login_max_delay,
+            ),
         )
+        stack.callback(accounts.hashing.close)
         auth = Authenticator(
             KeyRepository(db), config.auth.require_keys, config.auth.key_cache_ttl, accounts.get
         )
@@ -179,7 +225,14 @@ async def build_state(
         usage.start()
         stack.push_async_callback(usage.close)  # closed first: the last batch is written
         path = RequestPath(
-            auth, limiter, pipeline, usage, metrics, config.rate_limits.default_max_tokens
+            auth,
+            limiter,
+            pipeline,
+            usage,
+            metrics,
+            config.rate_limits.default_max_tokens,
+            config.cache.resolved_scope(config.auth.require_keys),
+            config.rate_limits.max_n,
         )
         settings = config.responses
         responses = ResponseRepository(

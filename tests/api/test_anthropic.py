@@ -201,7 +201,8 @@ def test_errors_come_in_anthropic_shape(client: anthropic.Anthropic, url: str) -
     assert resp.status_code == 400
     assert resp.json()["error"]["type"] == "invalid_request_error"
     assert "max_tokens" in resp.json()["error"]["message"]
-    resp = httpx.post(url + "/v1/messages", content=b"{not json")
+    json_type = {"content-type": "application/json"}
+    resp = httpx.post(url + "/v1/messages", content=b"{not json", headers=json_type)
     assert resp.status_code == 400 and resp.json()["type"] == "error"
 
 

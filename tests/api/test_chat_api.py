@@ -83,10 +83,10 @@ def test_csrf_needs_json_or_custom_header_and_same_origin(
 ) -> None:
     cookies = alice.cookies
     with httpx.Client(base_url=chat_server.url, cookies=cookies) as bare:
-        # A cross-site form can only send form-encoded or text/plain bodies.
+        # A cross-site form can only send form-encoded or text/plain bodies: not JSON (415).
         r = bare.post("/api/conversations", content="title=x", headers={
             "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
-        assert r.status_code == 403 and r.json()["error"]["code"] == "csrf"
+        assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type"
         assert bare.post("/api/auth/logout").status_code == 403
         r = bare.post("/api/conversations", json={"model": "fake-model"},
                       headers={"Origin": "https://evil.example"})  # fmt: skip

@@ -83,11 +83,13 @@ async def chat_server(
     backend = str(request.param)
     url, pg = await _database(backend, tmp_path_factory.mktemp("chat"), pg_server)
     overrides = getattr(request.module, "CHAT_CONFIG", {})
+    sections = dict(getattr(request.module, "GATEWAY_CONFIG", {}))
+    auth = {"single_user": "off", **sections.pop("auth", {})}
     config = gateway_config(
         fake_server.base_url,
-        **getattr(request.module, "GATEWAY_CONFIG", {}),
+        **sections,
         database={"url": url},
-        auth={"single_user": "off"},
+        auth=auth,
         chat={"model_titles": False, "save_interval": 0.2, **overrides},
     )
     thread = ServerThread(create_app(config))

@@ -20,6 +20,8 @@ from tests.chat.conftest import (
 
 __all__ = ["alice", "chat_server", "pg_server"]
 
+CHAT_CONFIG = {"max_generations_per_user": 32}  # one user sends 24 at once below
+
 
 def test_messages_sent_at_once_are_all_kept(chat_server: ChatServer, alice: httpx.Client) -> None:
     convs = [new_conversation(alice) for _ in range(24)]

@@ -1,5 +1,5 @@
-"""Admin API under ``/admin/``: client keys, users' limits, usage, upstream key health, cache
-stats and flush.
+"""Admin API under ``/admin/``: client keys, users (limits, password, disable, sign out
+everywhere), usage, upstream key health, cache stats and flush.
 
 Who may call it (:func:`require_admin`): ``Authorization: Bearer <auth.admin_key>``, or the
 session cookie of a signed-in account with the admin role; with no admin key configured, also
@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chatgate.api.auth import csrf_guard, resolve_account
 from chatgate.api.deps import app_state
 from chatgate.chat.accounts import MAX_MODEL_NAME, UNSET, Account, Accounts
+from chatgate.chat.passwords import MIN_LENGTH
 from chatgate.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -48,7 +49,7 @@ async def require_admin(request: Request) -> AppState:
         if hmac.compare_digest(token.encode(), key.get_secret_value().encode()):
             return state
         raise AuthenticationError("Wrong admin key.")
-    account = await resolve_account(state.chat, request.cookies) if state.chat else None
+    account = await resolve_account(state.chat, request) if state.chat else None
     if account is not None and account.implicit and key is not None:
         account = None  # a configured admin key is not waived for the no-login local user
     if account is None:
@@ -172,6 +173,7 @@ class UserRecord(BaseModel):
     budget_tokens: int | None
     tokens_used: int = Field(description="Tokens counted against the budget.")
     models: list[str] | None
+    disabled: bool = Field(description="May not sign in or use anything.")
     usage: UsageCounters = Field(description="All-time requests and tokens.")
 
     @classmethod
@@ -191,6 +193,7 @@ class UserRecord(BaseModel):
             tokens_used=account.tokens_used,
             # The account keeps a set: the stored order is not kept, so give a stable one.
             models=None if account.models is None else sorted(account.models),
+            disabled=account.disabled,
             usage=UsageCounters(**_counters(*counts)),
         )
 
@@ -222,6 +225,17 @@ class UserPolicyUpdate(BaseModel):
     )
 
 
+class NewPassword(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(min_length=MIN_LENGTH, max_length=1024)
+
+
+class SessionsEnded(BaseModel):
+    user_id: str
+    sessions_ended: int
+
+
 def _counters(requests: int, prompt: int, completion: int) -> dict[str, int]:
     return {
         "requests": requests,
@@ -241,6 +255,22 @@ async def _user_record(state: AppState, account: Account) -> UserRecord:
     await state.usage.flush()  # what this replica has not written yet
     totals = await state.usage.repo.totals_by_user()
     return UserRecord.of(account, totals.get(account.id))
+
+
+async def _changed(state: AppState, user_id: str, account: Account | None) -> UserRecord:
+    """The user's record after a change that may have ended sessions (404 for no such user)."""
+    if account is None:
+        raise NotFoundError(f"No user with id `{user_id}`.", param="user_id")
+    _sessions_changed(state)
+    return await _user_record(state, account)
+
+
+def _sessions_changed(state: AppState) -> None:
+    """This replica forgets cached users and closes ended sessions' streams now (the others
+    within auth.key_cache_ttl and auth.session_check_seconds)."""
+    state.auth.forget()
+    if state.chat is not None:
+        state.chat.sessions.poke()
 
 
 def _public_url(url: str | None) -> str | None:
@@ -321,6 +351,39 @@ def admin_router() -> APIRouter:
             raise NotFoundError(f"No user with id `{user_id}`.", param="user_id")
         state.auth.forget()  # this replica at once; the others within auth.key_cache_ttl
         return await _user_record(state, account)
+
+    @router.post("/users/{user_id}/password", summary="Set a user's password (ends their sessions)")
+    async def set_password(request: Request, user_id: str, body: NewPassword) -> UserRecord:
+        state = _state(request)
+        account = await _accounts(state).set_password(user_id, body.password)
+        return await _changed(state, user_id, account)
+
+    @router.post(
+        "/users/{user_id}/disable",
+        summary="Disable a user: no sign-in, sessions end, running answers stop",
+    )
+    async def disable_user(request: Request, user_id: str) -> UserRecord:
+        state = _state(request)
+        account = await _accounts(state).set_disabled(user_id, True)
+        if account is not None and state.chat is not None:
+            await state.chat.stop_all(user_id)
+        return await _changed(state, user_id, account)
+
+    @router.post("/users/{user_id}/enable", summary="Enable a disabled user again")
+    async def enable_user(request: Request, user_id: str) -> UserRecord:
+        state = _state(request)
+        account = await _accounts(state).set_disabled(user_id, False)
+        return await _changed(state, user_id, account)
+
+    @router.post("/users/{user_id}/sign-out", summary="Sign a user out everywhere")
+    async def sign_out(request: Request, user_id: str) -> SessionsEnded:
+        state = _state(request)
+        accounts = _accounts(state)
+        if await accounts.get(user_id) is None:
+            raise NotFoundError(f"No user with id `{user_id}`.", param="user_id")
+        ended = await accounts.end_sessions(user_id)
+        _sessions_changed(state)
+        return SessionsEnded(user_id=user_id, sessions_ended=ended)
 
     @router.get(
         "/usage", summary="Tokens per key, user, model and UTC day; totals per key and user"

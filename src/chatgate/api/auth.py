@@ -15,10 +15,12 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import HTTPConnection
 
-from chatgate.api.deps import runtime_of
+from chatgate.api.deps import peers_of, runtime_of
 from chatgate.chat.accounts import Account
 from chatgate.chat.service import ChatService
+from chatgate.chat.sessions import Ticket
 from chatgate.errors import AuthenticationError, PermissionDeniedError, ServiceUnavailableError
 
 COOKIE = "chatgate_session"
@@ -36,14 +38,15 @@ def service_of(app: Any) -> ChatService:
     return state.chat
 
 
-async def resolve_account(chat: ChatService, cookies: Mapping[str, str]) -> Account | None:
-    """The signed-in user, else the implicit single user (when that mode is on), else None."""
-    token = cookies.get(COOKIE)
+async def resolve_account(chat: ChatService, conn: HTTPConnection) -> Account | None:
+    """The signed-in user, else the implicit single user (when that mode is on for this
+    request: see ``api.peers``), else None."""
+    token = conn.cookies.get(COOKIE)
     if token:
         account = await chat.accounts.for_token(token)
         if account is not None:
             return account
-    return await chat.accounts.implicit_user()
+    return await chat.accounts.implicit_user(peers_of(conn.app).is_local(conn.scope))
 
 
 def origin_allowed(headers: Mapping[str, str]) -> bool:
@@ -82,10 +85,16 @@ async def csrf_dep(request: Request) -> None:
 
 
 async def current_account(request: Request) -> Account:
-    account = await resolve_account(chat_service(request), request.cookies)
+    account = await resolve_account(chat_service(request), request)
     if account is None:
         raise AuthenticationError("Sign in first (POST /api/auth/login).", code="not_signed_in")
     return account
+
+
+def session_ticket(chat: ChatService, conn: HTTPConnection, account: Account) -> Ticket | None:
+    """What a stream opened by ``account`` watches to close when its session ends (None for
+    the implicit single user, who has no session)."""
+    return None if account.implicit else chat.sessions.watch(conn.cookies.get(COOKIE))
 
 
 def is_https(request: Request) -> bool:
@@ -122,7 +131,8 @@ def auth_router() -> APIRouter:
     @router.post("/auth/login", summary="Sign in: sets the session cookie")
     async def login(body: Login, request: Request, response: Response) -> Me:
         chat = chat_service(request)
-        account, token = await chat.accounts.login(body.name, body.password)
+        address = peers_of(request.app).client(request.scope)
+        account, token = await chat.accounts.login(body.name, body.password, address)
         response.set_cookie(
             COOKIE,
             token,
@@ -138,7 +148,9 @@ def auth_router() -> APIRouter:
     async def logout(request: Request, response: Response) -> None:
         token = request.cookies.get(COOKIE)
         if token:
-            await chat_service(request).accounts.logout(token)
+            chat = chat_service(request)
+            await chat.accounts.logout(token)
+            chat.sessions.end(token)  # its open streams close now
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax")
 
     @router.get("/me", summary="The signed-in user")

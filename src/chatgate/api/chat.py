@@ -12,11 +12,12 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import orjson
-from fastapi import APIRouter, Body, Depends, Header, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from chatgate.api.auth import chat_service_dep, csrf_dep, current_account
+from chatgate.api.auth import chat_service_dep, csrf_dep, current_account, session_ticket
+from chatgate.api.sessionstream import SessionStream
 from chatgate.chat.accounts import Account
 from chatgate.chat.events import conversation_event
 from chatgate.chat.generations import Job
@@ -258,6 +259,7 @@ def chat_router() -> APIRouter:
         response_class=StreamingResponse,
     )
     async def events(
+        request: Request,
         gid: str,
         after: int | None = Query(None, ge=0, description="Resume after this event id."),
         last_event_id: str | None = Header(None),
@@ -266,21 +268,25 @@ def chat_router() -> APIRouter:
     ) -> StreamingResponse:
         source = await chat.find(me, gid)
         start = after if after is not None else _event_id(last_event_id)
+        ticket = session_ticket(chat, request, me)
 
         async def stream() -> AsyncIterator[bytes]:
             yield b"retry: 1000\n\n"
             async for batch in chat.follow(source, start):
                 yield b"".join([e.sse for e in batch]) if batch else b": keep-alive\n\n"
 
-        return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+        return SessionStream(stream(), ticket, media_type="text/event-stream", headers=SSE_HEADERS)
 
     @router.get(
         "/events",
         summary="Your conversations' events (SSE): created, updated, deleted, answer started",
         response_class=StreamingResponse,
     )
-    async def user_events(chat: ChatService = Chat, me: Account = Me) -> StreamingResponse:
+    async def user_events(
+        request: Request, chat: ChatService = Chat, me: Account = Me
+    ) -> StreamingResponse:
         listener = chat.events.listen(me.id)  # hears everything from now on
+        ticket = session_ticket(chat, request, me)
 
         async def stream() -> AsyncIterator[bytes]:
             try:
@@ -290,7 +296,7 @@ def chat_router() -> APIRouter:
             finally:
                 listener.close()
 
-        return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+        return SessionStream(stream(), ticket, media_type="text/event-stream", headers=SSE_HEADERS)
 
     @router.get("/generations/{gid}", summary="A generation's state")
     async def generation(gid: str, chat: ChatService = Chat, me: Account = Me) -> JSON:

@@ -10,12 +10,19 @@ from typing import Any
 
 from fastapi import Depends, Request
 
+from chatgate.api.peers import Peers
 from chatgate.state import AppState, Runtime
 
 
 def runtime_of(app: Any) -> Runtime:
     runtime: Runtime = app.state.runtime
     return runtime
+
+
+def peers_of(app: Any) -> Peers:
+    """Who is on the other end of a request (trusted proxies, built once by ``app.py``)."""
+    peers: Peers = app.state.peers
+    return peers
 
 
 def app_state(request: Request) -> AppState:

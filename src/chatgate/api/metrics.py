@@ -1,20 +1,39 @@
-"""``GET /metrics``: Prometheus text format — the counters, plus gauges read from live state."""
+"""``GET /metrics``: Prometheus text format — the counters, plus gauges read from live state.
+
+With ``server.metrics_token`` set, only a bearer of that token (or of the admin key) may read it.
+"""
 
 from __future__ import annotations
 
+import hmac
+
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
+from pydantic import SecretStr
 
 from chatgate.api.deps import runtime_of
+from chatgate.errors import AuthenticationError
+from chatgate.gateway.auth import bearer
 from chatgate.observability.metrics import escape
 from chatgate.state import AppState
 
 
-def metrics_router() -> APIRouter:
+def metrics_router(*tokens: SecretStr | None) -> APIRouter:
+    """``tokens``: bearer tokens that may read the metrics (``server.metrics_token``, the admin
+    key); none configured: open, as Prometheus scrapes expect by default."""
+    accepted = [t.get_secret_value().encode() for t in tokens if t is not None]
+    required = tokens[0] is not None if tokens else False
     router = APIRouter(tags=["Operations"])
 
     @router.get("/metrics", summary="Prometheus metrics")
     async def metrics(request: Request) -> PlainTextResponse:
+        if required:
+            given = (bearer(request.headers.get("authorization")) or "").encode()
+            if not any(hmac.compare_digest(given, token) for token in accepted):
+                raise AuthenticationError(
+                    "GET /metrics needs `Authorization: Bearer <server.metrics_token>`.",
+                    code="metrics_token_required",
+                )
         runtime = runtime_of(request.app)
         state = runtime.state
         live = [*live_state(state), *await cache_lines(state)] if state is not None else []

@@ -87,7 +87,10 @@ class ChatCompletions:
                 reasoning = parse_mode(wanted.get(b"x-chatgate-reasoning"))
                 req = self.validate(parse_json(raw), reasoning)
                 parse_cache_headers(
-                    req, wanted.get(b"cache-control"), wanted.get(b"x-chatgate-cache-ttl")
+                    req,
+                    wanted.get(b"cache-control"),
+                    wanted.get(b"x-chatgate-cache-ttl"),
+                    state.config.cache.max_ttl,
                 )
                 await exchange.admit(req)
                 headers += exchange.headers

@@ -14,22 +14,25 @@ watching, the user events of ``chat/events.py`` (``conversation``, ``generation`
 ``resync``) as they happen, as ``GET /api/events`` sends them.
 
 The handshake is refused (403) for a foreign ``Origin`` (cross-site WebSocket hijacking) or when
-nobody is signed in.
+nobody is signed in. When the session ends (sign-out, signed out everywhere, password changed,
+user disabled) the socket gets a ``session_ended`` error and is closed (1008).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from chatgate.api.auth import origin_allowed, resolve_account, service_of
+from chatgate.api.auth import origin_allowed, resolve_account, service_of, session_ticket
 from chatgate.chat.accounts import Account
 from chatgate.chat.events import Listener
 from chatgate.chat.service import ChatService, Send
-from chatgate.errors import GatewayError, InvalidRequestError
+from chatgate.chat.sessions import Ticket
+from chatgate.errors import AuthenticationError, GatewayError, InvalidRequestError
 
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
@@ -144,12 +147,18 @@ def ws_router() -> APIRouter:
         except GatewayError:
             await ws.close(TRY_AGAIN_LATER)
             return
-        account = await resolve_account(chat, ws.cookies)
+        account = await resolve_account(chat, ws)
         if not origin_allowed(ws.headers) or account is None:
             await ws.close(POLICY_VIOLATION)
             return
         await ws.accept()
         conn = Connection(ws, chat, account)
+        ticket = session_ticket(chat, ws, account)
+        ender = (
+            asyncio.get_running_loop().create_task(_end_with_session(conn, ticket))
+            if ticket is not None
+            else None
+        )
         try:
             while True:
                 raw = await ws.receive_text()
@@ -169,6 +178,20 @@ def ws_router() -> APIRouter:
         except WebSocketDisconnect:
             pass
         finally:
+            if ender is not None:
+                ender.cancel()
+            if ticket is not None:
+                ticket.release()
             await conn.close()
 
     return router
+
+
+async def _end_with_session(conn: Connection, ticket: Ticket) -> None:
+    """Once the session ends (sign-out, disabled, …): stop sending, say why, close."""
+    await ticket.ended.wait()
+    await conn.close()
+    with contextlib.suppress(Exception):  # the client may be gone already
+        error = AuthenticationError("Your session has ended; sign in again.", code="session_ended")
+        await conn.send({"type": "error", **error.to_body()})
+        await conn.ws.close(POLICY_VIOLATION, "session ended")

@@ -3,10 +3,13 @@
 A session cookie holds a random token; the database keeps only its sha256, so a leaked database
 cannot be replayed as cookies. Single-user mode (the zero-config local run) makes every request
 act as one implicit user with no password, named ``local``; it is on in ``auto`` mode only while
-no user with a password exists and the server is bound to loopback.
+no user with a password exists, the server is bound to loopback and the request comes straight
+from this machine (a loopback peer without forwarding headers: not through a proxy).
 
 A user carries the policy knobs a client key has (rpm, tpm, token budget, model allow-list):
-admins set them with :meth:`Accounts.update_policy`; ``None`` is no limit.
+admins set them with :meth:`Accounts.update_policy`; ``None`` is no limit. Admins can also
+change a password, disable a user and sign a user out everywhere; each of these ends the
+user's sessions (and with them, through ``chat.sessions``, their open streams).
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from chatgate.chat.ids import new_id
-from chatgate.chat.passwords import MIN_LENGTH, hash_password_async, verify_password_async
-from chatgate.errors import AuthenticationError, InvalidRequestError
+from chatgate.chat.passwords import MIN_LENGTH, Hashing
+from chatgate.chat.throttle import LoginThrottle
+from chatgate.errors import AuthenticationError, InvalidRequestError, PermissionDeniedError
 from chatgate.storage import Database, User, UserSession
 from chatgate.storage.base import utcnow
 from chatgate.storage.keys import MAX_BUDGET, MAX_RATE
@@ -71,6 +75,7 @@ class Account:
     tokens_used: int = 0
     models: frozenset[str] | None = None
     created_at: datetime | None = None
+    disabled: bool = False
 
     @classmethod
     def of(cls, user: User) -> Account:
@@ -85,6 +90,7 @@ class Account:
             tokens_used=user.tokens_used or 0,
             models=None if user.models is None else frozenset(user.models),
             created_at=user.created_at,
+            disabled=user.disabled_at is not None,
         )
 
     def allows_model(self, model: str) -> bool:
@@ -146,12 +152,20 @@ def check_models(models: object) -> list[str] | None:
 
 class Accounts:
     def __init__(
-        self, db: Database, mode: SingleUserMode, loopback: bool, session_days: float = 30.0
+        self,
+        db: Database,
+        mode: SingleUserMode,
+        loopback: bool,
+        session_days: float = 30.0,
+        hashing: Hashing | None = None,
+        throttle: LoginThrottle | None = None,
     ) -> None:
         self.db = db
         self.mode = mode
         self.loopback = loopback
         self.session_ttl = timedelta(days=session_days)
+        self.hashing = hashing or Hashing()
+        self.throttle = throttle or LoginThrottle()
         self._has_passwords: tuple[float, bool] | None = None
         self._counting: asyncio.Future[bool] | None = None  # the one look in flight
         self._implicit: Account | None = None
@@ -164,7 +178,7 @@ class Accounts:
             raise InvalidRequestError(
                 f"A password needs at least {MIN_LENGTH} characters.", param="password"
             )
-        hashed = await hash_password_async(password)
+        hashed = await self.hashing.hash(password)
         async with self.db.session() as s:
             user = (await s.scalars(select(User).where(User.name == name))).one_or_none()
             if user is not None and user.password_hash is not None:
@@ -212,24 +226,78 @@ class Accounts:
                 return None
             for name, value in values.items():
                 setattr(user, name, value)
-        account = Account.of(user)
-        if self._implicit is not None and self._implicit.id == user_id:
-            self._implicit = account  # this replica at once (others keep theirs until restart)
-        return account
+        # The implicit user is remembered: this replica follows at once (others keep theirs
+        # until restart).
+        return self._remember(Account.of(user))
 
     async def get(self, user_id: str) -> Account | None:
         async with self.db.session() as s:
             user = await s.get(User, user_id)
             return Account.of(user) if user is not None else None
 
+    async def by_name(self, name: str) -> Account | None:
+        async with self.db.session() as s:
+            user = (await s.scalars(select(User).where(User.name == name))).one_or_none()
+            return Account.of(user) if user is not None else None
+
+    async def set_password(self, user_id: str, password: str) -> Account | None:
+        """A new password (InvalidRequestError if too short); every session of the user ends.
+        None when no user has this id."""
+        if len(password) < MIN_LENGTH:
+            raise InvalidRequestError(
+                f"A password needs at least {MIN_LENGTH} characters.", param="password"
+            )
+        hashed = await self.hashing.hash(password)
+        async with self.db.session() as s:
+            user = await s.get(User, user_id)
+            if user is None:
+                return None
+            user.password_hash = hashed
+            await s.execute(delete(UserSession).where(UserSession.user_id == user_id))
+        self._has_passwords = None
+        return self._remember(Account.of(user))
+
+    async def set_disabled(self, user_id: str, disabled: bool) -> Account | None:
+        """Disable (every session ends; sign-in, sessions and the request path refuse the
+        user) or enable again. None when no user has this id."""
+        async with self.db.session() as s:
+            user = await s.get(User, user_id)
+            if user is None:
+                return None
+            if disabled and user.disabled_at is None:
+                user.disabled_at = utcnow()
+                await s.execute(delete(UserSession).where(UserSession.user_id == user_id))
+            elif not disabled:
+                user.disabled_at = None
+        return self._remember(Account.of(user))
+
+    async def end_sessions(self, user_id: str) -> int:
+        """Sign the user out everywhere: the number of sessions ended."""
+        async with self.db.session() as s:
+            result = await s.execute(delete(UserSession).where(UserSession.user_id == user_id))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def _remember(self, account: Account) -> Account:
+        if self._implicit is not None and self._implicit.id == account.id:
+            self._implicit = account
+        return account
+
     # -- sessions --------------------------------------------------------------------------------
-    async def login(self, name: str, password: str) -> tuple[Account, str]:
-        """The account and a new session token, or AuthenticationError (same for both mistakes)."""
+    async def login(
+        self, name: str, password: str, address: str | None = None
+    ) -> tuple[Account, str]:
+        """The account and a new session token, or AuthenticationError (same for both mistakes);
+        RateLimitError while the account or the client ``address`` is throttled."""
+        self.throttle.begin(name, address)
         async with self.db.session() as s:
             user = (await s.scalars(select(User).where(User.name == name))).one_or_none()
         hashed = user.password_hash if user is not None else None
-        if not await verify_password_async(hashed, password) or user is None:
+        if not await self.hashing.verify(hashed, password) or user is None:
+            self.throttle.failed(name, address)
             raise AuthenticationError("Wrong user name or password.", code="invalid_credentials")
+        self.throttle.succeeded(name, address)
+        if user.disabled_at is not None:
+            raise PermissionDeniedError("This account is disabled.", code="account_disabled")
         token = secrets.token_urlsafe(32)
         now = utcnow()
         async with self.db.session() as s:
@@ -258,26 +326,43 @@ class Accounts:
         query = (
             select(User)
             .join(UserSession, UserSession.user_id == User.id)
-            .where(UserSession.id == token_hash(token), UserSession.expires_at > utcnow())
+            .where(
+                UserSession.id == token_hash(token),
+                UserSession.expires_at > utcnow(),
+                User.disabled_at.is_(None),
+            )
         )
         async with self.db.session() as s:
             user = (await s.scalars(query)).one_or_none()
         return Account.of(user) if user is not None else None
 
     # -- single-user mode ------------------------------------------------------------------------
-    async def single_user_active(self) -> bool:
+    async def single_user_active(self, local: bool = True) -> bool:
+        """Whether a request acts as the implicit user. ``local``: it came straight from this
+        machine (``api.peers.Peers.is_local``: a loopback peer, no proxy in between); in
+        ``auto`` mode nothing else qualifies, whatever address the server is bound to."""
         if self.mode == "off":
             return False
         if self.mode == "on":
             return True
-        return self.loopback and not await self._passwords_exist()
+        return local and self.loopback and not await self._passwords_exist()
 
-    async def implicit_user(self) -> Account | None:
-        """The implicit user (created on first use) when single-user mode is on, else None."""
-        if not await self.single_user_active():
+    async def passwords_exist(self) -> bool:
+        """Whether some user has a password (which ends ``auto`` single-user mode), asked now:
+        not remembered, so users made just after a start-up look count at once."""
+        async with self.db.engine.connect() as conn:
+            count = await conn.scalar(
+                select(func.count()).select_from(User).where(User.password_hash.is_not(None))
+            )
+        return bool(count)
+
+    async def implicit_user(self, local: bool = True) -> Account | None:
+        """The implicit user (created on first use) when single-user mode is on for this
+        request (see :meth:`single_user_active`), else None."""
+        if not await self.single_user_active(local):
             return None
         if self._implicit is not None:
-            return self._implicit
+            return None if self._implicit.disabled else self._implicit
         async with self.db.session() as s:
             user = (await s.scalars(select(User).where(User.name == IMPLICIT_NAME))).one_or_none()
         if user is None:
@@ -292,7 +377,7 @@ class Accounts:
                     found = await s.scalars(select(User).where(User.name == IMPLICIT_NAME))
                     user = found.one()
         self._implicit = Account.of(user)
-        return self._implicit
+        return None if self._implicit.disabled else self._implicit
 
     async def _passwords_exist(self) -> bool:
         now = time.monotonic()

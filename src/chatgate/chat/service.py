@@ -23,6 +23,7 @@ from chatgate.chat.generations import Generations, Job, Spec
 from chatgate.chat.ids import new_id
 from chatgate.chat.joblog import LogEvent
 from chatgate.chat.records import compact
+from chatgate.chat.sessions import SessionWatch
 from chatgate.chat.shared import SharedLogs
 from chatgate.chat.store import ConversationStore, Row
 from chatgate.chat.tokens import TokenCounter, resolver
@@ -32,6 +33,7 @@ from chatgate.errors import (
     GatewayError,
     InvalidRequestError,
     NotFoundError,
+    RateLimitError,
     ServiceUnavailableError,
 )
 from chatgate.gateway.path import RequestPath, estimate_tokens
@@ -99,9 +101,12 @@ class ChatService:
         self.generations = Generations(
             self.store, path, self.context, self.tokens, config.chat, self.shared
         )
+        self._starting: dict[str, int] = {}  # per user: sends between the check and the start
+        self.sessions = SessionWatch(db, config.auth.session_check_seconds)
 
     async def start(self) -> None:
         self.generations.start_saver()
+        self.sessions.start()
         self.events.start()
         if self.shared is not None:
             self.shared.start(self.generations.on_stop)
@@ -110,6 +115,7 @@ class ChatService:
             log.warning("marked %d answers interrupted by an earlier stop as errors", swept)
 
     async def close(self) -> None:
+        await self.sessions.close()
         await self.events.close()
         await self.generations.close()
         await self.store.close()  # after the jobs: their last saves are queued writes
@@ -133,7 +139,33 @@ class ChatService:
         return known or self.config.chat.default_context_window
 
     # -- sending ---------------------------------------------------------------------------------
+    def running(self, user_id: str) -> int:
+        """The user's answers running on this replica, or about to start."""
+        jobs = self.generations.jobs.values()
+        live = sum(1 for job in jobs if job.user_id == user_id and not job.ended.is_set())
+        return live + self._starting.get(user_id, 0)
+
     async def send(self, user: Account, cid: str, req: Send) -> dict[str, Any]:
+        """Start a generation; 429 while the user already has ``chat.max_generations_per_user``
+        running (per replica), so one user cannot take every upstream slot."""
+        cap = self.config.chat.max_generations_per_user
+        if self.running(user.id) >= cap:
+            raise RateLimitError(
+                f"You already have {cap} answers being written; wait for one to finish.",
+                code="too_many_generations",
+                retry_after=2,
+            )
+        self._starting[user.id] = self._starting.get(user.id, 0) + 1
+        try:
+            return await self._send(user, cid, req)
+        finally:
+            left = self._starting[user.id] - 1
+            if left:
+                self._starting[user.id] = left
+            else:
+                del self._starting[user.id]
+
+    async def _send(self, user: Account, cid: str, req: Send) -> dict[str, Any]:
         conv, rows = await self.store.with_messages(user.id, cid)
         tree = Tree(rows)
         model = req.model or conv["model"]
@@ -233,6 +265,14 @@ class ChatService:
         }
         await self.events.publish(user.id, started_event(started))  # the user's other tabs
         return started
+
+    async def stop_all(self, user_id: str) -> int:
+        """Stop every answer the user has running here (when they are disabled)."""
+        jobs = [j for j in self.generations.jobs.values() if j.user_id == user_id]
+        running = [j for j in jobs if not j.ended.is_set()]
+        for job in running:
+            await self.generations.stop(job)
+        return len(running)
 
     # -- following -------------------------------------------------------------------------------
     async def find(self, user: Account, gid: str) -> Job | Remote | Row:

@@ -56,6 +56,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "database_url",
         "require_keys",
         "admin_key",
+        "metrics_token",
     )
     return load_settings({n: getattr(args, n, None) for n in names})
 

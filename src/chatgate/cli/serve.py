@@ -84,6 +84,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "loop": "uvloop",
         "lifespan": "on",
         "timeout_graceful_shutdown": server.drain_seconds,
+        "ws_max_size": server.max_body_bytes,  # a WebSocket frame is a body too
         # chatgate reads no client address; uvicorn's X-Forwarded-For middleware is pure cost
         "proxy_headers": False,
     }

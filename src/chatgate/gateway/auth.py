@@ -76,6 +76,8 @@ class Member(Protocol):
     def budget_tokens(self) -> int | None: ...
     @property
     def tokens_used(self) -> int: ...
+    @property
+    def disabled(self) -> bool: ...
 
 
 UserLookup = Callable[[str], Awaitable[Member | None]]
@@ -186,7 +188,11 @@ class Authenticator:
     async def _load_user(self, lookup: str) -> Identity | None:
         assert self.users is not None
         user = await self.users(lookup.removeprefix("u:"))
-        return _user_identity(user) if user is not None else None
+        if user is None:
+            return None
+        if user.disabled:
+            raise PermissionDeniedError("This account is disabled.", code="account_disabled")
+        return _user_identity(user)
 
     def _read(self, identity: Identity, began: int) -> None:
         """A fresh read, begun when ``began`` batches had been written, includes those."""

@@ -3,7 +3,9 @@
 It sits before the reasoning filter: the cache holds the upstream's own answer and every
 reasoning mode is applied to it on the way out. Per-request controls (PRODUCT §3):
 ``Cache-Control: no-cache`` skips the lookup (and joining a flight) but still stores;
-``no-store`` does not store; ``X-Chatgate-Cache-TTL`` sets this entry's lifetime.
+``no-store`` does not store; ``X-Chatgate-Cache-TTL`` sets this entry's lifetime (at most
+``cache.max_ttl``). The key the stage gets is already scoped (``cache.scope``): single-flight
+and the cache are shared only by callers of the same partition.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Literal, Protocol
 
 from chatgate.gateway.cache.entry import Entry, is_finished
 from chatgate.gateway.coalesce import Flight, Flights
-from chatgate.protocol.openai import ChatRequest, ChunkBatch
+from chatgate.protocol.openai import MAX_CACHE_TTL, ChatRequest, ChunkBatch
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +39,12 @@ class EntryStore(Protocol):
 
 
 class ResponseCache:
-    def __init__(self, store: EntryStore | None, ttl: float) -> None:
+    def __init__(
+        self, store: EntryStore | None, ttl: float, max_ttl: float = MAX_CACHE_TTL
+    ) -> None:
         self.store = store
         self.ttl = ttl
+        self.max_ttl = max(ttl, max_ttl)
         self.flights = Flights()
         self._writes: set[asyncio.Task[None]] = set()
 
@@ -82,7 +87,10 @@ class ResponseCache:
             entry = flight.entry
             if entry is None or (entry.chunks is not None and not is_finished(entry.chunks)):
                 return  # failed, cancelled or cut short: never stored
-            expires_at = time.time() + (req.cache_ttl if req.cache_ttl is not None else self.ttl)
+            ttl = req.cache_ttl if req.cache_ttl is not None else self.ttl
+            # Doors check the header; this bound holds for any door that forgot (a huge TTL
+            # overflowed Redis's PXAT and turned the shared tier off for everyone).
+            expires_at = time.time() + min(ttl, self.max_ttl)
             task = asyncio.get_running_loop().create_task(self._write(key, entry, expires_at))
             self._writes.add(task)
             task.add_done_callback(self._writes.discard)

@@ -1,6 +1,6 @@
 """The request path, whole: the policy stages around the pipeline, composed in one place.
 
-    door (parse) → authenticate → model access → budget → rate-limit reserve
+    door (parse) → authenticate → bound on n → model access → budget → rate-limit reserve
       → pipeline (cache, single-flight, router, key pool, queue, provider, reasoning)
       → reconcile + usage + metrics + access log → door (render)
 
@@ -18,7 +18,8 @@ import contextlib
 import os
 import time
 
-from chatgate.errors import GatewayError
+from chatgate.config import CacheScope
+from chatgate.errors import GatewayError, InvalidRequestError
 from chatgate.gateway.auth import ANONYMOUS_IDENTITY, Authenticator, Identity
 from chatgate.gateway.pipeline import Answer, Pipeline
 from chatgate.gateway.ratelimit import RateLimiter, Reservation
@@ -71,6 +72,8 @@ class RequestPath:
         usage: UsageRecorder,
         metrics: Metrics,
         default_max_tokens: int = 512,
+        cache_scope: CacheScope = "global",
+        max_n: int = 8,
     ) -> None:
         self.auth = auth
         self.limiter = limiter
@@ -79,6 +82,19 @@ class RequestPath:
         self.metrics = metrics
         self.access = AccessLog()
         self.default_max_tokens = default_max_tokens
+        self.cache_scope = cache_scope
+        self.max_n = max_n
+
+    def partition(self, identity: Identity) -> str:
+        """The caller's cache partition under ``cache.scope`` ("" is the shared cache).
+        ``key``: the client key, else the user; ``user``: the user, else the client key.
+        Anonymous callers share one partition either way."""
+        scope = self.cache_scope
+        if scope == "global":
+            return ""
+        if scope == "user" and identity.user_id is not None:
+            return "u:" + identity.user_id
+        return identity.subject or ""
 
     def begin(self, api: str, request_id: str | None = None) -> Exchange:
         """A new request through ``api`` (the door's name in metrics and logs)."""
@@ -160,12 +176,18 @@ class Exchange:
         self.identity = identity
 
     async def admit(self, req: ChatRequest, tokens: int | None = None) -> None:
-        """Model access → budget → rate-limit reserve (``tokens``: the door's own estimate)."""
+        """Bound on ``n`` → model access → budget → rate-limit reserve (``tokens``: the door's
+        own estimate)."""
         identity = self.identity
         assert identity is not None, "authenticate first"
         self.req = req
-        identity.check_model(req.model)
         path = self.path
+        n = req.body.get("n")
+        if isinstance(n, int) and n > path.max_n:  # each choice is a whole answer upstream
+            raise InvalidRequestError(
+                f"`n` may be at most {path.max_n} here.", param="n", code="invalid_value"
+            )
+        identity.check_model(req.model)
         path.auth.check_budget(identity)
         if tokens is None:
             tokens = estimate_tokens(req, path.default_max_tokens)
@@ -194,7 +216,10 @@ class Exchange:
         path = self.path
         model = self.req.model
         self._label = (model,) if path.pipeline.router.get(model) is not None else ("other",)
-        self.answer = answer = await path.pipeline.open(self.req, route)
+        partition = ""
+        if path.pipeline.cache is not None and self.identity is not None:
+            partition = path.partition(self.identity)
+        self.answer = answer = await path.pipeline.open(self.req, route, partition)
         if self.req.stream:
             self._last = now = time.perf_counter()
             path.metrics.ttft.observe(self._label, now - self.started)

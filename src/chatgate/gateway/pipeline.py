@@ -138,9 +138,12 @@ class Pipeline:
         mode = req.reasoning or (settings.reasoning if settings else None) or self.reasoning
         return mode, bool(settings and settings.reasoning_starts_inside)  # type: ignore[return-value]
 
-    async def open(self, req: ChatRequest, route: list[Deployment] | None = None) -> Answer:
+    async def open(
+        self, req: ChatRequest, route: list[Deployment] | None = None, partition: str = ""
+    ) -> Answer:
         """The answer to ``req``, its first batch in hand (``route``: deployments to use
-        instead of the router's for ``req.model``)."""
+        instead of the router's for ``req.model``; ``partition``: the caller's share of the
+        cache and of single-flight, see ``cache.scope``)."""
         deps = route if route is not None else self.router.candidates(req.model)
         bodies = [prepare(req, d) for d in deps]  # once: for the key and the call
         stream, op = req.stream, req.op
@@ -148,7 +151,7 @@ class Pipeline:
             answer = Answer("bypass")
             source: AsyncIterator[ChunkBatch] = self.caller.call(deps, bodies, stream, op)
         else:
-            key = cache_key(bodies[0], deps[0].qualified_name, cache_kind(req))
+            key = cache_key(bodies[0], deps[0].qualified_name, cache_kind(req), partition)
             status, source = await self.cache.open(
                 key, req, lambda: self.caller.call(deps, bodies, stream, op)
             )

@@ -123,10 +123,17 @@ def wants_usage(body: dict[str, Any]) -> bool:
     return isinstance(opts, dict) and bool(opts.get("include_usage"))
 
 
+MAX_CACHE_TTL = 30 * 86400.0  # cache.max_ttl's default
+
+
 def parse_cache_headers(
-    req: ChatRequest, cache_control: str | None, ttl: str | None
+    req: ChatRequest,
+    cache_control: str | None,
+    ttl: str | None,
+    max_ttl: float = MAX_CACHE_TTL,
 ) -> ChatRequest:
-    """Apply ``Cache-Control`` (no-cache, no-store) and ``X-Chatgate-Cache-TTL`` to ``req``."""
+    """Apply ``Cache-Control`` (no-cache, no-store) and ``X-Chatgate-Cache-TTL`` (positive
+    seconds up to ``max_ttl``, else 400) to ``req``."""
     if cache_control:
         tokens = {t.strip().lower() for t in cache_control.split(",")}
         req.cache_lookup = "no-cache" not in tokens
@@ -136,9 +143,9 @@ def parse_cache_headers(
             seconds = float(ttl)
         except ValueError:
             seconds = -1.0
-        if not seconds > 0 or seconds == float("inf"):
+        if not 0 < seconds <= max_ttl:  # NaN and infinity fail this too
             raise InvalidRequestError(
-                "X-Chatgate-Cache-TTL must be a positive number of seconds.",
+                f"X-Chatgate-Cache-TTL must be a positive number of seconds up to {max_ttl:g}.",
                 param="X-Chatgate-Cache-TTL",
             )
         req.cache_ttl = seconds

@@ -76,7 +76,7 @@ class GigaChatProvider(HTTPUpstream[GigaChatConfig]):
 
     def secrets(self) -> list[str]:
         tokens = [t.value for t in self._tokens.values() if t.value]
-        return [self.credentials, *self.keys, *tokens]
+        return [self.credentials, *super().secrets(), *tokens]
 
     async def access_token(self, credentials: str | None = None, stale: str | None = None) -> str:
         """A valid token; concurrent callers share one fetch. ``stale``: a token the API refused."""

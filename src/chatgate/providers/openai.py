@@ -69,6 +69,8 @@ class HTTPUpstream(Generic[H]):
         self.name = name
         self.cfg = cfg
         self.keys = [k.get_secret_value() for k in cfg.api_keys]
+        self.extra_headers = cfg.header_values()
+        self.header_secrets = cfg.header_secrets()
         self._pools: dict[str, HTTP1Pool] = {}
         self._started = False
 
@@ -107,11 +109,12 @@ class HTTPUpstream(Generic[H]):
         self, method: str, url: str, headers: dict[str, str], body: bytes = b""
     ) -> Response:
         origin, target = origin_of(url)
-        merged = {**self.cfg.headers, **headers} if self.cfg.headers else headers
+        merged = {**self.extra_headers, **headers} if self.extra_headers else headers
         return await self._pool(origin).request(method, target, list(merged.items()), body)
 
     def secrets(self) -> list[str]:
-        return self.keys
+        """Everything redacted from upstream errors: the keys and the configured headers."""
+        return [*self.keys, *self.header_secrets]
 
     def http_error(self, status: int, raw: bytes, headers: Any) -> UpstreamError:
         message = redact(upstream_error_message(raw), self.secrets())

@@ -43,13 +43,34 @@ class ProviderConfig(Section):
     base_url: str | None = None
     api_keys: list[SecretStr] = Field(default_factory=list)
     timeouts: Timeouts = Field(default_factory=Timeouts)
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Extra headers sent upstream. Their values are secrets like api_keys: "
+        "never logged, and removed from upstream error messages.",
+    )
     max_connections: int = Field(256, ge=1, description="Upstream keep-alive pool size.")
     max_concurrency: int | None = Field(None, ge=1)
     max_queue: int = Field(256, ge=0)
     queue_timeout: float = Field(60.0, gt=0)
     models: list[str] = Field(default_factory=list, description="Models served, by upstream name.")
     discover_models: bool = Field(False, description="List the upstream's models at start-up.")
+
+    def header_values(self) -> dict[str, str]:
+        return {name: value.get_secret_value() for name, value in self.headers.items()}
+
+    def header_secrets(self) -> list[str]:
+        """What to remove from upstream error messages: each header value, and its last word
+        (the token of ``Bearer <token>``), when long enough to be a secret."""
+        found: list[str] = []
+        for value in self.header_values().values():
+            value = value.strip()
+            if len(value) >= 6:
+                found.append(value)
+            word = value.rsplit(" ", 1)[-1]
+            if word != value and len(word) >= 8:
+                found.append(word)
+        # Longest first, so a value is removed whole before a part of it would be.
+        return sorted(set(found), key=len, reverse=True)
 
     def pool_keys(self) -> list[str]:
         """The upstream keys the key pool rotates, the preferred one first."""

@@ -36,6 +36,7 @@ class User(Base):
     """A local account; ``password_hash`` is None for the implicit single-user-mode user.
 
     The policy columns are those of a client key: None is no limit (``models``: every model).
+    ``disabled_at`` set: the user may not sign in or use anything (sessions included).
     """
 
     __tablename__ = "users"
@@ -51,6 +52,7 @@ class User(Base):
     # SQL NULL, never JSON null, for "every model" (as ClientKey.models).
     models: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     tokens_used: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class UserSession(Base):

@@ -5,6 +5,9 @@ sent upstream (after the model's system prompt and the history rules), every oth
 sampling parameters, tools, tool_choice, response_format, stop, n, seed, logprobs, and unknown
 extras, since an unknown field may well change the answer.
 
+Counted too, when ``cache.scope`` is not ``global``: the caller's partition, so one client can
+neither read another's answers nor learn that it sent a prompt.
+
 Not counted, because they don't change the answer: ``stream`` and ``stream_options`` (a streamed
 answer serves a non-streamed request and back), ``user``, ``metadata``, ``store``,
 ``service_tier``, ``prompt_cache_key``, ``safety_identifier``, request ids; nor the reasoning
@@ -44,10 +47,11 @@ IGNORED = frozenset(
 _FLOATS = frozenset({"temperature", "top_p", "presence_penalty", "frequency_penalty"})
 
 
-def cache_key(body: dict[str, Any], deployment: str, kind: str = "") -> bytes:
-    """32-byte key for ``body`` (as sent upstream) on ``deployment`` (``provider/model``);
+def cache_key(body: dict[str, Any], deployment: str, kind: str = "", partition: str = "") -> bytes:
+    """32-byte key for ``body`` (as sent upstream) on ``deployment`` (``provider/model``).
     ``kind`` is empty for chat, else the operation (``completions``, ``completions+stream``,
-    ``embeddings``)."""
+    ``embeddings``); ``partition`` is ``cache.scope``'s holder (``k:<key id>``, ``u:<user id>``;
+    empty for the shared global cache, whose keys are those of before scopes existed)."""
     canonical: dict[str, Any] = {}
     for name, value in body.items():
         if name in IGNORED:
@@ -57,6 +61,8 @@ def cache_key(body: dict[str, Any], deployment: str, kind: str = "") -> bytes:
         canonical[name] = value
     payload = orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
     digest = hashlib.blake2b(VERSION, digest_size=32)
+    if partition:
+        digest.update(b"scope:" + partition.encode() + b"\n")
     digest.update(deployment.encode())
     if kind:
         digest.update(b"\n" + kind.encode())

@@ -1,0 +1,66 @@
+"""The body limit (``server.max_body_bytes``) on every route and every transfer encoding,
+counted while reading (``api.bodylimit``, ``api.asgi.read_body``): 413 as soon as it is passed,
+before the body has been read."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from robustness.rawhttp import Reply, request
+
+from chatgate.app import create_app
+from tests.conftest import gateway_config
+from tests.fakes.upstream import FakeUpstream
+from tests.server import ServerThread
+
+LIMIT = 64 * 1024
+CHAT = orjson.dumps({"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]})
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def url(fake_server: FakeUpstream) -> Iterator[str]:
+    config = gateway_config(fake_server.base_url, server={"max_body_bytes": LIMIT})
+    with ServerThread(create_app(config)) as base:
+        yield base
+
+
+def call(url: str, method: str, path: str, **kw: Any) -> Reply:
+    return asyncio.run(request(url, method, path, **kw))
+
+
+def _chunks(total: int, size: int = 16 * 1024) -> Iterator[bytes]:
+    piece = b'{"x": "' + b"a" * (size - 8) + b'"}'
+    for _ in range(total // len(piece) + 1):
+        yield piece
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/auth/login", "/v1/chat/completions", "/chatgpt/", "/api/conversations"]
+)
+def test_chunked_body_over_the_limit_is_413_while_reading(url: str, path: str) -> None:
+    total = 400 * LIMIT  # 25 MiB: more than the sockets' buffers hold
+    started = time.monotonic()
+    reply = call(url, "POST", path, headers=JSON, chunks=_chunks(total))
+    assert reply.status == 413, reply
+    assert reply.code == "request_too_large"
+    assert reply.sent < total // 2, "the server read on past the limit before answering"
+    assert time.monotonic() - started < 10
+
+
+def test_declared_length_over_the_limit_is_413_before_reading(url: str) -> None:
+    reply = call(url, "POST", "/api/auth/login", headers={**JSON, "content-length": "999999999"})
+    assert reply.status == 413
+
+
+def test_bodies_within_the_limit_still_work(url: str) -> None:
+    body = orjson.dumps({"name": "nobody", "password": "x" * 100})
+    chunked = call(url, "POST", "/api/auth/login", headers=JSON, chunks=[body[:10], body[10:]])
+    assert chunked.status == 401  # read whole, judged: wrong name or password
+    whole = call(url, "POST", "/v1/chat/completions", headers=JSON, chunks=[CHAT])
+    assert whole.status == 200
