@@ -71,8 +71,11 @@ def skeleton(req: ResponsesRequest, rid: str, created_at: int) -> dict[str, Any]
         if value is not None:
             response[key] = value
     reasoning = body.get("reasoning")
-    effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
-    response["reasoning"] = {"effort": effort, "summary": None}
+    if isinstance(reasoning, dict):
+        summary = reasoning.get("summary") or reasoning.get("generate_summary")
+        response["reasoning"] = {"effort": reasoning.get("effort"), "summary": summary}
+    else:
+        response["reasoning"] = {"effort": None, "summary": None}
     text = body.get("text")
     response["text"] = (
         text if isinstance(text, dict) and "format" in text else {"format": {"type": "text"}}
@@ -142,7 +145,7 @@ def render(req: ResponsesRequest, rid: str, completion: dict[str, Any]) -> dict[
     output: list[dict[str, Any]] = []
     reasoning = message.get("reasoning_content")
     if isinstance(reasoning, str) and reasoning:
-        output.append(reasoning_item(rs_id, reasoning))
+        output.append(reasoning_item(rs_id, reasoning, wants_summary(response)))
     content = message.get("content")
     calls = message.get("tool_calls")
     refusal = message.get("refusal")
@@ -170,10 +173,19 @@ def render(req: ResponsesRequest, rid: str, completion: dict[str, Any]) -> dict[
     return finish(response, finish_reason, completion.get("usage"))
 
 
-def reasoning_item(item_id: str, text: str | None) -> dict[str, Any]:
-    """A reasoning item: the model's own reasoning text (``content``), no summary."""
+def wants_summary(response: dict[str, Any]) -> bool:
+    """Whether the request asked for a reasoning summary (``reasoning.summary``). Upstreams give
+    their reasoning whole, never a summary, so the whole text is given as the summary too:
+    clients that show only summaries (Codex) then show the reasoning."""
+    return response["reasoning"]["summary"] in ("auto", "concise", "detailed")
+
+
+def reasoning_item(item_id: str, text: str | None, summary: bool = False) -> dict[str, Any]:
+    """A reasoning item: the model's own reasoning text (``content``), and as its summary when
+    one was asked for."""
     content = [] if text is None else [{"type": "reasoning_text", "text": text}]
-    return {"id": item_id, "type": "reasoning", "summary": [], "content": content}
+    summaries = [{"type": "summary_text", "text": text}] if summary and text else []
+    return {"id": item_id, "type": "reasoning", "summary": summaries, "content": content}
 
 
 def message_item(item_id: str, parts: list[dict[str, Any]], status: str) -> dict[str, Any]:
