@@ -89,6 +89,14 @@ def test_reasoning_becomes_a_reasoning_item(client: openai.OpenAI, fake: FakeUps
     thought = "".join(e.delta for e in events if e.type == "response.reasoning_text.delta")
     assert thought == "Let me think about it."
     assert stream.get_final_response().output[0].type == "reasoning"
+    assert not any(e.type.startswith("response.reasoning_summary") for e in events)
+    with client.responses.stream(
+        model="fake-model", input="hi", reasoning={"summary": "auto"}
+    ) as stream:
+        summary = "".join(
+            e.delta for e in stream if e.type == "response.reasoning_summary_text.delta"
+        )
+    assert summary == "Let me think about it."  # the reasoning itself: Codex shows summaries
 
 
 def test_think_tags_of_a_distilled_model_become_reasoning(

@@ -258,6 +258,15 @@ def test_a_whole_answer_renders_as_the_sdk_reads_it() -> None:
     assert len({item.id for item in response.output}) == 2
 
 
+def test_a_summary_asked_for_is_the_reasoning_itself() -> None:
+    req = parse_request(body(reasoning={"summary": "detailed"}))
+    obj = render(req, new_id(), completion({"content": "Hi.", "reasoning_content": "Why."}))
+    item = Response.model_validate(obj).output[0]
+    assert item.type == "reasoning" and [s.text for s in item.summary] == ["Why."]
+    plain = render(parse_request(body()), new_id(), completion({"reasoning_content": "Why."}))
+    assert plain["output"][0]["summary"] == []
+
+
 def test_tool_calls_render_as_function_call_items() -> None:
     calls = [
         {"id": "call_1", "type": "function", "function": {"name": "a", "arguments": "{}"}},

@@ -46,8 +46,10 @@ def parse(raw: bytes) -> list[dict[str, Any]]:
     return out
 
 
-def run(batches: list[list[dict[str, Any]]]) -> tuple[list[dict[str, Any]], ResponseStream]:
-    req = parse_request({"model": "m", "input": "hi", "stream": True})
+def run(
+    batches: list[list[dict[str, Any]]], **fields: Any
+) -> tuple[list[dict[str, Any]], ResponseStream]:
+    req = parse_request({"model": "m", "input": "hi", "stream": True, **fields})
     stream = ResponseStream(skeleton(req, new_id(), 1700000000))
     raw = stream.start() + b"".join(stream.feed(b) for b in batches) + stream.close()
     return parse(raw + stream.completed()), stream
@@ -105,6 +107,34 @@ def test_text_with_reasoning_streams_in_the_sdk_order() -> None:
     assert (
         events[0]["response"]["status"] == "in_progress" and events[0]["response"]["output"] == []
     )
+
+
+def test_reasoning_is_its_own_summary_when_one_is_asked_for() -> None:
+    events, _ = run(
+        [
+            [chunk({"reasoning_content": "Let me "}), chunk({"reasoning_content": "think."})],
+            [chunk({"content": "Hi."}, "stop"), chunk(usage=USAGE)],
+        ],
+        reasoning={"effort": "high", "summary": "auto"},
+    )
+    kinds = [e["type"] for e in events]
+    assert kinds[2:13] == [
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.reasoning_summary_part.added",
+        "response.reasoning_text.delta",
+        "response.reasoning_summary_text.delta",
+        "response.reasoning_text.delta",
+        "response.reasoning_summary_text.delta",
+        "response.reasoning_summary_text.done",
+        "response.reasoning_summary_part.done",
+        "response.reasoning_text.done",
+        "response.content_part.done",
+    ]
+    final = accumulate(events)
+    item = final.output[0]
+    assert item.type == "reasoning" and item.summary[0].text == "Let me think."
+    assert final.reasoning is not None and final.reasoning.summary == "auto"
 
 
 def test_tool_calls_stream_their_arguments() -> None:

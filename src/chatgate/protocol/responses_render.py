@@ -8,45 +8,79 @@ from typing import Any
 
 from chatgate.protocol.responses import Item, ResponsesRequest
 
+_BLANK: dict[str, Any] = {
+    "id": "",
+    "object": "response",
+    "created_at": 0,
+    "status": "in_progress",
+    "background": False,
+    "error": None,
+    "incomplete_details": None,
+    "instructions": None,
+    "max_output_tokens": None,
+    "max_tool_calls": None,
+    "model": "",
+    "output": None,
+    "parallel_tool_calls": True,
+    "previous_response_id": None,
+    "reasoning": None,
+    "store": True,
+    "temperature": None,
+    "text": None,
+    "tool_choice": "auto",
+    "tools": None,
+    "top_p": None,
+    "truncation": "disabled",
+    "usage": None,
+    "user": None,
+    "metadata": None,
+}
+# Request fields a response echoes as they came (when given and not null).
+_ECHOED = frozenset(
+    {
+        "instructions",
+        "max_output_tokens",
+        "max_tool_calls",
+        "parallel_tool_calls",
+        "temperature",
+        "tool_choice",
+        "top_p",
+        "truncation",
+        "user",
+        "tools",
+        "metadata",
+    }
+)
+
 
 def skeleton(req: ResponsesRequest, rid: str, created_at: int) -> dict[str, Any]:
-    """The ``response`` object before its output: what the request asked for, echoed."""
+    """The ``response`` object before its output: what the request asked for, echoed. (Built
+    from a blank copy plus the few fields a request sets: it runs on every request.)"""
+    response = _BLANK.copy()
+    response["id"] = rid
+    response["created_at"] = created_at
+    response["model"] = req.model
+    response["output"] = []
+    response["previous_response_id"] = req.previous_response_id
+    response["store"] = req.store
+    response["tools"] = []
+    response["metadata"] = {}
     body = req.body
+    for key in _ECHOED.intersection(body):
+        value = body[key]
+        if value is not None:
+            response[key] = value
     reasoning = body.get("reasoning")
+    if isinstance(reasoning, dict):
+        summary = reasoning.get("summary") or reasoning.get("generate_summary")
+        response["reasoning"] = {"effort": reasoning.get("effort"), "summary": summary}
+    else:
+        response["reasoning"] = {"effort": None, "summary": None}
     text = body.get("text")
-    parallel = body.get("parallel_tool_calls")
-    return {
-        "id": rid,
-        "object": "response",
-        "created_at": created_at,
-        "status": "in_progress",
-        "background": False,
-        "error": None,
-        "incomplete_details": None,
-        "instructions": body.get("instructions"),
-        "max_output_tokens": body.get("max_output_tokens"),
-        "max_tool_calls": body.get("max_tool_calls"),
-        "model": req.model,
-        "output": [],
-        "parallel_tool_calls": True if parallel is None else parallel,
-        "previous_response_id": req.previous_response_id,
-        "reasoning": {
-            "effort": reasoning.get("effort") if isinstance(reasoning, dict) else None,
-            "summary": None,
-        },
-        "store": req.store,
-        "temperature": body.get("temperature"),
-        "text": text
-        if isinstance(text, dict) and "format" in text
-        else {"format": {"type": "text"}},
-        "tool_choice": body.get("tool_choice") or "auto",
-        "tools": body.get("tools") or [],
-        "top_p": body.get("top_p"),
-        "truncation": body.get("truncation") or "disabled",
-        "usage": None,
-        "user": body.get("user"),
-        "metadata": body.get("metadata") or {},
-    }
+    response["text"] = (
+        text if isinstance(text, dict) and "format" in text else {"format": {"type": "text"}}
+    )
+    return response
 
 
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -111,7 +145,7 @@ def render(req: ResponsesRequest, rid: str, completion: dict[str, Any]) -> dict[
     output: list[dict[str, Any]] = []
     reasoning = message.get("reasoning_content")
     if isinstance(reasoning, str) and reasoning:
-        output.append(reasoning_item(rs_id, reasoning))
+        output.append(reasoning_item(rs_id, reasoning, wants_summary(response)))
     content = message.get("content")
     calls = message.get("tool_calls")
     refusal = message.get("refusal")
@@ -139,10 +173,19 @@ def render(req: ResponsesRequest, rid: str, completion: dict[str, Any]) -> dict[
     return finish(response, finish_reason, completion.get("usage"))
 
 
-def reasoning_item(item_id: str, text: str | None) -> dict[str, Any]:
-    """A reasoning item: the model's own reasoning text (``content``), no summary."""
+def wants_summary(response: dict[str, Any]) -> bool:
+    """Whether the request asked for a reasoning summary (``reasoning.summary``). Upstreams give
+    their reasoning whole, never a summary, so the whole text is given as the summary too:
+    clients that show only summaries (Codex) then show the reasoning."""
+    return response["reasoning"]["summary"] in ("auto", "concise", "detailed")
+
+
+def reasoning_item(item_id: str, text: str | None, summary: bool = False) -> dict[str, Any]:
+    """A reasoning item: the model's own reasoning text (``content``), and as its summary when
+    one was asked for."""
     content = [] if text is None else [{"type": "reasoning_text", "text": text}]
-    return {"id": item_id, "type": "reasoning", "summary": [], "content": content}
+    summaries = [{"type": "summary_text", "text": text}] if summary and text else []
+    return {"id": item_id, "type": "reasoning", "summary": summaries, "content": content}
 
 
 def message_item(item_id: str, parts: list[dict[str, Any]], status: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The Responses API's stream: chat-completion chunks in, ``response.*`` server-sent events out.
 
     response.created, response.in_progress
-    per output item, in order: reasoning (reasoning_text deltas), message (output_text deltas),
+    per output item, in order: reasoning (reasoning_text deltas, and reasoning_summary_text
+      ones when a summary was asked for), message (output_text deltas),
       function calls (argument deltas) — each opened by output_item.added (+ content_part.added)
       and closed by its .done events before the next one opens
     response.completed (or response.incomplete) with the whole response and its usage
@@ -26,6 +27,7 @@ from chatgate.protocol.responses_render import (
     message_item,
     output_text_part,
     reasoning_item,
+    wants_summary,
 )
 
 
@@ -51,7 +53,7 @@ class _Open:
     """The output item being streamed: its kind, index, id, text so far, and the template of
     its delta events (``% (sequence_number, JSON of the delta)``)."""
 
-    __slots__ = ("call_id", "delta", "id", "index", "kind", "name", "pieces")
+    __slots__ = ("call_id", "delta", "id", "index", "kind", "name", "pieces", "summary")
 
     def __init__(self, kind: str, index: int, item_id: str, delta_type: str) -> None:
         self.kind = kind
@@ -66,6 +68,14 @@ class _Open:
         self.delta = (
             f'event: {delta_type}\ndata: {{"type":"{delta_type}","sequence_number":%d,'
             f'"item_id":"{item_id}","output_index":{index}{content},"delta":%b{logprobs}}}\n\n'
+        ).encode()
+        self.summary: bytes | None = None  # reasoning given as its summary too: that template
+
+    def summarized(self) -> None:
+        kind = "response.reasoning_summary_text.delta"
+        self.summary = (
+            f'event: {kind}\ndata: {{"type":"{kind}","sequence_number":%d,'
+            f'"item_id":"{self.id}","output_index":{self.index},"summary_index":0,"delta":%b}}\n\n'
         ).encode()
 
 
@@ -83,6 +93,7 @@ class ResponseStream:
         self._finish_reason: Any = None
         self.usage: Any = None
         self._rs_id, self._msg_id, self._fc_id = item_ids(response["id"])
+        self._summary = wants_summary(response)
 
     def _next(self) -> int:
         seq = self.seq
@@ -139,7 +150,10 @@ class ResponseStream:
         if item is None or item.kind != kind:
             item = self._begin(kind, out)
         item.pieces.append(text)
-        out.append(item.delta % (self._next(), orjson.dumps(text)))
+        dumped = orjson.dumps(text)
+        out.append(item.delta % (self._next(), dumped))
+        if item.summary is not None:
+            out.append(item.summary % (self._next(), dumped))
 
     def _begin(self, kind: str, out: list[bytes]) -> _Open:
         self._end(out)
@@ -168,6 +182,20 @@ class ResponseStream:
                 {"item_id": item.id, "output_index": index, "content_index": 0, "part": part},
             )
         )
+        if kind == "reasoning" and self._summary:
+            item.summarized()
+            out.append(
+                event(
+                    "response.reasoning_summary_part.added",
+                    self._next(),
+                    {
+                        "item_id": item.id,
+                        "output_index": index,
+                        "summary_index": 0,
+                        "part": {"type": "summary_text", "text": ""},
+                    },
+                )
+            )
         return item
 
     def _call(self, call: dict[str, Any], out: list[bytes]) -> None:
@@ -216,9 +244,25 @@ class ResponseStream:
             )
         else:
             if item.kind == "reasoning":
-                done = reasoning_item(item.id, text)
+                done = reasoning_item(item.id, text, item.summary is not None)
                 part: dict[str, Any] = {"type": "reasoning_text", "text": text}
                 kind = "response.reasoning_text.done"
+                if item.summary is not None:
+                    summary = {**where, "summary_index": 0}
+                    out.append(
+                        event(
+                            "response.reasoning_summary_text.done",
+                            self._next(),
+                            {**summary, "text": text},
+                        )
+                    )
+                    out.append(
+                        event(
+                            "response.reasoning_summary_part.done",
+                            self._next(),
+                            {**summary, "part": {"type": "summary_text", "text": text}},
+                        )
+                    )
             else:
                 part = output_text_part(text)
                 done = message_item(item.id, [part], status)
