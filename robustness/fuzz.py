@@ -89,7 +89,7 @@ def run_schemathesis(
     phases: str = ALL_PHASES,
     conformance: bool = False,
     workers: int = 1,
-    max_time: float | None = None,
+    max_time: int | None = None,
     report_dir: Path | None = None,
     timeout: float = 3600.0,
 ) -> FuzzResult:
@@ -129,8 +129,8 @@ def run_schemathesis(
         cmd += ["--exclude-checks", ",".join(NOT_APPLICABLE)]
     if seed is not None:
         cmd += ["--seed", str(seed)]
-    if max_time is not None:
-        cmd += ["--max-time", str(max_time)]
+    if max_time is not None:  # schemathesis takes whole seconds, at least 1: "90.0" is refused
+        cmd += ["--max-time", str(max(1, int(max_time)))]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "robustness.st_checks", "NO_COLOR": "1"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     started = time.monotonic()
@@ -218,7 +218,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--phases", default=ALL_PHASES, help="schemathesis phases, comma separated")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     p.add_argument("--workers", type=int, default=4, help="concurrent schemathesis workers")
-    p.add_argument("--max-time", type=float, default=None, help="time budget, seconds")
+    p.add_argument("--max-time", type=_seconds, default=None, help="time budget, whole seconds")
     p.add_argument("--conformance", action="store_true", help="also run schemathesis' checks")
     p.add_argument("--url", default=None, help="fuzz this running chatgate instead")
     p.add_argument("--cache", action="store_true", help="start chatgate with the cache on")
@@ -226,6 +226,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--report-dir", type=Path, default=None, help="where reports go (default: a temp dir)"
     )
     return p.parse_args(argv)
+
+
+def _seconds(text: str) -> int:
+    """A time budget in whole seconds (schemathesis' unit); ``90.0`` is read as 90."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if seconds < 1:
+        raise argparse.ArgumentTypeError("the time budget is at least 1 second")
+    return int(seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
