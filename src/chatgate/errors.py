@@ -14,6 +14,7 @@
     ├── RateLimitError                429 (carries retry_after)
     │   └── QuotaExceededError        429 insufficient_quota
     ├── ServiceUnavailableError       503 (queue timeout, shutting down; carries retry_after)
+    │   └── DatabaseUnavailableError  503 database_unavailable (the database does not answer)
     └── UpstreamError                 502 (upstream said no, or the connection broke)
         └── UpstreamTimeoutError      504
 
@@ -138,6 +139,16 @@ class ServiceUnavailableError(GatewayError):
     status = 503
     type = "service_unavailable"
     default_code = "service_unavailable"
+
+
+class DatabaseUnavailableError(ServiceUnavailableError):
+    """The database cannot be reached (down, restarting, out of connections): raised where the
+    storage layer meets the driver (``storage/db.py``), so every door answers 503 for it."""
+
+    default_code = "database_unavailable"
+
+    def __init__(self, message: str = "The database is unavailable; try again shortly.") -> None:
+        super().__init__(message, retry_after=2)
 
 
 class UpstreamError(GatewayError):

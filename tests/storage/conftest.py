@@ -132,3 +132,15 @@ async def db(db_url: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.close()
+
+
+def through(proxy_port: int, url: str) -> str:
+    """``url`` with its host and port replaced by a local proxy's."""
+    return (
+        make_url(url).set(host="127.0.0.1", port=proxy_port).render_as_string(hide_password=False)
+    )
+
+
+def pg_address(server: PgServer) -> tuple[str, int]:
+    parsed = make_url(server.admin_dsn)
+    return parsed.host or "127.0.0.1", parsed.port or 5432

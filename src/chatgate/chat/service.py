@@ -232,7 +232,10 @@ class ChatService:
                 title_from = req.content
             await self.store.add_messages(cid, new_rows, active_leaf=mid, title=title)
         except BaseException as exc:
-            exchange.fail(exc if isinstance(exc, GatewayError) else "not started", 500)
+            if isinstance(exc, GatewayError):
+                exchange.fail(exc)
+            else:
+                exchange.fail("not started", 500)
             await exchange.finish()
             raise
         spec = Spec(

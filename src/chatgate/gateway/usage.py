@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
+from chatgate.errors import DatabaseUnavailableError
 from chatgate.storage import UsageRepository, UsageRow
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class UsageRecorder:
         self._tally: dict[_Key, list[int]] = {}
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._waiting = False  # the last write met a database outage
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -94,16 +96,22 @@ class UsageRecorder:
             ]
             try:
                 await self.repo.add_batch(rows)
-            except Exception:
-                log.exception(
-                    "usage: writing %d rows failed; keeping them for the next try", len(rows)
-                )
+            except Exception as exc:
+                if isinstance(exc, DatabaseUnavailableError):  # logged by the storage, once
+                    if not self._waiting:
+                        log.warning("usage: waiting for the database to write %d rows", len(rows))
+                    self._waiting = True
+                else:
+                    log.exception(
+                        "usage: writing %d rows failed; keeping them for the next try", len(rows)
+                    )
                 for key, (n, p, c) in tally.items():
                     counts = self._tally.setdefault(key, [0, 0, 0])
                     counts[0] += n
                     counts[1] += p
                     counts[2] += c
                 return
+            self._waiting = False
             if self.on_written is not None:
                 by_key: dict[str, int] = {}
                 by_user: dict[str, int] = {}

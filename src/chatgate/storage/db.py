@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
+from chatgate.storage.availability import Availability, Pool, install
+
 DEFAULT_URL = "sqlite+aiosqlite:///./chatgate.db"
 
 # Sync or driverless spellings people paste, mapped to the async driver we ship.
@@ -45,21 +47,35 @@ def _sqlite_file(url: URL) -> Path | None:
 
 
 def make_engine(
-    url: str | URL, *, busy_timeout_ms: int = 10_000, null_pool: bool = False, echo: bool = False
+    url: str | URL,
+    *,
+    busy_timeout_ms: int = 10_000,
+    null_pool: bool = False,
+    echo: bool = False,
+    availability: Availability | None = None,
+    connect_timeout: float = 5.0,
 ) -> AsyncEngine:
-    """An AsyncEngine for `url`; on SQLite with WAL, a busy timeout and foreign keys switched on."""
+    """An AsyncEngine for `url`; on SQLite with WAL, a busy timeout and foreign keys switched on.
+    With ``availability``, an outage raises ``DatabaseUnavailableError`` (see
+    :mod:`chatgate.storage.availability`)."""
     parsed = normalize_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
     if null_pool:
         kwargs["poolclass"] = NullPool
     if parsed.get_backend_name() == "postgresql":
         kwargs["pool_pre_ping"] = True
+        # asyncpg waits 60 s for an unreachable host by default: each request would too.
+        kwargs["connect_args"] = {"timeout": connect_timeout}
+        if not null_pool and availability is not None:
+            kwargs["poolclass"] = Pool
     engine = create_async_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         path = _sqlite_file(parsed)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         _install_sqlite_pragmas(engine, busy_timeout_ms)
+    if availability is not None:
+        install(engine, availability)
     return engine
 
 
@@ -98,6 +114,7 @@ class Database:
         self._ping_timeout = ping_timeout
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self.availability = Availability()  # an outage: DatabaseUnavailableError, logged once
 
     @property
     def dialect(self) -> str:
@@ -114,7 +131,9 @@ class Database:
     async def connect(self) -> None:
         """Create the engine and session factory (idempotent); connections open lazily."""
         if self._engine is None:
-            self._engine = make_engine(self.url, busy_timeout_ms=self._busy_timeout_ms)
+            self._engine = make_engine(
+                self.url, busy_timeout_ms=self._busy_timeout_ms, availability=self.availability
+            )
             self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
 
     async def close(self) -> None:
@@ -136,8 +155,10 @@ class Database:
         try:
             async with asyncio.timeout(self._ping_timeout), self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
-        except Exception:
+        except Exception as exc:
+            self.availability.failed(exc)
             return False
+        self.availability.answered()
         return True
 
     async def __aenter__(self) -> Database:
