@@ -20,7 +20,7 @@ from chatgate.api.auth import chat_service_dep, csrf_dep, current_account, sessi
 from chatgate.api.sessionstream import SessionStream
 from chatgate.chat.accounts import Account
 from chatgate.chat.events import conversation_event
-from chatgate.chat.generations import Job
+from chatgate.chat.job import Job
 from chatgate.chat.records import compact, full
 from chatgate.chat.search import search
 from chatgate.chat.service import ChatService, Send

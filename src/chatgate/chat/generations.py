@@ -5,9 +5,10 @@ exchange, admitted by the request that started the job: the same policy, cache, 
 usage and metrics as ``/v1``), appends each batch of chunks to its event log, and ends
 by saving the answer with its status (``done`` / ``stopped`` / ``error``) and usage. Clients
 follow the log; closing a tab or losing the network stops nothing. Partial answers are written
-by one saver task for all jobs every ``chat.save_interval`` seconds, as one statement, never per
+by one saver for all jobs every ``chat.save_interval`` seconds, as one statement, never per
 token. Stop cancels the job's task, which closes the upstream call and keeps the partial text.
-A finished job's log stays in memory for ``chat.job_retention`` seconds; after that its
+A finished job's log stays in memory for ``chat.job_retention`` seconds (and as long as its
+answer waits for a database outage to end, see :mod:`chatgate.chat.saver`); after that its
 followers are served from the database.
 """
 
@@ -16,74 +17,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from chatgate.chat.context import Built, ContextBuilder
 from chatgate.chat.ids import new_id
-from chatgate.chat.joblog import JobLog, LogEvent
+from chatgate.chat.job import Job, Spec
+from chatgate.chat.saver import Saver
 from chatgate.chat.shared import SharedLogs
 from chatgate.chat.store import ConversationStore
 from chatgate.chat.tokens import TokenCounter
-from chatgate.chat.tree import Row, Tree
 from chatgate.config import ChatConfig
 from chatgate.errors import GatewayError, ServiceUnavailableError
 from chatgate.gateway.auth import Identity
-from chatgate.gateway.path import CLIENT_GONE, Exchange, RequestPath
+from chatgate.gateway.path import CLIENT_GONE, RequestPath
 from chatgate.gateway.usage import usage_tokens
 from chatgate.protocol.openai import ChunkBatch, validate_chat_request
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_ERROR = "interrupted: the server shut down during the answer"
-
-
-@dataclass
-class Spec:
-    """Everything a job needs, prepared by the request that started it."""
-
-    generation_id: str
-    user_id: str
-    conversation: Row
-    tree: Tree
-    branch: list[str]  # root → the message being answered
-    message_id: str  # the assistant message, stored with status "streaming"
-    model: str
-    window: int
-    exchange: Exchange  # admitted: the caller's identity and rate-limit reservation
-    params: dict[str, Any] = field(default_factory=dict)
-    regenerate: bool = False
-    title_from: str | None = None  # the first user message, when the conversation has no title
-
-
-class Job:
-    __slots__ = (
-        "content",
-        "conversation_id",
-        "dirty",
-        "ended",
-        "id",
-        "log",
-        "message_id",
-        "reasoning",
-        "stop_requested",
-        "task",
-        "user_id",
-    )
-
-    def __init__(self, spec: Spec, mirror: Callable[[str, LogEvent], None] | None) -> None:
-        self.id = spec.generation_id
-        self.user_id = spec.user_id
-        self.conversation_id = spec.conversation["id"]
-        self.message_id = spec.message_id
-        self.log = JobLog(spec.generation_id, mirror)
-        self.content: list[str] = []
-        self.reasoning: list[str] = []
-        self.dirty = False
-        self.stop_requested = False
-        self.ended = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
 
 
 def batch_deltas(batch: ChunkBatch) -> tuple[str, str]:
@@ -120,11 +72,11 @@ class Generations:
         self.tokens = tokens
         self.config = config
         self.jobs: dict[str, Job] = {}
-        self._saver: asyncio.Task[None] | None = None
+        self.saver = Saver(store, self.jobs, config.save_interval)
         self._closing = False
 
     def start_saver(self) -> None:
-        self._saver = asyncio.get_running_loop().create_task(self._save_loop())
+        self.saver.start()
 
     def get(self, generation_id: str) -> Job | None:
         return self.jobs.get(generation_id)
@@ -271,24 +223,19 @@ class Generations:
     ) -> None:
         content, reasoning = "".join(job.content), "".join(job.reasoning) or None
         job.dirty = False
-        try:
-            await self.store.update_message(
-                job.message_id,
-                {
-                    "content": content,
-                    "reasoning": reasoning,
-                    "status": status,
-                    "usage": usage,
-                    "error": error["message"] if error else None,
-                    **(
-                        {"context": built.record(), "context_detail": built.detail()}
-                        if built is not None
-                        else {}
-                    ),
-                },
-            )
-        except Exception:
-            log.exception("generation %s: cannot save the answer", job.id)
+        values = {
+            "content": content,
+            "reasoning": reasoning,
+            "status": status,
+            "usage": usage,
+            "error": error["message"] if error else None,
+            **(
+                {"context": built.record(), "context_detail": built.detail()}
+                if built is not None
+                else {}
+            ),
+        }
+        await self.saver.final(job, values)  # kept and retried through a database outage
         job.log.append(
             {
                 "type": "done",
@@ -307,7 +254,9 @@ class Generations:
         asyncio.get_running_loop().call_later(self.config.job_retention, self._evict, job)
 
     def _evict(self, job: Job) -> None:
-        if self.jobs.get(job.id) is job:
+        if self.saver.keeps(job):  # its job is the only copy of the answer: keep it until written
+            asyncio.get_running_loop().call_later(self.saver.RETRY_MAX, self._evict, job)
+        elif self.jobs.get(job.id) is job:
             del self.jobs[job.id]
 
     async def _title(self, spec: Spec) -> None:
@@ -327,24 +276,6 @@ class Generations:
         except Exception as exc:  # the first words stay the title
             log.info("title for %s failed: %s", spec.conversation["id"], exc)
 
-    # -- partial saves ---------------------------------------------------------------------------
-    async def _save_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.save_interval)
-            await self.save_partials()
-
-    async def save_partials(self) -> None:
-        parts = []
-        for job in list(self.jobs.values()):
-            if job.dirty and not job.ended.is_set():
-                job.dirty = False
-                parts.append((job.message_id, "".join(job.content), "".join(job.reasoning) or None))
-        if parts:
-            try:
-                await self.store.save_partials(parts)
-            except Exception:
-                log.exception("cannot save %d partial answers", len(parts))
-
     async def close(self, grace: float = 5.0) -> None:
         """Let running jobs finish for ``grace`` seconds, then cancel them; all are saved."""
         self._closing = True
@@ -354,9 +285,7 @@ class Generations:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        if self._saver is not None:
-            self._saver.cancel()
-            await asyncio.gather(self._saver, return_exceptions=True)
+        await self.saver.close(grace)
 
 
 def clean_title(text: str) -> str:

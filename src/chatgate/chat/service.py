@@ -19,8 +19,9 @@ import orjson
 from chatgate.chat.accounts import Account, Accounts
 from chatgate.chat.context import ContextBuilder
 from chatgate.chat.events import UserEvents, started_event
-from chatgate.chat.generations import Generations, Job, Spec
+from chatgate.chat.generations import Generations
 from chatgate.chat.ids import new_id
+from chatgate.chat.job import Job, Spec
 from chatgate.chat.joblog import LogEvent
 from chatgate.chat.records import compact
 from chatgate.chat.sessions import SessionWatch
@@ -110,7 +111,7 @@ class ChatService:
         self.events.start()
         if self.shared is not None:
             self.shared.start(self.generations.on_stop)
-        swept = await self.store.interrupted(older_than_seconds=600)
+        swept = await self.store.interrupted(older_than_seconds=self.generations.saver.ORPHAN_AFTER)
         if swept:
             log.warning("marked %d answers interrupted by an earlier stop as errors", swept)
 
@@ -353,6 +354,13 @@ class ChatService:
             assert self.shared is not None
             await self.shared.request_stop(gid)
             row = await self._settled(user, gid)
+        elif source["status"] == "streaming":
+            # No job writes it, here or (as far as Redis tells) anywhere: its process is gone,
+            # or it cannot reach the database. Close it now with its text so far.
+            if self.shared is not None:
+                await self.shared.request_stop(gid)
+            await self.store.close_unfinished(source["id"], "stopped")
+            row = await self.store.message(source["id"])
         else:
             row = source
         return {

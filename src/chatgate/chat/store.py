@@ -281,6 +281,15 @@ class ConversationStore:
         row = rows[0]
         return row.pop("conversation_id"), row
 
+    async def close_unfinished(self, mid: str, status: str) -> bool:
+        """End a ``streaming`` answer with ``status``, keeping its text; whether it was one."""
+        stmt = (
+            update(Message)
+            .where(Message.id == mid, Message.status == "streaming")
+            .values(status=status, updated_at=utcnow())
+        )
+        return bool(await self.writer.execute_counted(stmt))
+
     async def interrupted(self, older_than_seconds: float) -> int:
         """Mark answers left ``streaming`` by a process that died as ``error``; how many."""
         cutoff = utcnow() - timedelta(seconds=older_than_seconds)
