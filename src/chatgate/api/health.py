@@ -21,6 +21,9 @@ def health_router() -> APIRouter:
     @router.get(
         "/ready",
         summary="Readiness: started, the database answers; Redis down is `degraded` (still 200)",
+        description="`status`: `ready`, `degraded` (Redis is down: served with local "
+        "fallbacks, listed in `redis`) or `unavailable` (503: starting, shutting down, or the "
+        "database does not answer); `detail` says what is wrong in words.",
     )
     async def ready(request: Request) -> Any:
         runtime = runtime_of(request.app)
@@ -36,12 +39,15 @@ def health_router() -> APIRouter:
 
 
 def readiness(state: AppState, database: bool) -> dict[str, Any]:
-    """The /ready body: ``unavailable`` without the database, ``degraded`` with Redis down."""
+    """The /ready body: ``unavailable`` without the database, ``degraded`` while anything that
+    uses Redis has fallen back to its local mode (``redis`` says which; still 200: served)."""
     redis = state.config.redis.url is not None
     degraded = state.limiter.degraded
+    parts = redis_parts(state) if redis else {}
+    down = sorted(name for name, ok in parts.items() if not ok)
     if not database:
         status = "unavailable"
-    elif degraded:
+    elif down:
         status = "degraded"
     else:
         status = "ready"
@@ -56,15 +62,40 @@ def readiness(state: AppState, database: bool) -> dict[str, Any]:
         "providers": sorted(state.providers),
         "models": len(state.router.public_models()),
     }
+    if redis:
+        body["redis"] = {name: "ok" if ok else "down" for name, ok in parts.items()}
     problems = []
     if not database:
-        problems.append("the database does not answer")
+        problems.append(
+            "the database does not answer: requests that need it are answered 503 "
+            "(web-chat answers being written are kept and saved when it is back)"
+        )
     if degraded:
         replicas = state.config.rate_limits.replicas
         problems.append(
             "Redis is down: requests are still served, with local rate limits "
             f"(each limit / {replicas} replica{'s' if replicas != 1 else ''} in this process)"
         )
+    if "cache" in down:
+        problems.append("the shared cache tier (Redis) is down: it misses; memory and disk serve")
+    if "chat" in down:
+        problems.append(
+            "chat events and generation logs are kept on this replica (Redis is down); "
+            "followers on other replicas read the database"
+        )
     if problems:
         body["detail"] = "; ".join(problems)
     return body
+
+
+def redis_parts(state: AppState) -> dict[str, bool]:
+    """Each user of Redis: whether it is using it now (False: on its local fallback)."""
+    parts = {"rate_limits": not state.limiter.degraded}
+    for store in state.tiers.stores if state.tiers is not None else []:
+        degraded = getattr(store, "degraded", None)
+        if isinstance(degraded, bool):
+            parts["cache"] = not degraded
+    link = state.chat.link if state.chat is not None else None
+    if link is not None:
+        parts["chat"] = link.up
+    return parts

@@ -9,20 +9,19 @@ tab (or by another client) and follows it live; the list stays current everywher
 Listeners are per process. With Redis every replica publishes on one channel and delivers what
 it hears to its own listeners, so a tab connected to one replica sees what another did. A
 listener that falls behind gets a ``resync`` event (re-read everything) instead of a backlog.
+While Redis is away (see :mod:`chatgate.redislink`: a failed or hung call costs its short
+timeout once), events are delivered on this replica only, at no cost, until it is back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-log = logging.getLogger(__name__)
+from chatgate.redislink import FAILURES, RedisLink
 
 CHANNEL = "chatgate:user-events"
 QUEUE_SIZE = 256
@@ -45,34 +44,34 @@ def started_event(started: dict[str, Any]) -> dict[str, Any]:
 
 
 class UserEvents:
-    def __init__(self, redis_url: str | None = None) -> None:
+    def __init__(self, link: RedisLink | None = None) -> None:
         self._listeners: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
-        self._redis: aioredis.Redis | None = (
-            aioredis.Redis.from_url(redis_url, socket_connect_timeout=2) if redis_url else None
-        )
+        self._link = link
         self._task: asyncio.Task[None] | None = None
         self.relaying = asyncio.Event()  # set once the Redis channel is subscribed
 
     def start(self) -> None:
-        if self._redis is not None:
-            self._task = asyncio.get_running_loop().create_task(self._relay(self._redis))
+        if self._link is not None:
+            self._task = asyncio.get_running_loop().create_task(self._relay(self._link))
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._redis is not None:
-            await self._redis.aclose()
 
     async def publish(self, user_id: str, event: dict[str, Any]) -> None:
-        if self._redis is None:
+        link = self._link
+        if link is None or link.down:
             self._deliver(user_id, event)
             return
-        try:  # the relay delivers it here too, like everywhere else
-            await self._redis.publish(CHANNEL, orjson.dumps({"u": user_id, "e": event}))
-        except RedisError as exc:
-            log.warning("Redis: user event not shared (%s); delivered on this replica only", exc)
+        relayed = self.relaying.is_set()  # the relay delivers it here too, like everywhere else
+        try:
+            await link.client.publish(CHANNEL, orjson.dumps({"u": user_id, "e": event}))
+        except FAILURES as exc:
+            link.failed(exc, "sharing a chat event")
+            relayed = False
+        if not relayed:
             self._deliver(user_id, event)
 
     def _deliver(self, user_id: str, event: dict[str, Any]) -> None:
@@ -84,10 +83,10 @@ class UserEvents:
                     queue.get_nowait()
                 queue.put_nowait(RESYNC)
 
-    async def _relay(self, client: aioredis.Redis) -> None:
+    async def _relay(self, link: RedisLink) -> None:
         while True:
             try:
-                async with client.pubsub() as pubsub:
+                async with link.blocking.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
                     self.relaying.set()
                     async for message in pubsub.listen():
@@ -95,10 +94,10 @@ class UserEvents:
                             continue
                         data = orjson.loads(message["data"])
                         self._deliver(data["u"], data["e"])
-            except RedisError as exc:
+            except FAILURES as exc:
                 self.relaying.clear()
-                log.warning("Redis: user event channel lost (%s); retrying", exc)
-                await asyncio.sleep(1)
+                link.failed(exc, "listening for chat events")  # logged once per outage
+                await asyncio.sleep(link.retry_after)
 
     def listen(self, user_id: str, keepalive: float = 15.0) -> Listener:
         """Hear the user's events from now on (``close`` the listener when done)."""

@@ -25,7 +25,7 @@ from chatgate.chat.job import Job, Spec
 from chatgate.chat.joblog import LogEvent
 from chatgate.chat.records import compact
 from chatgate.chat.sessions import SessionWatch
-from chatgate.chat.shared import SharedLogs
+from chatgate.chat.shared import BLOCK, LogGap, SharedLogs
 from chatgate.chat.store import ConversationStore, Row
 from chatgate.chat.tokens import TokenCounter, resolver
 from chatgate.chat.tree import Tree
@@ -40,6 +40,7 @@ from chatgate.errors import (
 from chatgate.gateway.path import RequestPath, estimate_tokens
 from chatgate.gateway.router import known_context_window
 from chatgate.protocol.openai import ChatRequest
+from chatgate.redislink import FAILURES, RedisLink
 from chatgate.storage import Database
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class Remote:
     """A generation running on another replica, followed through Redis."""
 
     generation_id: str
+    message_id: str
 
 
 def first_words(text: str, n: int = TITLE_WORDS) -> str:
@@ -95,9 +97,20 @@ class ChatService:
         self.store = ConversationStore(db)
         self.tokens = TokenCounter(resolver(self.router, config.providers))
         self.context = ContextBuilder(self.tokens, config.chat.summarize, config.chat.reply_tokens)
-        self.events = UserEvents(config.redis.url)
+        # One Redis link for the chat's side channels, with their degraded mode.
+        self.link = (
+            RedisLink(
+                config.redis.url,
+                "chat events and generation logs",
+                "kept on this replica (followers elsewhere read the database)",
+                blocking_timeout=BLOCK + 1.0,
+            )
+            if config.redis.url
+            else None
+        )
+        self.events = UserEvents(self.link)
         self.shared = (
-            SharedLogs(config.redis.url, config.chat.job_retention) if config.redis.url else None
+            SharedLogs(self.link, config.chat.job_retention) if self.link is not None else None
         )
         self.generations = Generations(
             self.store, path, self.context, self.tokens, config.chat, self.shared
@@ -122,6 +135,8 @@ class ChatService:
         await self.store.close()  # after the jobs: their last saves are queued writes
         if self.shared is not None:
             await self.shared.close()
+        if self.link is not None:
+            await self.link.close()
 
     # -- models ----------------------------------------------------------------------------------
     def default_model(self) -> str:
@@ -291,7 +306,7 @@ class ChatService:
         if found is None:
             raise not_found(gid)
         if self.shared is not None and await self.shared.exists(gid):
-            return Remote(gid)
+            return Remote(gid, found[1]["id"])
         return found[1]
 
     async def stored(self, user: Account, gid: str) -> Row:
@@ -309,9 +324,12 @@ class ChatService:
             return
         if isinstance(source, Remote):
             assert self.shared is not None
-            async for batch in self.shared.follow(source.generation_id, after, keepalive):
-                yield batch
-            return
+            try:
+                async for batch in self.shared.follow(source.generation_id, after, keepalive):
+                    yield batch
+                return
+            except (LogGap, *FAILURES):  # Redis went away, or its copy has a hole
+                source = await self.store.message(source.message_id)
         async for batch in self._follow_stored(source):
             yield batch
 
@@ -350,17 +368,16 @@ class ChatService:
         if isinstance(source, Job):
             await self.generations.stop(source)
             row = await self.store.message(source.message_id)
-        elif isinstance(source, Remote):
-            assert self.shared is not None
-            await self.shared.request_stop(gid)
+        elif isinstance(source, Remote) and (
+            self.shared is not None and await self.shared.request_stop(gid)
+        ):
             row = await self._settled(user, gid)
-        elif source["status"] == "streaming":
-            # No job writes it, here or (as far as Redis tells) anywhere: its process is gone,
-            # or it cannot reach the database. Close it now with its text so far.
-            if self.shared is not None:
-                await self.shared.request_stop(gid)
-            await self.store.close_unfinished(source["id"], "stopped")
-            row = await self.store.message(source["id"])
+        elif isinstance(source, Remote) or source["status"] == "streaming":
+            # No job writes it here, and no stop can reach one elsewhere (Redis is away, or
+            # no replica shares its log: its process is gone). Close it now with its text.
+            mid = source.message_id if isinstance(source, Remote) else source["id"]
+            await self.store.close_unfinished(mid, "stopped")
+            row = await self.store.message(mid)
         else:
             row = source
         return {

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import re
 import struct
 import time
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from chatgate.gateway.cache.store import Health, StoreStats
-
-log = logging.getLogger(__name__)
+from chatgate.gateway.cache.store import StoreStats
+from chatgate.redislink import RedisLink
 
 # A value is stored as one version byte, the absolute expiry (float64, big-endian) and the
 # caller's bytes, so a GET answers with the expiry in one round trip; Redis itself drops the
@@ -30,9 +27,11 @@ class RedisStore:
     ``stats_scan_limit`` keys and then says ``approximate``: no counter is kept in Redis,
     because Redis expires keys without telling anyone and such a counter would drift.
 
-    Redis being down never reaches the caller: an operation that fails logs once, is a miss /
-    no-op, and Redis is not tried again for ``retry_after`` seconds, so a dead server costs the
-    request path nothing. ``clear`` deletes only keys under the prefix.
+    Redis being down never reaches the caller: every call is bounded by ``timeout``; an
+    operation that fails logs once and is a miss / no-op, and Redis is not tried again by
+    requests until a background probe (every ``retry_after`` seconds) reaches it, so a dead or
+    hung server costs the request path nothing (see :mod:`chatgate.redislink`). ``clear``
+    deletes only keys under the prefix.
     """
 
     name = "redis"
@@ -49,12 +48,15 @@ class RedisStore:
         self.prefix = prefix.encode()
         self.retry_after = retry_after
         self.stats_scan_limit = stats_scan_limit
-        self._client: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        self._link = RedisLink(
+            url,
+            "cache entries",
+            "misses (the memory and disk tiers still serve)",
+            timeout=timeout,
+            retry_after=retry_after,
         )
+        self._client = self._link.client
         self._pattern = _GLOB.sub(rb"\\\1", self.prefix) + b"*"
-        self._health = Health(log, "Redis")
-        self._down_until = 0.0
         self._hits = 0
         self._misses = 0
 
@@ -64,7 +66,6 @@ class RedisStore:
             try:
                 got = await self._client.get(self.prefix + key)
                 raw = got if isinstance(got, bytes) else None
-                self._ok()
             except (RedisError, OSError) as exc:
                 self._failed(exc, "reading")
         if raw is not None and len(raw) >= _HEADER.size:
@@ -84,7 +85,6 @@ class RedisStore:
             else:
                 raw = _HEADER.pack(_VERSION, expires_at) + value
                 await self._client.set(self.prefix + key, raw, pxat=int(expires_at * 1000))
-            self._ok()
         except (RedisError, OSError) as exc:
             self._failed(exc, "writing")
 
@@ -93,7 +93,6 @@ class RedisStore:
             return
         try:
             await self._client.delete(self.prefix + key)
-            self._ok()
         except (RedisError, OSError) as exc:
             self._failed(exc, "deleting")
 
@@ -110,7 +109,6 @@ class RedisStore:
                     batch.clear()
             if batch:
                 removed += await self._client.unlink(*batch)
-            self._ok()
         except (RedisError, OSError) as exc:
             self._failed(exc, "clearing")
         return removed
@@ -133,21 +131,21 @@ class RedisStore:
                     lengths = await pipe.execute()
                     entries += sum(1 for n in lengths if n)
                     size += sum(lengths)
-                self._ok()
             except (RedisError, OSError) as exc:
                 self._failed(exc, "counting")
                 approximate = True
         return StoreStats(entries, size, self._hits, self._misses, approximate)
 
+    @property
+    def degraded(self) -> bool:
+        """Redis is away: reads miss, writes are skipped (for /ready)."""
+        return self._link.down
+
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._link.close()
 
     def _up(self) -> bool:
-        return not self._health.failing or time.monotonic() >= self._down_until
-
-    def _ok(self) -> None:
-        self._health.ok()
+        return self._link.up
 
     def _failed(self, exc: BaseException, doing: str) -> None:
-        self._down_until = time.monotonic() + self.retry_after
-        self._health.failed(exc, doing)
+        self._link.failed(exc, doing)

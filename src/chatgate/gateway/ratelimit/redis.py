@@ -12,6 +12,7 @@ from typing import cast
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
 from chatgate.gateway.ratelimit.backend import Charge, LocalBackend, Outcome
@@ -136,13 +137,14 @@ class RedisBackend:
         self.replicas = replicas
         self.prefix = prefix
         self.retry_after = retry_after
-        # One reconnect on a dropped connection (Redis closes idle ones), no backoff: a dead
-        # Redis must cost the request path microseconds, not seconds.
+        # One reconnect on a dropped connection (Redis closes idle ones), no backoff, and none
+        # after a timeout (a hung Redis would cost twice the timeout): a dead Redis must cost
+        # the request path microseconds, not seconds.
         self._client: aioredis.Redis = aioredis.Redis.from_url(
             url,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 1),
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
         self.fallback = LocalBackend(1.0 / replicas)  # replaced by a fresh one at each outage
         self._down = False
