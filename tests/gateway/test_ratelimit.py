@@ -470,8 +470,9 @@ async def test_redis_stopped_mid_test_then_back(
 
         await own_redis.shutdown()
         results = [await outcome(rl.reserve(None, NO_KEY, 0)) for _ in range(12)]
-        # Served all the same, by local buckets holding 40 / 4 replicas.
-        assert [isinstance(r, Reservation) for r in results] == [True] * 10 + [False] * 2
+        # Served all the same, by local buckets holding this replica's share of what was left
+        # (10 / 4 replicas), not a fresh 40 / 4.
+        assert [isinstance(r, Reservation) for r in results] == [True] * 2 + [False] * 10
         assert rl.degraded
 
         own_redis.start()  # a fresh, empty Redis: no buckets, no script loaded
@@ -480,15 +481,44 @@ async def test_redis_stopped_mid_test_then_back(
                 break
             await asyncio.sleep(0.01)
         assert not rl.degraded
-        # Exact again, through Redis (the script is loaded again on NOSCRIPT): 40 from full.
-        results = [await outcome(rl.reserve(None, NO_KEY, 0)) for _ in range(41)]
-        assert [isinstance(r, Reservation) for r in results] == [True] * 40 + [False]
+        # Exact again, through Redis (the script is loaded again on NOSCRIPT), and not from a
+        # full bucket: capped at what the local one left (times 4 replicas), a few at most.
+        results = [await outcome(rl.reserve(None, NO_KEY, 0)) for _ in range(10)]
+        served = sum(isinstance(r, Reservation) for r in results)
+        assert 1 <= served <= 4, results
         assert not rl.degraded
     finally:
         await rl.close()
     messages = [r.getMessage() for r in caplog.records]
     assert sum("Redis failed" in m for m in messages) == 1
     assert sum("working again" in m for m in messages) == 1
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+async def test_an_outage_and_a_return_are_no_fresh_minute(
+    own_redis: OwnRedis, replicas: int
+) -> None:
+    """The limit is spent through Redis; Redis goes away and comes back empty: neither the
+    local fallback nor the returned Redis lets another minute's worth through."""
+    rl = RateLimiter(RedisBackend(own_redis.url, replicas, retry_after=0.05), Limit(rpm=10))
+    try:
+        assert all(
+            [isinstance(await outcome(rl.reserve(None, NO_KEY, 0)), Reservation) for _ in range(10)]
+        )
+        await own_redis.shutdown()
+        during = [await outcome(rl.reserve(None, NO_KEY, 0)) for _ in range(10)]
+        assert rl.degraded
+        assert sum(isinstance(r, Reservation) for r in during) == 0, during
+        own_redis.start()
+        for _ in range(300):
+            if not rl.degraded:
+                break
+            await asyncio.sleep(0.01)
+        assert not rl.degraded
+        after = [await outcome(rl.reserve(None, NO_KEY, 0)) for _ in range(10)]
+        assert sum(isinstance(r, Reservation) for r in after) <= 1, after
+    finally:
+        await rl.close()
 
 
 async def test_adjust_goes_to_local_buckets_while_redis_is_down() -> None:

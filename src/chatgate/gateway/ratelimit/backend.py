@@ -135,6 +135,24 @@ class LocalBackend:
             level = min(capacity, self._level(c.bucket, capacity, now) - c.cost)
             self._buckets[c.bucket] = [level, now, capacity]
 
+    def put(self, bucket: str, capacity: float, level: float) -> None:
+        """Set ``bucket``'s level now (``capacity`` as configured, ``level`` at this scale)."""
+        now = self._clock()
+        if now >= self._next_sweep:
+            self.sweep(now)
+        self._buckets[bucket] = [level, now, capacity * self.scale]
+
+    def levels(self) -> list[tuple[str, float, float]]:
+        """(bucket, capacity as configured, level now at this scale) of every bucket that is
+        not full."""
+        now = self._clock()
+        out = []
+        for name, (level, at, capacity) in self._buckets.items():
+            level += (now - at) * capacity / 60.0
+            if level < capacity:
+                out.append((name, capacity / self.scale, level))
+        return out
+
     def sweep(self, now: float | None = None) -> None:
         """Drop the buckets that have refilled to full."""
         now = self._clock() if now is None else now

@@ -22,14 +22,15 @@ log = logging.getLogger(__name__)
 # One call runs a batch of operations in order, each all or none, the whole batch atomically.
 # KEYS are the distinct bucket hashes {tokens, ts} of the batch. ARGV[1] is one string of
 # space-separated words (one string, not many arguments, because encoding and parsing each
-# argument is what costs the client most): per operation, 't' (take) or 'a' (adjust), the number
-# of buckets n, then n triples (index into KEYS, capacity, cost). A take checks every bucket
-# first and takes from all only if all have room (a cost above the capacity needs a full
-# bucket). An adjust takes its cost (negative: gives back, up to the capacity). Time is Redis's
-# own (TIME, in ms), so the replicas' clocks never matter. Each bucket is read once and written
-# once per batch; its key expires when the bucket would be full again, since a missing bucket
-# reads as full. The reply is one string: per take, 1|0 and then each bucket's level (after the
-# take if taken).
+# argument is what costs the client most): per operation, 't' (take), 'a' (adjust) or 'c' (cap),
+# the number of buckets n, then n triples (index into KEYS, capacity, cost). A take checks every
+# bucket first and takes from all only if all have room (a cost above the capacity needs a full
+# bucket). An adjust takes its cost (negative: gives back, up to the capacity). A cap lowers the
+# level to its cost if it is above (what a replica used locally while Redis was away). Time is
+# Redis's own (TIME, in ms), so the replicas' clocks never matter. Each bucket is read once and
+# written once per batch; its key expires when the bucket would be full again, since a missing
+# bucket reads as full. The reply is one string: per take, 1|0 and then each bucket's level
+# (after the take if taken).
 SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -54,7 +55,8 @@ end
 local out = {}
 local i = 1
 while i <= #a do
-  local take = a[i] == 't'
+  local kind = a[i]
+  local take = kind == 't'
   local n = tonumber(a[i + 1])
   i = i + 2
   local last = i + 3 * (n - 1)
@@ -68,7 +70,12 @@ while i <= #a do
     for j = i, last, 3 do
       local k = tonumber(a[j])
       local cost = tonumber(a[j + 2])
-      if cost ~= 0 then
+      if kind == 'c' then
+        if level[k] > cost then
+          level[k] = cost
+          dirty[k] = true
+        end
+      elseif cost ~= 0 then
         level[k] = math.min(cap[k], level[k] - cost)
         dirty[k] = true
       end
@@ -98,6 +105,7 @@ SCRIPT_SHA = hashlib.sha1(SCRIPT.encode()).hexdigest()
 
 # An operation waiting for the next batch: take (else adjust), its charges, who waits for it.
 _Op = tuple[bool, Sequence[Charge], "asyncio.Future[Outcome] | None"]
+_CAP = "c"
 
 
 class RedisBackend:
@@ -115,9 +123,12 @@ class RedisBackend:
     If Redis fails (down, unreachable, slower than ``timeout``), operations are served by a
     ``LocalBackend`` whose capacities are divided by ``replicas``, so the replicas together stay
     near the configured limit; ``degraded`` is then True, one warning is logged, and a background
-    probe pings Redis every ``retry_after`` seconds without costing requests anything. When it
-    answers, one more line is logged and Redis is used again (with the buckets Redis holds; the
-    local ones are dropped).
+    probe pings Redis every ``retry_after`` seconds without costing requests anything. The local
+    buckets start from this replica's share of what Redis last said was left (a mirror of the
+    levels its replies carry), not full: an outage is no fresh minute. When Redis answers again,
+    each bucket this replica used meanwhile caps Redis's at what the local one says is left (times
+    the replicas), so Redis — which refilled all along, or restarted empty — is not refilled
+    beyond the window either; then one more line is logged and Redis is used again.
     """
 
     MAX_BATCH = 256  # operations per call, so one script never holds Redis up for long
@@ -147,6 +158,7 @@ class RedisBackend:
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
         self.fallback = LocalBackend(1.0 / replicas)  # replaced by a fresh one at each outage
+        self._seen = LocalBackend()  # the levels Redis last reported, refilling since
         self._down = False
         self._queue: list[_Op] = []
         self._sender: asyncio.Task[None] | None = None
@@ -223,11 +235,12 @@ class RedisBackend:
                 batch, self._queue = self._queue, []
                 self._locally(batch)
 
-    async def _call(self, batch: list[_Op]) -> list[bytes]:
+    async def _call(self, batch: list[_Op], kind: str | None = None) -> list[bytes]:
+        """One script call for ``batch`` (each a take or an adjust, or all of ``kind``)."""
         keys: dict[str, int] = {}
         words: list[str] = []
         for take, charges, _ in batch:
-            words.append("t" if take else "a")
+            words.append(kind or ("t" if take else "a"))
             words.append(str(len(charges)))
             for name, capacity, cost in charges:
                 index = keys.get(name)
@@ -250,17 +263,28 @@ class RedisBackend:
         reply = self._client.evalsha(SCRIPT_SHA, numkeys, *args)
         return await cast("Awaitable[bytes]", reply)
 
-    @staticmethod
-    def _settle(batch: list[_Op], reply: list[bytes]) -> None:
+    def _settle(self, batch: list[_Op], reply: list[bytes]) -> None:
         at = 0
+        seen = self._seen
         for take, charges, future in batch:
             if not take:
                 continue
             end = at + 1 + len(charges)
+            levels = [float(x) for x in reply[at + 1 : end]]
+            for charge, level in zip(charges, levels, strict=True):
+                seen.put(charge.bucket, charge.capacity, level)
             if future is not None and not future.done():
-                ok = reply[at] == b"1"
-                future.set_result(Outcome(ok, [float(x) for x in reply[at + 1 : end]]))
+                future.set_result(Outcome(reply[at] == b"1", levels))
             at = end
+
+    async def _cap_from_local(self) -> None:
+        """Lower Redis's buckets to what the local ones used meanwhile leave (times replicas)."""
+        caps: list[_Op] = [
+            (False, [Charge(bucket, capacity, level * self.replicas)], None)
+            for bucket, capacity, level in self.fallback.levels()
+        ]
+        for start in range(0, len(caps), self.MAX_BATCH):
+            await self._call(caps[start : start + self.MAX_BATCH], _CAP)
 
     def _locally(self, batch: list[_Op]) -> None:
         for take, charges, future in batch:
@@ -273,7 +297,9 @@ class RedisBackend:
         if self._down:
             return
         self._down = True
-        self.fallback = LocalBackend(1.0 / self.replicas)
+        self.fallback = fallback = LocalBackend(1.0 / self.replicas)
+        for bucket, capacity, level in self._seen.levels():  # this replica's share of the rest
+            fallback.put(bucket, capacity, level / self.replicas)
         log.warning(
             "rate limits: Redis failed (%s: %s); enforcing local limits divided by %d "
             "replica(s) until it recovers",
@@ -289,6 +315,7 @@ class RedisBackend:
             await asyncio.sleep(self.retry_after)
             try:
                 await self._client.ping()
+                await self._cap_from_local()
             except (RedisError, OSError):
                 continue
             self._down = False
