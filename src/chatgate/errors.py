@@ -152,7 +152,9 @@ class DatabaseUnavailableError(ServiceUnavailableError):
 
 
 class UpstreamError(GatewayError):
-    """The upstream failed; ``upstream_status`` keeps its HTTP status when it gave one."""
+    """The upstream failed; ``upstream_status`` keeps its HTTP status when it gave one, and
+    ``sent`` is False when the request never reached it (no connection could be made), so
+    trying again cannot make it do — and bill — the work twice."""
 
     status = 502
     type = "upstream_error"
@@ -165,9 +167,11 @@ class UpstreamError(GatewayError):
         upstream_status: int | None = None,
         retry_after: float | None = None,
         code: str | None = None,
+        sent: bool = True,
     ) -> None:
         super().__init__(message, retry_after=retry_after, code=code)
         self.upstream_status = upstream_status
+        self.sent = sent
 
 
 class UpstreamTimeoutError(UpstreamError):

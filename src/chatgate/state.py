@@ -198,7 +198,12 @@ async def build_state(
         pools, queues = build_pools(config), build_queues(config)
         pipeline = Pipeline(
             router,
-            UpstreamCaller(pools, queues, on_error=metrics.upstream_error),
+            UpstreamCaller(
+                pools,
+                queues,
+                on_error=metrics.upstream_error,
+                retry_unsafe=[n for n, cfg in config.providers.items() if cfg.retry_unsafe],
+            ),
             reasoning=config.reasoning,
             cache=cache,
         )

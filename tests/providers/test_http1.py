@@ -111,6 +111,40 @@ async def test_stale_keep_alive_connection_is_retried_once(
     assert requests == 3
 
 
+@pytest.mark.parametrize(("method", "requests_seen"), [("POST", 2), ("GET", 3)])
+async def test_a_request_the_server_read_is_sent_again_only_if_idempotent(
+    pool_for: Callable[..., HTTP1Pool], method: str, requests_seen: int
+) -> None:
+    requests = 0
+
+    async def answer_once_then_drop(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        # The first request is answered (keep-alive); the next one on the same connection is
+        # read and then dropped unanswered, as by a server that crashed while working on it.
+        nonlocal requests
+        await read_request(reader)
+        requests += 1
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        await writer.drain()
+        await read_request(reader)
+        requests += 1
+        writer.transport.abort()
+
+    server, url = await serve(answer_once_then_drop)
+    async with server:
+        pool = pool_for(url)
+        resp = await pool.request(method, "/x", JSON, b"{}" if method == "POST" else b"")
+        assert await resp.read() == b"ok"
+        if method == "POST":  # it may be running there: not sent twice
+            with pytest.raises(OSError):
+                await pool.request(method, "/x", JSON, b"{}")
+        else:  # a GET is sent again, on a new connection
+            resp = await pool.request(method, "/x", JSON)
+            assert await resp.read() == b"ok"
+    assert requests == requests_seen
+
+
 async def test_read_timeout(pool_for: Callable[..., HTTP1Pool]) -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)

@@ -1,12 +1,14 @@
 """Calling upstream: deployment → key pool → queue → provider, with retries and fallbacks.
 
 For each deployment in the route (the model, then its fallbacks): take the best key from the
-provider's pool, wait for a slot in its queue, call. A failure that another attempt might not
-share (429, 5xx, a dead connection, a key the upstream refused) releases the key with that
-verdict and is retried with backoff — on another key when the pool has one — then the next
-fallback is tried. All of it happens before the first batch is handed on; once an answer has
-begun, an error ends it. A client mistake the upstream noticed (400, 404, 413, 422) is returned
-at once.
+provider's pool, wait for a slot in its queue, call. A failure releases the key with its
+verdict. It is retried with backoff — on another key when the pool has one — only where the
+upstream cannot have started the work (:func:`retry_safe`: no connection could be made, 429,
+503 with Retry-After, a refused key), unless the provider's ``retry_unsafe`` allows the rest
+too: a POST that reached the upstream and then timed out or broke may be running — and billed —
+there already, so sending it again would pay twice. After that the next fallback is tried. All
+of it happens before the first batch is handed on; once an answer has begun, an error ends it.
+A client mistake the upstream noticed (400, 404, 413, 422) is returned at once.
 
 Whole answers and streams share the one loop: a whole answer is a stream of one batch holding
 the completion (``[completion]``). Every operation (chat, legacy completions, embeddings) shares
@@ -17,7 +19,7 @@ operation is passed over for the next fallback.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
@@ -35,10 +37,19 @@ from chatgate.protocol.openai import ChunkBatch, Operation
 from chatgate.providers.base import CompletionsProvider, EmbeddingsProvider, supports
 
 _CLIENT_FAULT = frozenset({400, 404, 413, 422})
+_KEY_REFUSED = frozenset({401, 403})
 
 
-def _retryable(exc: UpstreamError) -> bool:
-    return exc.upstream_status not in _CLIENT_FAULT
+def retry_safe(exc: UpstreamError) -> bool:
+    """Whether the upstream cannot have started work on the request: it was never sent, or the
+    upstream said no before starting (429, 503 with Retry-After, our key refused)."""
+    status = exc.upstream_status
+    return (
+        not exc.sent
+        or status == 429
+        or status in _KEY_REFUSED
+        or (status == 503 and exc.retry_after is not None)
+    )
 
 
 async def _whole(
@@ -81,8 +92,10 @@ class UpstreamCaller:
         retries: int = 2,
         backoff_base: float = 0.2,
         on_error: Callable[[str, int | None], None] | None = None,
+        retry_unsafe: Collection[str] = (),
     ) -> None:
         self.on_error = on_error
+        self.retry_unsafe = frozenset(retry_unsafe)  # providers retried even after a send
         self.pools = pools
         self.queues = queues
         self.retries = retries
@@ -146,9 +159,11 @@ class UpstreamCaller:
                     self._count(dep, exc)
                     if started:  # the answer has begun: no retry, no fallback; it ends here
                         raise
-                    if not _retryable(exc):
+                    if exc.upstream_status in _CLIENT_FAULT:
                         raise client_error(exc) from None
                     last = exc
+                    if not retry_safe(exc) and dep.provider_name not in self.retry_unsafe:
+                        break  # it may be working on it: not again here (a fallback may serve)
                     if attempt < self.retries:
                         await asyncio.sleep(delays[attempt])
                     continue

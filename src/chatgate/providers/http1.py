@@ -6,11 +6,15 @@ of a timer per read), and that difference was most of the gateway's own latency.
 
 Scope: what upstream LLM APIs need. Keep-alive pool per origin with a connection cap and fair
 waiting, connect and read (inactivity) timeouts, TLS, chunked and content-length bodies, streaming
-reads in whole buffered pieces, one retry when a reused keep-alive connection turns out to be dead
-before any response byte. No proxies, redirects or compression (we send no Accept-Encoding).
+reads in whole buffered pieces, one retry of an idempotent request (GET: model lists, never a
+POST) when a reused keep-alive connection turns out to be dead before any response byte. No
+proxies, redirects or compression (we send no Accept-Encoding).
 
-Errors raised: ``OSError`` (connection trouble, including ``ConnectionError`` and ``ssl``),
-``TimeoutError``, and :class:`ProtocolError` for an unparsable response.
+Errors raised: :class:`ConnectError` when no connection could be made (refused, unreachable,
+TLS handshake, connect timeout: the request was never sent, so trying again is safe), otherwise
+``OSError`` (the connection broke once the request was on its way, including ``ssl``),
+``TimeoutError`` (the upstream went silent for the read timeout) and :class:`ProtocolError` for
+an unparsable response.
 """
 
 from __future__ import annotations
@@ -25,10 +29,19 @@ from urllib.parse import urlsplit
 import httptools
 
 _HIGH_WATER = 1 << 20  # pause reading a response body buffered past 1 MiB
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 class ProtocolError(OSError):
     """The upstream's response is not valid HTTP/1.1."""
+
+
+class ConnectError(OSError):
+    """No connection to the upstream could be made: the request was never sent."""
+
+
+class ConnectTimeout(ConnectError, TimeoutError):
+    """Connecting took longer than the connect timeout (the request was never sent)."""
 
 
 class _Connection(asyncio.Protocol):
@@ -244,11 +257,14 @@ class HTTP1Pool:
                 conn.transport.write(payload)
                 while not conn.headers_done:
                     await conn.wait(self.read_timeout)
-            except OSError:
-                stale = conn.reused and not conn.received_any
+            except OSError as exc:
+                # A reused connection that broke before any byte of an answer was most likely
+                # closed by the server while idle; but the request may have reached it, so only
+                # a request that may be repeated is (a POST could be running — and billed — there).
+                stale = conn.reused and not conn.received_any and not isinstance(exc, TimeoutError)
                 self.release(conn, False)
-                if stale and attempt == 0:
-                    continue  # the server had closed this idle connection: one fresh try
+                if stale and attempt == 0 and method in _IDEMPOTENT:
+                    continue  # one fresh try
                 raise
             except BaseException:
                 self.release(conn, False)
@@ -297,7 +313,10 @@ class HTTP1Pool:
             )
         except TimeoutError:
             self.forget(placeholder)
-            raise TimeoutError(f"connecting to {self.host}:{self.port} timed out") from None
+            raise ConnectTimeout(f"connecting to {self.host}:{self.port} timed out") from None
+        except OSError as exc:  # refused, unreachable, unknown name, TLS handshake
+            self.forget(placeholder)
+            raise ConnectError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         except BaseException:
             self.forget(placeholder)
             raise

@@ -27,7 +27,7 @@ from chatgate.providers.base import (
     redact,
     upstream_error_message,
 )
-from chatgate.providers.http1 import HTTP1Pool, Response, origin_of
+from chatgate.providers.http1 import ConnectError, HTTP1Pool, Response, origin_of
 from chatgate.providers.settings import ProviderConfig
 
 _JSON = "application/json"
@@ -126,9 +126,13 @@ class HTTPUpstream(Generic[H]):
         )
 
     def transport_error(self, exc: BaseException) -> UpstreamError:
+        """The gateway error for a transport failure, saying whether the request was sent."""
+        detail = redact(str(exc), self.secrets()) or type(exc).__name__
+        if isinstance(exc, ConnectError):
+            kind = UpstreamTimeoutError if isinstance(exc, TimeoutError) else UpstreamError
+            return kind(f"{self.name}: cannot connect to the upstream ({detail})", sent=False)
         if isinstance(exc, TimeoutError):
             return UpstreamTimeoutError(f"{self.name}: upstream timed out")
-        detail = redact(str(exc), self.secrets()) or type(exc).__name__
         return UpstreamError(f"{self.name}: upstream connection failed ({detail})")
 
     async def post_json(self, url: str, payload: bytes, headers: dict[str, str]) -> Any:

@@ -54,6 +54,13 @@ class ProviderConfig(Section):
     queue_timeout: float = Field(60.0, gt=0)
     models: list[str] = Field(default_factory=list, description="Models served, by upstream name.")
     discover_models: bool = Field(False, description="List the upstream's models at start-up.")
+    retry_unsafe: bool = Field(
+        False,
+        description="Also retry failures after the request reached the upstream (a read "
+        "timeout or a broken connection before the first byte, a 5xx without Retry-After): "
+        "the upstream may have started — and billed — the work. Off: only failures where it "
+        "cannot have (no connection, 429, 503 with Retry-After, a refused key) are retried.",
+    )
 
     def header_values(self) -> dict[str, str]:
         return {name: value.get_secret_value() for name, value in self.headers.items()}
