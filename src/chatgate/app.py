@@ -47,6 +47,7 @@ from chatgate.api.ui import ui_router
 from chatgate.api.ws import ws_router
 from chatgate.config import Config
 from chatgate.discovery import read_env, with_discovered
+from chatgate.drain import Drain, on_stop_signal
 from chatgate.errors import (
     GatewayError,
     InvalidRequestError,
@@ -117,6 +118,10 @@ class Gateway:
         runtime = self.runtime
         runtime.state = state = await build_state(self.config, self.registry, runtime.metrics)
         runtime.stopping = False
+        runtime.drain = drain = Drain()
+        if state.chat is not None:  # running answers end (saved) before streams are cut
+            drain.on_deadline(state.chat.end_answers)
+        on_stop_signal(lambda: drain.begin(self.config.server.drain_seconds))
         models = [name for name, _ in state.router.public_models()]
         log.info("chatgate ready: %d models (%s)", len(models), ", ".join(models[:8]))
         log.info("accepting requests for: %s (server.allowed_hosts)", self.guard.hosts.describe())
@@ -130,6 +135,7 @@ class Gateway:
             yield
         finally:
             runtime.stopping = True
+            await drain.close()
             await close_state(state)
             runtime.state = None
 

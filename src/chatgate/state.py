@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chatgate.chat.accounts import Accounts, SingleUserMode, is_loopback
 from chatgate.chat.passwords import Hashing
 from chatgate.chat.service import ChatService
 from chatgate.chat.throttle import LoginThrottle
 from chatgate.config import Config
+from chatgate.drain import Drain
 from chatgate.errors import ConfigError, ServiceUnavailableError
 from chatgate.gateway.auth import Authenticator
 from chatgate.gateway.cache import DiskStore, MemoryStore, Store, TieredCache
@@ -69,6 +70,7 @@ class Runtime:
     metrics: Metrics
     state: AppState | None = None
     stopping: bool = False
+    drain: Drain = field(default_factory=Drain)  # the graceful stop's deadline, for streams
 
     def require(self) -> AppState:
         """The state, or 503 while starting up or shutting down."""

@@ -17,7 +17,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chatgate.api.auth import chat_service_dep, csrf_dep, current_account, session_ticket
-from chatgate.api.sessionstream import SessionStream
+from chatgate.api.deps import runtime_of
+from chatgate.api.eventstream import EventStream
 from chatgate.chat.accounts import Account
 from chatgate.chat.events import conversation_event
 from chatgate.chat.job import Job
@@ -26,9 +27,13 @@ from chatgate.chat.search import search
 from chatgate.chat.service import ChatService, Send
 from chatgate.chat.transfer import conversation_view, export_json, export_markdown, parse_import
 from chatgate.chat.tree import Tree
+from chatgate.drain import shutting_down
 from chatgate.errors import InvalidRequestError, NotFoundError
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+def _cut_event(**fields: Any) -> bytes:
+    """The last event of a chat stream cut at the drain deadline (the web UI ends on it)."""
+    return b"data: %s\n\n" % orjson.dumps({"type": "error", **fields, **shutting_down().to_body()})
 
 
 class JSON(Response):
@@ -275,7 +280,8 @@ def chat_router() -> APIRouter:
             async for batch in chat.follow(source, start):
                 yield b"".join([e.sse for e in batch]) if batch else b": keep-alive\n\n"
 
-        return SessionStream(stream(), ticket, media_type="text/event-stream", headers=SSE_HEADERS)
+        drain = runtime_of(request.app).drain
+        return EventStream(stream(), drain, _cut_event(generation_id=gid), ticket)
 
     @router.get(
         "/events",
@@ -296,7 +302,7 @@ def chat_router() -> APIRouter:
             finally:
                 listener.close()
 
-        return SessionStream(stream(), ticket, media_type="text/event-stream", headers=SSE_HEADERS)
+        return EventStream(stream(), runtime_of(request.app).drain, _cut_event(), ticket)
 
     @router.get("/generations/{gid}", summary="A generation's state")
     async def generation(gid: str, chat: ChatService = Chat, me: Account = Me) -> JSON:

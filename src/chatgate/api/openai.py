@@ -29,6 +29,7 @@ from chatgate.api.asgi import (
 )
 from chatgate.api.deps import State
 from chatgate.api.schema import chat_completions_openapi
+from chatgate.drain import Drain, shutting_down
 from chatgate.errors import GatewayError
 from chatgate.gateway.auth import bearer
 from chatgate.gateway.path import CLIENT_GONE, Exchange
@@ -94,8 +95,12 @@ class ChatCompletions:
                 )
                 await exchange.admit(req)
                 headers += exchange.headers
+                drain = self.runtime.drain
                 async with DisconnectWatch(receive) as watch:
-                    answer = await exchange.open()
+                    async with drain.watch() as opening:
+                        answer = await exchange.open()
+                    if opening.cut:  # the drain deadline came first: no answer begun to end
+                        raise shutting_down()
                     headers.append(_CACHE_HEADERS[answer.cache])
                     if answer.completion is not None:
                         whole = answer.completion
@@ -103,7 +108,7 @@ class ChatCompletions:
                             whole = self.render(req, whole)
                         await send_json(send, 200, orjson.dumps(whole), headers)
                     else:
-                        await _stream(exchange, send, headers)
+                        await _stream(exchange, send, headers, drain)
                 if watch.gone:
                     exchange.status = CLIENT_GONE
             except ClientGone:
@@ -119,16 +124,22 @@ class ChatCompletions:
                     await send_error(send, err, headers)
 
 
-async def _stream(exchange: Exchange, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
+async def _stream(
+    exchange: Exchange, send: Send, headers: list[tuple[bytes, bytes]], drain: Drain
+) -> None:
     """Send the opened stream. An error after the first byte travels in-band, then the
-    stream closes without [DONE] so no client mistakes it for a whole answer."""
+    stream closes without [DONE] so no client mistakes it for a whole answer; so does the
+    server's stop, at its drain deadline."""
     answer = exchange.answer
     assert answer is not None
     await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
     try:
-        async for batch in exchange:
-            body = sse.encode_batch(batch)
-            await send({"type": "http.response.body", "body": body, "more_body": True})
+        async with drain.watch() as deadline:
+            async for batch in exchange:
+                body = sse.encode_batch(batch)
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+        if deadline.cut:
+            raise shutting_down()
     except Exception as exc:
         if not isinstance(exc, GatewayError):
             log.exception("stream failed")

@@ -276,6 +276,22 @@ class Generations:
         except Exception as exc:  # the first words stay the title
             log.info("title for %s failed: %s", spec.conversation["id"], exc)
 
+    async def end_all(self, wait: float) -> None:
+        """End every running job now (each saved as an error, shutting down, with its text) and
+        wait up to ``wait`` seconds for them to be done; no new job starts any more."""
+        self._closing = True
+        running = [j for j in self.jobs.values() if j.task is not None and not j.task.done()]
+        for job in running:
+            assert job.task is not None
+            job.task.cancel()
+        waiters = [asyncio.ensure_future(j.ended.wait()) for j in running]
+        try:
+            if waiters:
+                await asyncio.wait(waiters, timeout=wait)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
     async def close(self, grace: float = 5.0) -> None:
         """Let running jobs finish for ``grace`` seconds, then cancel them; all are saved."""
         self._closing = True

@@ -128,6 +128,11 @@ class ChatService:
         if swept:
             log.warning("marked %d answers interrupted by an earlier stop as errors", swept)
 
+    async def end_answers(self) -> None:
+        """The drain deadline: end the running answers now, so that their followers get each
+        one's end (``done``, an error: the server shut down) before the streams are cut."""
+        await self.generations.end_all(wait=1.0)
+
     async def close(self) -> None:
         await self.sessions.close()
         await self.events.close()
