@@ -40,6 +40,7 @@ fuzz: install
 	@echo "Long schemathesis run (~2 min). The other robustness runs (robustness/README.md):"
 	@echo "  soak, RSS over 3 min:  $(BIN)/python -m robustness.soak --minutes 3"
 	@echo "  fault matrix:          $(BIN)/python -m robustness.faults --repeats 20"
+	@echo "  outage matrix:         $(BIN)/python -m robustness.outages --repeats 3"
 	$(BIN)/python -m robustness.fuzz --examples 300 --report-dir test-artifacts/fuzz
 
 # ---- web UI: frontend/ (React + TypeScript + Vite) built into src/chatgate/static/ ----------

@@ -7,12 +7,16 @@ thread, so synchronous and asynchronous tests drive it alike.
 
 ``RedisServer`` is a ``redis-server`` of the test's own on a free port, which it may stop, start
 again, freeze (SIGSTOP) and thaw (SIGCONT). Never the shared 127.0.0.1:6379.
+
+``PostgresCluster`` is a throwaway PostgreSQL cluster (``initdb`` + ``pg_ctl``) on a free port,
+stopped and started for real. Never the shared server on 5432.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import signal
 import socket
@@ -190,3 +194,52 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster (``initdb`` + ``pg_ctl``) under ``root`` on a free port,
+    which the run may stop and start for real. As root, its processes run as ``postgres``."""
+
+    def __init__(self, root: Path, bindir: Path | None = None) -> None:
+        self.root = root
+        self.bindir = bindir or _pg_bindir()
+        self.data = root / "data"
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, tool: str, *args: str) -> None:
+        argv = [str(self.bindir / tool), *args]
+        if os.geteuid() == 0:  # initdb and postgres refuse to run as root
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+    def init(self) -> PostgresCluster:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        return self
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        log = str(self.root / "postgres.log")
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+
+def _pg_bindir() -> Path:
+    found = shutil.which("pg_config")
+    if found:
+        out = subprocess.run([found, "--bindir"], capture_output=True, text=True, check=False)
+        if out.returncode == 0 and (Path(out.stdout.strip()) / "initdb").exists():
+            return Path(out.stdout.strip())
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (candidate / "initdb").exists():
+            return candidate
+    initdb = shutil.which("initdb")
+    if initdb is None:
+        raise FileNotFoundError("PostgreSQL's initdb is not installed")
+    return Path(initdb).resolve().parent
