@@ -349,15 +349,23 @@ async def never_answering(t: Target, repeats: int) -> Cell:
 
 async def run_outages(t: Target, repeats: int = 3) -> list[Cell]:
     """Every cell, one after the other (each takes a service away from all)."""
-    cells = [
-        await never_answering(t, repeats),
-        await redis_away(t, repeats, "stopped"),
-        await redis_away(t, repeats, "frozen"),
-        await postgres_doors(t, repeats),
-        await postgres_mid_answer(t, repeats),
+    runs: list[tuple[str, Callable[[], Awaitable[Cell]]]] = [
+        ("never-answering upstream", lambda: never_answering(t, repeats)),
+        ("redis stopped", lambda: redis_away(t, repeats, "stopped")),
+        ("redis frozen", lambda: redis_away(t, repeats, "frozen")),
+        ("postgres down: every door", lambda: postgres_doors(t, repeats)),
+        ("postgres stop/start mid-answer", lambda: postgres_mid_answer(t, repeats)),
     ]
     if t.drain is not None:
-        cells.append(await t.drain())
+        runs.append(("drain deadline with streams", t.drain))
+    cells = []
+    for name, run in runs:
+        try:
+            cells.append(await run())
+        except Exception as exc:  # a cell whose client broke off is a failed cell, not a crash
+            crashed = Cell(name)
+            crashed.check(False, "", f"crashed: {type(exc).__name__}: {exc}"[:300])
+            cells.append(crashed)
     return cells
 
 
