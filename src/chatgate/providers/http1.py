@@ -44,6 +44,10 @@ class ConnectTimeout(ConnectError, TimeoutError):
     """Connecting took longer than the connect timeout (the request was never sent)."""
 
 
+class ConnectRefused(ConnectError, ConnectionRefusedError):
+    """Nothing listens there (the request was never sent)."""
+
+
 class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection; carries one request/response at a time."""
 
@@ -316,7 +320,8 @@ class HTTP1Pool:
             raise ConnectTimeout(f"connecting to {self.host}:{self.port} timed out") from None
         except OSError as exc:  # refused, unreachable, unknown name, TLS handshake
             self.forget(placeholder)
-            raise ConnectError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+            kind = ConnectRefused if isinstance(exc, ConnectionRefusedError) else ConnectError
+            raise kind(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         except BaseException:
             self.forget(placeholder)
             raise
