@@ -9,7 +9,9 @@ thread, so synchronous and asynchronous tests drive it alike.
 again, freeze (SIGSTOP) and thaw (SIGCONT). Never the shared 127.0.0.1:6379.
 
 ``PostgresCluster`` is a throwaway PostgreSQL cluster (``initdb`` + ``pg_ctl``) on a free port,
-stopped and started for real. Never the shared server on 5432.
+stopped and started for real. Never the shared server on 5432. ``postgres()`` gives a database
+and the ``Switch`` that takes it away: a cluster's stop/start, or a proxy's cut/restore in front
+of a throwaway database on an existing server.
 """
 
 from __future__ import annotations
@@ -17,15 +19,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -243,3 +246,67 @@ def _pg_bindir() -> Path:
     if initdb is None:
         raise FileNotFoundError("PostgreSQL's initdb is not installed")
     return Path(initdb).resolve().parent
+
+
+class Switch(Protocol):
+    """A backing service the run can take away and give back."""
+
+    def down(self) -> None: ...
+
+    def up(self) -> None: ...
+
+
+class ClusterSwitch:
+    def __init__(self, cluster: PostgresCluster) -> None:
+        self.cluster = cluster
+
+    def down(self) -> None:
+        self.cluster.stop()
+
+    def up(self) -> None:
+        self.cluster.start()
+
+
+class ProxySwitch:
+    def __init__(self, proxy: TcpProxy) -> None:
+        self.proxy = proxy
+
+    def down(self) -> None:
+        self.proxy.cut()
+
+    def up(self) -> None:
+        self.proxy.restore()
+
+
+@contextlib.contextmanager
+def postgres(kind: str, workdir: Path, admin_url: str) -> Iterator[tuple[str, Switch]]:
+    """A database for chatgate and the switch that takes it away: (url, switch)."""
+    if kind == "cluster":
+        cluster = PostgresCluster(workdir / "postgres").init()
+        cluster.start()
+        try:
+            yield cluster.url, ClusterSwitch(cluster)
+        finally:
+            cluster.stop()
+        return
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    name = f"chatgate_outages_{secrets.token_hex(4)}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    target = make_url(admin_url)
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432).start()
+    try:
+        via = target.set(host="127.0.0.1", port=proxy.port, database=name)
+        yield via.render_as_string(hide_password=False), ProxySwitch(proxy)
+    finally:
+        proxy.stop()
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

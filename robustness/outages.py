@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import secrets
 import signal
@@ -35,10 +34,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 import websockets
@@ -50,21 +49,13 @@ from robustness.harness import (
     gateway_yaml,
     write_config,
 )
-from robustness.outage import PostgresCluster, RedisServer, TcpProxy
+from robustness.outage import RedisServer, Switch, postgres
 from robustness.shape import error_shape_problem, sse_events
 
 PASSWORD = "correct horse battery"
 WEB = {"X-Requested-With": "chatgate-outages"}
 SLOW_ANSWER = {"chunks": 20, "chunk_delay_ms": 100}  # two seconds
 FAST = 1.0  # seconds: the most a chat action may take while Redis is away
-
-
-class Switch(Protocol):
-    """A backing service the run can take away and give back."""
-
-    def down(self) -> None: ...
-
-    def up(self) -> None: ...
 
 
 @dataclass
@@ -456,62 +447,6 @@ def table(cells: list[Cell]) -> str:
 
 
 # -- the long run: every piece a process of its own -----------------------------------------------
-class ClusterSwitch:
-    def __init__(self, cluster: PostgresCluster) -> None:
-        self.cluster = cluster
-
-    def down(self) -> None:
-        self.cluster.stop()
-
-    def up(self) -> None:
-        self.cluster.start()
-
-
-class ProxySwitch:
-    def __init__(self, proxy: TcpProxy) -> None:
-        self.proxy = proxy
-
-    def down(self) -> None:
-        self.proxy.cut()
-
-    def up(self) -> None:
-        self.proxy.restore()
-
-
-@contextlib.contextmanager
-def postgres(kind: str, workdir: Path, admin_url: str) -> Iterator[tuple[str, Switch]]:
-    """A database for chatgate and the switch that takes it away: (url, switch)."""
-    if kind == "cluster":
-        cluster = PostgresCluster(workdir / "postgres").init()
-        cluster.start()
-        try:
-            yield cluster.url, ClusterSwitch(cluster)
-        finally:
-            cluster.stop()
-        return
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    name = f"chatgate_outages_{secrets.token_hex(4)}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(admin_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    target = make_url(admin_url)
-    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432).start()
-    try:
-        via = target.set(host="127.0.0.1", port=proxy.port, database=name)
-        yield via.render_as_string(hide_password=False), ProxySwitch(proxy)
-    finally:
-        proxy.stop()
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
 async def _long_run(
     url: str, fake_url: str, database_url: str, switch: Switch, redis: RedisServer, args: Any
 ) -> list[Cell]:

@@ -13,9 +13,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from robustness.outage import RedisServer, TcpProxy
+from robustness.outage import ProxySwitch, RedisServer, TcpProxy
 from robustness.outages import (
-    ProxySwitch,
     Target,
     drain_deadline,
     outage_yaml,
