@@ -20,14 +20,17 @@ from tests.fakes.upstream import FakeUpstream
 
 DRAIN = 1.0
 WEB = {"X-Requested-With": "tests"}
+MODEL = {"model": "fake-model"}
 
 
 class Reader(threading.Thread):
-    """Reads one streamed response to its end; keeps its SSE data events and any error."""
+    """Reads one streamed response to its end; keeps its SSE data events (NDJSON lines with
+    ``prefix=""``) and any error."""
 
-    def __init__(self, method: str, url: str, **kwargs: Any) -> None:
+    def __init__(self, method: str, url: str, prefix: str = "data: ", **kwargs: Any) -> None:
         super().__init__(daemon=True)
         self.request = (method, url, kwargs)
+        self.prefix = prefix
         self.events: list[str] = []
         self.error: BaseException | None = None
         self.ended_at = 0.0
@@ -38,8 +41,8 @@ class Reader(threading.Thread):
         try:
             with httpx.stream(method, url, timeout=30, **kwargs) as resp:
                 for line in resp.iter_lines():
-                    if line.startswith("data: "):
-                        self.events.append(line[6:])
+                    if line and line.startswith(self.prefix):
+                        self.events.append(line[len(self.prefix) :])
                     self.started.set()
         except BaseException as exc:  # an incomplete body: the stream was cut
             self.error = exc
@@ -74,6 +77,15 @@ def test_streams_end_with_an_error_event_at_the_drain_deadline(
         wait_healthy(url, proc)
         body = {"model": "fake-model", "messages": [{"role": "user", "content": "long"}]}
         v1 = Reader("POST", url + "/v1/chat/completions", json={**body, "stream": True})
+        doors = {  # the other doors that stream: each ends with its own error at the deadline
+            "anthropic": Reader(
+                "POST", url + "/v1/messages", json={**body, "max_tokens": 500, "stream": True}
+            ),
+            "ollama": Reader("POST", url + "/api/chat", prefix="", json=body),
+            "responses": Reader(
+                "POST", url + "/v1/responses", json={**MODEL, "input": "long", "stream": True}
+            ),
+        }
         conv = httpx.post(url + "/api/conversations", json={"model": "fake-model"}, headers=WEB)
         assert conv.status_code == 201, conv.text
         cid = conv.json()["id"]
@@ -87,13 +99,19 @@ def test_streams_end_with_an_error_event_at_the_drain_deadline(
         follow = Reader("GET", url + sent.json()["events_url"], headers=WEB)
         v1.start()
         follow.start()
+        for reader in doors.values():
+            reader.start()
         deadline = time.monotonic() + 10
-        while len(v1.events) < 3 or sum('"delta"' in e for e in follow.events) < 3:
-            assert time.monotonic() < deadline, (v1.events, follow.events)
+        while (
+            len(v1.events) < 3
+            or sum('"delta"' in e for e in follow.events) < 3
+            or any(len(reader.events) < 3 for reader in doors.values())
+        ):
+            assert time.monotonic() < deadline, (v1.events, follow.events, doors)
             time.sleep(0.02)
         proc.send_signal(signal.SIGTERM)
         stopped = time.monotonic()
-        for reader in (v1, follow, user):
+        for reader in (v1, follow, user, *doors.values()):
             reader.join(15)
         assert proc.wait(timeout=30) == 0
     finally:
@@ -113,7 +131,20 @@ def test_streams_end_with_an_error_event_at_the_drain_deadline(
     # The user-event stream, which never ends by itself: an error event and a clean end.
     assert user.error is None, f"event stream cut: {user.error!r}"
     assert user.last()["type"] == "error"
-    for reader in (v1, follow, user):
+    # Anthropic: its error event, no message_stop. Ollama: an {"error"} line, no done line.
+    # Responses: error then response.failed.
+    for name, reader in doors.items():
+        assert reader.error is None, f"{name} stream cut: {reader.error!r}"
+    anthropic = doors["anthropic"].last()
+    assert anthropic["type"] == "error", doors["anthropic"].events[-3:]
+    assert "shutting down" in anthropic["error"]["message"]
+    assert not any('"message_stop"' in e for e in doors["anthropic"].events)
+    ollama = doors["ollama"].last()
+    assert set(ollama) == {"error"} and "shutting down" in ollama["error"], ollama
+    responses = [json.loads(e) for e in doors["responses"].events[-2:]]
+    assert [e["type"] for e in responses] == ["error", "response.failed"], responses
+    assert responses[0]["code"] == "shutting_down"
+    for reader in (v1, follow, user, *doors.values()):
         assert reader.ended_at - stopped < DRAIN + 0.5, reader.ended_at - stopped
     assert "Traceback" not in log and "Cancel" not in log, log[-3000:]
     with sqlite3.connect(db) as conn:

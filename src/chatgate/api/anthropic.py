@@ -30,6 +30,7 @@ from chatgate.api.asgi import (
 from chatgate.api.schema import error_response, json_request
 from chatgate.chat.tokens import PER_MESSAGE, TokenCounter
 from chatgate.config import Config
+from chatgate.drain import Drain, shutting_down
 from chatgate.errors import GatewayError, InvalidRequestError, ModelNotFoundError
 from chatgate.gateway.auth import bearer
 from chatgate.gateway.path import CLIENT_GONE, Exchange
@@ -115,15 +116,19 @@ class Messages(_Door):
                 await exchange.admit(req)
                 headers += exchange.headers
                 stops = req.body.get("stop")
+                drain = self.runtime.drain
                 async with DisconnectWatch(receive) as watch:
-                    answer = await exchange.open()
+                    async with drain.watch() as opening:
+                        answer = await exchange.open()
+                    if opening.cut:  # the drain deadline came first: no answer begun to end
+                        raise shutting_down()
                     headers.append((b"x-chatgate-cache", answer.cache.encode()))
                     if answer.completion is not None:
                         message = anthropic.to_message(answer.completion, asked, stops)
                         await send_json(send, 200, orjson.dumps(message), headers)
                     else:
                         stream = anthropic.MessageStream(asked, stops)
-                        await _stream(exchange, stream, send, headers)
+                        await _stream(exchange, stream, send, headers, drain)
                 if watch.gone:
                     exchange.status = CLIENT_GONE
             except ClientGone:
@@ -145,17 +150,22 @@ async def _stream(
     stream: anthropic.MessageStream,
     send: Send,
     headers: list[tuple[bytes, bytes]],
+    drain: Drain,
 ) -> None:
     """Send the opened stream, one write per batch (the first carries ``message_start``). An
-    error after the first byte travels as ``event: error`` and no ``message_stop`` follows."""
+    error after the first byte travels as ``event: error`` and no ``message_stop`` follows; so
+    does the server's stop, at its drain deadline."""
     await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
     head = stream.start()
     try:
-        async for batch in exchange:
-            body = stream.feed(batch)
-            if head:
-                body, head = head + body, b""
-            await send({"type": "http.response.body", "body": body, "more_body": True})
+        async with drain.watch() as deadline:
+            async for batch in exchange:
+                body = stream.feed(batch)
+                if head:
+                    body, head = head + body, b""
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+        if deadline.cut:
+            raise shutting_down()
         tail = stream.finish()
     except Exception as exc:
         if not isinstance(exc, GatewayError):

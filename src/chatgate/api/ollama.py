@@ -32,6 +32,7 @@ from chatgate.api.asgi import (
 )
 from chatgate.api.deps import State
 from chatgate.api.schema import error_response, json_request
+from chatgate.drain import Drain, shutting_down
 from chatgate.errors import GatewayError, InvalidRequestError, ModelNotFoundError
 from chatgate.gateway.auth import bearer
 from chatgate.gateway.path import CLIENT_GONE, Exchange
@@ -116,15 +117,19 @@ class OllamaDoor:
                 )
                 await exchange.admit(req)
                 headers += exchange.headers
+                drain = self.runtime.drain
                 async with DisconnectWatch(receive) as watch:
-                    answer = await exchange.open()
+                    async with drain.watch() as opening:
+                        answer = await exchange.open()
+                    if opening.cut:  # the drain deadline came first: no answer begun to end
+                        raise shutting_down()
                     headers.append((b"x-chatgate-cache", answer.cache.encode()))
                     if answer.completion is not None:
                         whole = self.render(answer.completion, asked, timing)
                         await send_json(send, 200, orjson.dumps(whole), headers)
                     else:
                         stream = ollama.NdjsonStream(asked, self.kind, timing)
-                        await _stream(exchange, stream, send, headers)
+                        await _stream(exchange, stream, send, headers, drain)
                 if watch.gone:
                     exchange.status = CLIENT_GONE
             except ClientGone:
@@ -173,17 +178,21 @@ async def _stream(
     stream: ollama.NdjsonStream,
     send: Send,
     headers: list[tuple[bytes, bytes]],
+    drain: Drain,
 ) -> None:
-    """Send the opened stream, a write per batch; an error after the first byte is a last
-    ``{"error": …}`` line, with no ``done: true`` line."""
+    """Send the opened stream, a write per batch; an error after the first byte (or the
+    server's drain deadline) is a last ``{"error": …}`` line, with no ``done: true`` line."""
     await send(
         {"type": "http.response.start", "status": 200, "headers": [*NDJSON_HEADERS, *headers]}
     )
     try:
-        async for batch in exchange:
-            body = stream.feed(batch)
-            if body:
-                await send({"type": "http.response.body", "body": body, "more_body": True})
+        async with drain.watch() as deadline:
+            async for batch in exchange:
+                body = stream.feed(batch)
+                if body:
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+        if deadline.cut:
+            raise shutting_down()
         tail = stream.finish()
     except Exception as exc:
         if not isinstance(exc, GatewayError):

@@ -35,6 +35,7 @@ from chatgate.api.asgi import (
 )
 from chatgate.api.deps import State
 from chatgate.api.schema import responses_openapi
+from chatgate.drain import Drain, shutting_down
 from chatgate.errors import GatewayError, InvalidRequestError, NotFoundError
 from chatgate.gateway.auth import Identity, bearer
 from chatgate.gateway.path import CLIENT_GONE, Exchange
@@ -144,15 +145,19 @@ class CreateResponse:
                 await exchange.admit(req)
                 headers += exchange.headers
                 turn = _Turn(rreq, owner, history, store)
+                drain = self.runtime.drain
                 async with DisconnectWatch(receive) as watch:
-                    answer = await exchange.open()
+                    async with drain.watch() as opening:
+                        answer = await exchange.open()
+                    if opening.cut:  # the drain deadline came first: no answer begun to end
+                        raise shutting_down()
                     headers.append(_CACHE_HEADERS[answer.cache])
                     if answer.completion is not None:
                         payload = orjson.dumps(render(rreq, turn.rid, answer.completion))
                         turn.save(payload)
                         await send_json(send, 200, payload, headers)
                     else:
-                        await _stream(exchange, turn, send, headers)
+                        await _stream(exchange, turn, send, headers, drain)
                 if watch.gone:
                     exchange.status = CLIENT_GONE
             except ClientGone:
@@ -169,21 +174,29 @@ class CreateResponse:
 
 
 async def _stream(
-    exchange: Exchange, turn: _Turn, send: Send, headers: list[tuple[bytes, bytes]]
+    exchange: Exchange,
+    turn: _Turn,
+    send: Send,
+    headers: list[tuple[bytes, bytes]],
+    drain: Drain,
 ) -> None:
     """Send the opened stream as Responses events. The opening events travel with the first
     batch, the closing ones with ``response.completed``: one write each. An error after the
-    first byte ends the stream with ``error`` and ``response.failed``."""
+    first byte (or the server's drain deadline) ends the stream with ``error`` and
+    ``response.failed``."""
     stream = ResponseStream(skeleton(turn.req, turn.rid, int(time.time())))
     await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
     head = stream.start()
     try:
-        async for batch in exchange:
-            body = stream.feed(batch)
-            if head:
-                body, head = head + body, b""
-            if body:
-                await send({"type": "http.response.body", "body": body, "more_body": True})
+        async with drain.watch() as deadline:
+            async for batch in exchange:
+                body = stream.feed(batch)
+                if head:
+                    body, head = head + body, b""
+                if body:
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+        if deadline.cut:
+            raise shutting_down()
         tail = head + stream.close()
     except Exception as exc:
         if not isinstance(exc, GatewayError):
