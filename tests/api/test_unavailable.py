@@ -14,6 +14,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -103,6 +104,18 @@ async def ws_send(stack: Stack) -> dict[str, object]:
                     return reply
 
 
+async def other_doors(http: httpx.AsyncClient, auth: dict[str, str], body: dict[str, Any]) -> None:
+    """The Responses, Anthropic and Ollama doors, each in its own shape."""
+    r = await http.post("/v1/responses", json={"model": "fake-model", "input": "x"}, headers=auth)
+    assert openai_error(r)["code"] == "database_unavailable"
+    r = await http.post("/v1/messages", json={**body, "max_tokens": 10}, headers=auth)
+    assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1, r.text
+    assert r.json()["type"] == "error" and r.json()["error"]["message"], r.text
+    r = await http.post("/api/chat", json={**body, "stream": False}, headers=auth)
+    assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1, r.text
+    assert set(r.json()) == {"error"} and r.json()["error"], r.text
+
+
 async def test_every_door_answers_503_in_its_shape_while_the_database_is_down(
     stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -126,6 +139,7 @@ async def test_every_door_answers_503_in_its_shape_while_the_database_is_down(
                 r = await http.post("/chatgpt/", json=body, headers=auth)
                 assert r.status_code == 503 and r.headers["retry-after"], r.text
                 assert set(r.json()) == {"detail"} and r.json()["detail"]
+                await other_doors(http, auth, body)
                 for _ in range(2):
                     r = await stack.web.post("/api/conversations", json={"model": "fake-model"})
                     openai_error(r)

@@ -16,6 +16,7 @@ import logging
 from sqlalchemy import select
 
 from chatgate.chat.accounts import token_hash
+from chatgate.errors import DatabaseUnavailableError
 from chatgate.storage import Database, User, UserSession
 from chatgate.storage.base import utcnow
 
@@ -106,7 +107,9 @@ class SessionWatch:
                 continue
             try:
                 await self.check()
-            except Exception:  # the database is away: streams keep going until it is back
+            except DatabaseUnavailableError:  # logged by the storage, once per outage
+                pass  # streams keep going until it is back
+            except Exception:
                 log.warning("could not check live sessions", exc_info=True)
 
     async def close(self) -> None:
