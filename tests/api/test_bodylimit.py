@@ -48,7 +48,7 @@ def test_chunked_body_over_the_limit_is_413_while_reading(url: str, path: str) -
     started = time.monotonic()
     reply = call(url, "POST", path, headers=JSON, chunks=_chunks(total))
     assert reply.status == 413, reply
-    assert reply.code == "request_too_large"
+    assert f"larger than the limit of {LIMIT} bytes".encode() in reply.body  # each door's shape
     assert reply.sent < total // 2, "the server read on past the limit before answering"
     assert time.monotonic() - started < 10
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from chatgate.api import asgi
 from chatgate.api.asgi import (
     SSE_HEADERS,
     ClientGone,
@@ -51,12 +52,13 @@ def credential(wanted: dict[bytes, str]) -> str | None:
 
 
 async def send_error(send: Send, exc: GatewayError, headers: list[tuple[bytes, bytes]]) -> None:
-    extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers().items()]
-    body = orjson.dumps(anthropic.error_body(exc))
-    await send_json(send, exc.status, body, [*headers, *extra])
+    await asgi.send_error(send, exc, headers, anthropic.error_body)
 
 
 class _Door:
+    # Anthropic's error shape, also for refusals made before the door (``asgi.ErrorShapes``).
+    error_body = staticmethod(anthropic.error_body)
+
     def __init__(self, runtime: Runtime, config: Config) -> None:
         self.runtime = runtime
         self.aliases = anthropic.compile_aliases(config.anthropic.model_aliases)
