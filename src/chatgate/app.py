@@ -4,7 +4,8 @@ The top-level ASGI callable first runs the checks every request gets (``api.guar
 allow-list, foreign Origin, JSON bodies, declared size), then sends the raw doors (``POST
 /v1/chat/completions``, the hot path, ``/v1/responses`` and the other dialects' answering
 endpoints) straight to their handlers, and everything else to FastAPI (docs, models, health,
-seed endpoints, the chat API) with its body counted against the limit (``api.bodylimit``).
+seed endpoints, the chat API) with its body counted against the limit (``api.bodylimit``) when
+the method carries one (not GET, HEAD or OPTIONS).
 FastAPI's routing, dependencies and middleware cost a hot door more than its whole translation
 (measured on ``/v1/responses``: ~2x the CPU per request).
 """
@@ -62,6 +63,8 @@ from chatgate.state import Runtime, build_state, close_state, single_user_notice
 log = logging.getLogger("chatgate")
 
 CHAT_PATH = "/v1/chat/completions"
+# Methods whose requests carry no body: FastAPI gets the server's own receive and send.
+BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class Gateway:
@@ -110,11 +113,17 @@ class Gateway:
                     wrong = MethodNotAllowedError("Only POST is allowed here.")
                     await send_error(send, wrong, [(b"allow", b"POST")], door.error_body)
                 return
+            # The internal-error handler logs an unexpected error and answers 500 in the door's
+            # shape; Starlette then re-raises it only for the server to log it a second time.
+            if scope["method"] in BODILESS:
+                # No route reads a body here (a declared one over the limit was refused above):
+                # no counter, so no two extra hops per message in and out.
+                with contextlib.suppress(Exception):
+                    await self.api(scope, receive, send)
+                return
             body = BodyLimit(
                 receive, send, self.config.server.max_body_bytes, scope["path"], self.shapes
             )
-            # The internal-error handler logs an unexpected error and answers 500 in OpenAI's
-            # shape; Starlette then re-raises it only for the server to log it a second time.
             with contextlib.suppress(Exception):
                 await self.api(scope, body.receive, body.send)
             return
