@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chatgate.api.admin import admin_router
+from chatgate.api.admin_users import admin_users_router
 from chatgate.api.anthropic import COUNT_TOKENS_PATH, MESSAGES_PATH, CountTokens, Messages
 from chatgate.api.asgi import ErrorShapes, RawDoor, Receive, Scope, Send, send_error
 from chatgate.api.auth import auth_router
@@ -170,6 +171,7 @@ class Gateway:
         api.include_router(legacy_router())
         api.include_router(ollama_router())
         api.include_router(admin_router())
+        api.include_router(admin_users_router())
         server, auth = self.config.server, self.config.auth
         api.include_router(metrics_router(server.metrics_token, auth.admin_key))
         api.include_router(auth_router())
