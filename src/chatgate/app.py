@@ -45,6 +45,7 @@ from chatgate.api.ollama import OLLAMA_PATHS, OllamaDoor, ollama_router
 from chatgate.api.ollama import error_body as ollama_error
 from chatgate.api.openai import ChatCompletions, models_router
 from chatgate.api.peers import Peers
+from chatgate.api.raw import with_refusals
 from chatgate.api.responses import PATH as RESPONSES_PATH
 from chatgate.api.responses import CreateResponse, responses_router
 from chatgate.api.ui import ui_router
@@ -237,7 +238,7 @@ def _document_raw_doors(api: FastAPI, doors: dict[str, RawDoor]) -> None:
             schema = original()
             paths = schema.setdefault("paths", {})
             for path, door in doors.items():
-                paths[path] = door.openapi()
+                paths[path] = with_refusals(door.openapi())
             api.openapi_schema = schema
         return api.openapi_schema
 

@@ -81,6 +81,10 @@ class Messages(_Door):
         return _operation(
             "Create a message (Anthropic Messages API; stream or not)",
             "create_message",
+            "Anthropic's Messages API (what Claude Code speaks), translated to chat completions "
+            "and walked along chatgate's one path as `api=anthropic`. The key comes as "
+            "`x-api-key` or `Authorization: Bearer`; a model is any chatgate model, or a name "
+            "`anthropic.model_aliases` maps to one (e.g. `claude-*`).",
             {
                 "description": "A `message` object, or with `stream: true` an SSE stream: "
                 "`message_start`, `ping`, `content_block_start` / `content_block_delta` / "
@@ -178,6 +182,9 @@ class CountTokens(_Door):
         return _operation(
             "Count a message's input tokens (Anthropic Messages API)",
             "count_message_tokens",
+            "The prompt's input tokens, counted here: by the model's own tokenizer where one "
+            "ships offline, calibrated by what the upstream reported, else about four bytes a "
+            "token. No upstream call, so no rate limit or usage; the key and its allow-list apply.",
             {
                 "description": '`{"input_tokens": N}`',
                 "content": {"application/json": {"schema": _COUNT}},
@@ -254,11 +261,14 @@ _COUNT = {
 }
 
 
-def _operation(summary: str, operation: str, ok: dict[str, Any]) -> dict[str, Any]:
+def _operation(
+    summary: str, operation: str, description: str, ok: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "post": {
             "tags": ["Anthropic-compatible"],
             "summary": summary,
+            "description": description,
             "operationId": operation,
             "parameters": [
                 {

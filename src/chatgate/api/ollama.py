@@ -153,6 +153,7 @@ class OllamaDoor:
             "post": {
                 "tags": ["Ollama-compatible"],
                 "summary": "Chat (Ollama API)" if chat else "Generate from a prompt (Ollama API)",
+                "description": (_CHAT_TEXT if chat else _GENERATE_TEXT) + _DOOR_TEXT,
                 "operationId": "ollama_chat" if chat else "ollama_generate",
                 "requestBody": json_request(_CHAT if chat else _GENERATE),
                 "responses": {
@@ -246,6 +247,13 @@ def ollama_router() -> APIRouter:
     return router
 
 
+_CHAT_TEXT = "Ollama's chat endpoint, for apps that speak only Ollama's API: messages in, "
+_GENERATE_TEXT = "Ollama's generate endpoint: a `prompt` (and `system`) in, "
+_DOOR_TEXT = (
+    "NDJSON streamed unless `stream: false`. Any chatgate model by name (a `:latest` tag is "
+    "ignored); walks chatgate's one path as `api=ollama`; the key, when required, as "
+    "`Authorization: Bearer`. A request without messages or prompt loads the model."
+)
 _ERROR = {
     "type": "object",
     "properties": {"error": {"type": "string"}},
