@@ -7,6 +7,7 @@ wall-clock throughput, so two revisions can be compared on one that is not quiet
 
     .venv/bin/python bench/inproc.py --baseline c8fb6f4      # this tree vs a revision, interleaved
     .venv/bin/python bench/inproc.py --requests 4000 --stream
+    .venv/bin/python bench/inproc.py --get /v1/models --baseline main   # a bodiless FastAPI door
 
 With ``--baseline`` it re-runs itself alternately with the working tree's ``src`` and the
 revision's (a git worktree under bench/results/) on ``PYTHONPATH``, and prints the medians.
@@ -55,7 +56,10 @@ def start_fake(chunks: int) -> tuple[subprocess.Popen[bytes], int]:
     raise RuntimeError("the fake upstream did not start")
 
 
-async def measure(requests: int, concurrency: int, stream: bool, port: int) -> dict[str, float]:
+async def measure(
+    requests: int, concurrency: int, stream: bool, port: int, get: str | None = None
+) -> dict[str, float]:
+    """CPU per request of ``POST /v1/chat/completions``, or with ``get`` of ``GET get``."""
     from chatgate.app import create_app
     from chatgate.config import Config
 
@@ -89,17 +93,23 @@ async def measure(requests: int, concurrency: int, stream: bool, port: int) -> d
             "stream": stream,
         }
     ).encode()
+    path = get or "/v1/chat/completions"
+    headers = [(b"host", b"127.0.0.1")]  # an allowed Host (api.guard)
+    if get:
+        body = b""
+    else:
+        headers.insert(0, (b"content-type", b"application/json"))
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "POST",
+        "method": "GET" if get else "POST",
         "scheme": "http",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"host", b"bench")],
+        "headers": headers,
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 8000),
     }
@@ -158,11 +168,13 @@ def _compare(args: argparse.Namespace) -> int:
             argv += ["--concurrency", str(args.concurrency), "--chunks", str(args.chunks)]
             if args.stream:
                 argv.append("--stream")
+            if args.get:
+                argv += ["--get", args.get]
             out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
             value = json.loads(out.stdout.strip().splitlines()[-1])["cpu_us_per_request"]
             figures[name].append(value)
             print(f"round {round_ + 1}: {name:>14}: {value:7.1f} µs/request", file=sys.stderr)
-    mode = "stream" if args.stream else "non-stream"
+    mode = f"GET {args.get}" if args.get else "stream" if args.stream else "non-stream"
     print(f"\n{mode}, concurrency {args.concurrency}, {args.requests} requests × {args.rounds}")
     base = statistics.median(figures[f"@{short}"])
     for name, values in figures.items():
@@ -180,6 +192,7 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--chunks", type=int, default=24, help="content chunks per streamed answer")
     p.add_argument("--stream", action="store_true")
+    p.add_argument("--get", metavar="PATH", help="measure GET PATH (e.g. /v1/models) instead")
     p.add_argument("--baseline", metavar="REV", help="compare with this git revision")
     p.add_argument("--rounds", type=int, default=5, help="alternating runs with --baseline")
     p.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
@@ -194,7 +207,7 @@ def main() -> int:
         pass
     fake, port = start_fake(args.chunks)
     try:
-        result = asyncio.run(measure(args.requests, args.concurrency, args.stream, port))
+        result = asyncio.run(measure(args.requests, args.concurrency, args.stream, port, args.get))
     finally:
         fake.terminate()
         fake.wait(10)

@@ -128,13 +128,18 @@ class Report:
             gateways.append(LITELLM)
         cells = list(dict.fromkeys((r.mode, r.concurrency) for r in self.runs))
         for gw in gateways:
-            for versus in (DIRECT, LITELLM, *baselines):
+            # A door that calls another upstream endpoint than chat completions is compared
+            # with the direct run of that endpoint (`direct@embeddings`).
+            door = gw.partition("@")[2]
+            direct = f"{DIRECT}@{door}" if f"{DIRECT}@{door}" in targets else DIRECT
+            for versus in (direct, LITELLM, *baselines):
                 if versus in baselines and not _same_variant(gw, versus):
                     continue  # the working tree against the baseline, variant for variant
                 if versus == gw or versus not in targets:
                     continue
                 for mode, conc in cells:
-                    out.append(self._ratio(gw, versus, mode, conc))
+                    if self._paired(gw, versus, mode, conc):
+                        out.append(self._ratio(gw, versus, mode, conc))
         return out
 
     def api_costs(self) -> list[ApiCost]:
@@ -190,7 +195,7 @@ class Report:
         pairs = self._paired(gw, versus, mode, conc)
         thr = [g.rps / v.rps for g, v in pairs if v.rps > 0]
         added: list[float] = []
-        if versus == DIRECT and conc == 1:
+        if versus.startswith(DIRECT) and conc == 1:
             added = [g.p50_ms - v.p50_ms for g, v in pairs]
         return Ratio(
             gateway=gw,

@@ -225,6 +225,8 @@ def bench(args: argparse.Namespace, litellm_exe: Path | None) -> Report:
     doors = [(apis.APIS[a], bodies[a]) for a in args.apis]
     with session(plan, cpus, upstream, bodies[apis.REFERENCE]) as s:
         order = [s.direct(DIRECT)] if DIRECT in args.targets else []
+        if DIRECT in args.targets:  # the upstream endpoints other doors call, for their ratios
+            order += [s.direct(DIRECT, door) for door in doors if door[0].upstream]
         for g in gateways:  # LiteLLM is measured through chat completions alone
             order += s.add_gateway(g, doors if g.name.startswith("chatgate") else ())
         for target in order:

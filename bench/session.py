@@ -83,8 +83,14 @@ class Session:
             for api, bodies in apis
         ]
 
-    def direct(self, name: str) -> Target:
-        return Target(name, self.upstream.base_url + CHAT_PATH, None, self.bodies)
+    def direct(self, name: str, api: tuple[Api, dict[str, Path]] | None = None) -> Target:
+        """The upstream itself: its chat completions, or with ``api`` the endpoint that door
+        calls (named ``direct@api``), measured with that door's bodies and check."""
+        if api is None or api[0].upstream is None:
+            return Target(name, self.upstream.base_url + CHAT_PATH, None, self.bodies)
+        door, bodies = api
+        url = self.upstream.base_url + door.upstream
+        return Target(name + door.suffix(), url, None, bodies, ("check=" + door.check,))
 
     def wrk(self, target: Target, mode: str, conc: int, duration: float) -> WrkResult:
         return run_wrk(
@@ -101,8 +107,9 @@ class Session:
 
     def warm_up(self, target: Target) -> None:
         """A short run per mode at the highest concurrency; fails fast on a broken target."""
-        per_mode = max(1.0, self.plan.warmup_s / len(self.plan.modes))
-        for mode in self.plan.modes:
+        modes = [m for m in self.plan.modes if m in target.bodies]
+        per_mode = max(1.0, self.plan.warmup_s / len(modes))
+        for mode in modes:
             r = self.wrk(target, mode, max(self.plan.concurrency), per_mode)
             log(f"warm-up {target.name} {mode}: {r.rps:,.0f} req/s, {r.errors} errors")
             if r.errors and r.bad_sample:
@@ -116,10 +123,12 @@ class Session:
         """Every cell `repeats` times, the targets interleaved so that speed drift hits all."""
         runs: list[Run] = []
         cells = [(m, c) for m in self.plan.modes for c in self.plan.concurrency]
-        total = self.plan.repeats * len(cells) * len(order)
+        total = self.plan.repeats * sum(1 for m, _ in cells for t in order if m in t.bodies)
         for rep in range(1, self.plan.repeats + 1):
             for mode, conc in cells:
                 for target in order:
+                    if mode not in target.bodies:
+                        continue  # a door without this mode (embeddings do not stream)
                     runs.append(self.measure(target, mode, conc, rep))
                     on_run(runs[-1], len(runs), total)
         return runs

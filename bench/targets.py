@@ -96,7 +96,7 @@ class Target:
     name: str
     url: str
     service: Service | None
-    bodies: dict[str, Path]
+    bodies: dict[str, Path]  # the modes it is measured in: those it has a body for
     wrk_args: tuple[str, ...] = ()
 
 

@@ -37,6 +37,7 @@ from bench.procs import PeakRss, rss_mb
 
 from robustness.harness import chatgate_service, clean_env, fake_service, gateway_yaml
 from robustness.rawhttp import Reply, request, ws_handshake_headers
+from robustness.shape import shape_of
 
 MiB = 1024 * 1024
 ADMIN_KEY = "attack-run-admin-key-0123456789"
@@ -103,9 +104,13 @@ def attack(server: str, name: str, expected: str) -> Callable[..., Any]:
 
 # -- helpers -------------------------------------------------------------------------------------
 def said(reply: Reply | httpx.Response) -> str:
-    """``status code`` of a reply, the error code when it is an OpenAI-shaped error."""
+    """``status code`` of a reply, the error code when it is an OpenAI-shaped error, the shape's
+    name when it is another API's (each door answers in its own)."""
     status = reply.status if isinstance(reply, Reply) else reply.status_code
     body = reply.body if isinstance(reply, Reply) else reply.content
+    shape = shape_of(body) if status >= 400 else None
+    if shape not in (None, "OpenAI"):
+        return f"{status} in {shape}'s shape"
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -113,6 +118,10 @@ def said(reply: Reply | httpx.Response) -> str:
     error = data.get("error") if isinstance(data, dict) else None
     code = error.get("code") if isinstance(error, dict) else None
     return f"{status} {code}" if code else str(status)
+
+
+def refused_as(reply: Reply, status: int, shape: str) -> bool:
+    return reply.status == status and shape_of(reply.body) == shape
 
 
 async def upstream_calls(target: Target) -> int:
@@ -198,11 +207,25 @@ async def cross_site_simple(target: Target) -> Outcome:
     return Outcome(got, reply.status in (403, 415) and not called)
 
 
-@attack("open", "cross-site JSON POST /chatgpt/ without a key", "403 csrf")
+@attack("open", "cross-site JSON POST /chatgpt/ without a key", "403 in seed's shape")
 async def cross_site_seed(target: Target) -> Outcome:
     headers = {**JSON, "origin": "https://evil.test"}
     reply = await request(target.url, "POST", "/chatgpt/", headers, orjson.dumps(CHAT))
-    return Outcome(said(reply), reply.status == 403)
+    return Outcome(said(reply), refused_as(reply, 403, "seed"))
+
+
+@attack("open", "DNS rebinding: POST /v1/messages as evil.test", "421 in Anthropic's shape")
+async def rebinding_messages(target: Target) -> Outcome:
+    body = orjson.dumps({**CHAT, "max_tokens": 16})
+    reply = await request(target.url, "POST", "/v1/messages", {**rebound(target), **JSON}, body)
+    return Outcome(said(reply), refused_as(reply, 421, "Anthropic"))
+
+
+@attack("open", "cross-site form POST /api/chat (Ollama)", "403 in Ollama's shape")
+async def cross_site_ollama(target: Target) -> Outcome:
+    headers = {"content-type": "application/x-www-form-urlencoded", "origin": "https://evil.test"}
+    reply = await request(target.url, "POST", "/api/chat", headers, orjson.dumps(CHAT))
+    return Outcome(said(reply), refused_as(reply, 403, "Ollama"))
 
 
 @attack("open", "form-encoded POST /api/auth/login", "415")

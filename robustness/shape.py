@@ -122,6 +122,17 @@ def ollama_body_problem(content: bytes) -> str | None:
     return None
 
 
+def shape_of(content: bytes) -> str | None:
+    """Which API's error shape an error body is in: "OpenAI", "Anthropic", "Ollama", "seed"."""
+    checks = (
+        ("OpenAI", body_problem),
+        ("Anthropic", anthropic_body_problem),
+        ("Ollama", ollama_body_problem),
+        ("seed", seed_body_problem),
+    )
+    return next((name for name, problem in checks if problem(content) is None), None)
+
+
 def ndjson_problem(text: str, *, complete: bool = True) -> str | None:
     """Why a 200 Ollama NDJSON stream is wrong: every line an object, ending with the one
     ``done: true`` line or one ``{"error": …}`` line."""

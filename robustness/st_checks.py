@@ -10,7 +10,7 @@ themselves are in :mod:`robustness.shape`.
   answer be an upstream error.
 - ``chatgate_error_shape``: every 4xx/5xx is ``{"error": {"message", "type", "param", "code"}}``
   (message and type strings, param and code string or null) — but the seed endpoints answer in
-  the seed's own ``{"detail": "…"}`` (a wrong method, answered by the router, excepted); a 200
+  the seed's own ``{"detail": "…"}``; a 200
   event stream either ends with ``data: [DONE]`` or with one ``data: {"error": …}`` event in
   that shape and nothing after it. The Anthropic door (``/v1/messages``) answers in Anthropic's
   shape instead, and its streams end with ``message_stop`` or one ``error`` event; the Ollama
@@ -54,18 +54,14 @@ def chatgate_server_error(
     return None
 
 
-BEFORE_DOORS = frozenset({405, 413, 415, 421})
-
-
 @schemathesis.check
 def chatgate_error_shape(
     ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case[Any]
 ) -> bool | None:
     status = response.status_code
-    # Refused before any door (a wrong method by the router; a bad Host, Origin, content type or
-    # declared size by api/guard.py): OpenAI's shape whatever the door.
-    before_door = status in BEFORE_DOORS
-    if case.operation.path in ANTHROPIC_PATHS and not before_door:
+    # Refusals made before a door runs (a wrong method; a bad Host, Origin, content type or size
+    # by api/guard.py and api/bodylimit.py) come in that door's shape too: no exception here.
+    if case.operation.path in ANTHROPIC_PATHS:
         if status >= 400:
             problem = anthropic_body_problem(response.content)
             if problem:
@@ -76,7 +72,7 @@ def chatgate_error_shape(
             if problem:
                 raise AssertionError(f"event stream: {problem}")
         return None
-    if case.operation.path in OLLAMA_PATHS and not before_door:
+    if case.operation.path in OLLAMA_PATHS:
         if status >= 400:
             problem = ollama_body_problem(response.content)
             if problem:
@@ -88,7 +84,7 @@ def chatgate_error_shape(
                 raise AssertionError(f"NDJSON stream: {problem}")
         return None
     if status >= 400:
-        if case.operation.path in SEED_PATHS and not before_door:
+        if case.operation.path in SEED_PATHS:
             problem = seed_body_problem(response.content)
             if problem:
                 raise AssertionError(f"{status} not in the seed's error shape: {problem}")

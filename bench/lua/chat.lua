@@ -5,9 +5,9 @@
 --   2: expected number of content chunks in a stream
 --   3: path of a file holding the JSON request body
 --   4…: "key=SECRET" sends that bearer key; "unique" makes every request body different
---       (each gets its own number in the user message: cache misses); "check=responses" or
---       "check=anthropic" validates Responses API or Anthropic Messages answers instead of
---       chat completions
+--       (each gets its own number in the user message: cache misses); "check=responses",
+--       "check=anthropic", "check=ollama", "check=completions" or "check=embeddings" validates
+--       that API's answers instead of chat completions
 --
 -- A response counts as an error when its status is not 2xx ("non2xx") or its body does not
 -- look complete ("invalid"): non-stream bodies must carry "finish_reason":"stop"; stream bodies
@@ -16,7 +16,10 @@
 -- end with a `response.completed` event and hold exactly the expected number of non-empty
 -- `response.output_text.delta` events. Anthropic: "stop_reason":"end_turn", and streams end
 -- with the message_stop event and hold exactly the expected number of non-empty text_delta
--- events.
+-- events. Ollama: non-stream bodies carry "done":true; NDJSON streams end with the
+-- "done":true line and hold exactly the expected number of lines with non-empty content.
+-- Legacy completions: as chat, with `text` instead of `content`. Embeddings (non-stream
+-- only): the body holds an "embedding" array.
 -- done() prints one line, "BENCH_RESULT {json}", that bench/wrk.py parses.
 
 local threads = {}
@@ -58,8 +61,11 @@ function init(args)
       math.randomseed(os.time() + math.floor(os.clock() * 1e6))
       local nonce = tostring(math.random(1, 2 ^ 30))
       local head, tail = wrk.body:match('^(.-"content":%s*")(.*)$')
-      if not head then -- a Responses body: the prompt is `input`
+      if not head then -- a Responses or embeddings body: the prompt is `input`
          head, tail = wrk.body:match('^(.-"input":%s*")(.*)$')
+      end
+      if not head then -- a legacy completions body
+         head, tail = wrk.body:match('^(.-"prompt":%s*")(.*)$')
       end
       local counter = 0
       request = function()
@@ -113,7 +119,44 @@ local function is_valid_response(body)
    return body:find('"status":%s*"completed"') ~= nil
 end
 
+local function count_matches(body, pattern)
+   local n = 0
+   for _ in body:gmatch(pattern) do
+      n = n + 1
+   end
+   return n
+end
+
+local function is_valid_ollama(body)
+   if mode == "stream" then
+      if not body:find('"done":true[^\n]*\n?$') then
+         return false
+      end
+      return count_matches(body, '"content":"[^"]') == expected_chunks
+   end
+   return body:find('"done":%s*true') ~= nil
+end
+
+local function is_valid_completion(body)
+   if mode == "stream" then
+      if not body:find("data: %[DONE%]%s*$") then
+         return false
+      end
+      return count_matches(body, 'data: [^\n]*"text":%s*"[^"]') == expected_chunks
+   end
+   return body:find('"finish_reason":%s*"stop"') ~= nil
+end
+
 local function is_valid(body)
+   if check == "ollama" then
+      return is_valid_ollama(body)
+   end
+   if check == "completions" then
+      return is_valid_completion(body)
+   end
+   if check == "embeddings" then
+      return body:find('"embedding":%s*%[') ~= nil
+   end
    if check == "anthropic" then
       return is_valid_anthropic(body)
    end

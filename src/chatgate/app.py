@@ -4,7 +4,8 @@ The top-level ASGI callable first runs the checks every request gets (``api.guar
 allow-list, foreign Origin, JSON bodies, declared size), then sends the raw doors (``POST
 /v1/chat/completions``, the hot path, ``/v1/responses`` and the other dialects' answering
 endpoints) straight to their handlers, and everything else to FastAPI (docs, models, health,
-seed endpoints, the chat API) with its body counted against the limit (``api.bodylimit``).
+seed endpoints, the chat API) with its body counted against the limit (``api.bodylimit``) when
+the method carries one (not GET, HEAD or OPTIONS).
 FastAPI's routing, dependencies and middleware cost a hot door more than its whole translation
 (measured on ``/v1/responses``: ~2x the CPU per request).
 """
@@ -25,8 +26,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chatgate.api.admin import admin_router
+from chatgate.api.admin_users import admin_users_router
 from chatgate.api.anthropic import COUNT_TOKENS_PATH, MESSAGES_PATH, CountTokens, Messages
-from chatgate.api.asgi import RawDoor, Receive, Scope, Send, send_error
+from chatgate.api.asgi import ErrorShapes, RawDoor, Receive, Scope, Send, send_error
 from chatgate.api.auth import auth_router
 from chatgate.api.bodylimit import BodyLimit
 from chatgate.api.chat import chat_router
@@ -34,13 +36,16 @@ from chatgate.api.completions import COMPLETIONS_PATH, completions_door
 from chatgate.api.embeddings import EMBEDDINGS_PATH, embeddings_door
 from chatgate.api.guard import Guard, refuse
 from chatgate.api.health import health_router
-from chatgate.api.legacy import legacy_router
+from chatgate.api.legacy import SEED_PATHS, legacy_router
+from chatgate.api.legacy import error_body as seed_error
 from chatgate.api.metrics import metrics_router
 from chatgate.api.ollama import CHAT_PATH as OLLAMA_CHAT
 from chatgate.api.ollama import GENERATE_PATH as OLLAMA_GENERATE
-from chatgate.api.ollama import OllamaDoor, ollama_router
+from chatgate.api.ollama import OLLAMA_PATHS, OllamaDoor, ollama_router
+from chatgate.api.ollama import error_body as ollama_error
 from chatgate.api.openai import ChatCompletions, models_router
 from chatgate.api.peers import Peers
+from chatgate.api.raw import with_refusals
 from chatgate.api.responses import PATH as RESPONSES_PATH
 from chatgate.api.responses import CreateResponse, responses_router
 from chatgate.api.ui import ui_router
@@ -61,6 +66,8 @@ from chatgate.state import Runtime, build_state, close_state, single_user_notice
 log = logging.getLogger("chatgate")
 
 CHAT_PATH = "/v1/chat/completions"
+# Methods whose requests carry no body: FastAPI gets the server's own receive and send.
+BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class Gateway:
@@ -83,6 +90,15 @@ class Gateway:
             OLLAMA_GENERATE: OllamaDoor(self.runtime, "generate"),
             RESPONSES_PATH: CreateResponse(self.runtime),
         }
+        # Each door's error shape by path, for the answers given before a door runs (guard,
+        # body limit, wrong method, FastAPI's handlers); OpenAI's for any other path.
+        self.shapes = ErrorShapes(
+            {
+                **{path: door.error_body for path, door in self.raw.items()},
+                **{path: ollama_error for path in OLLAMA_PATHS},
+                **{path: seed_error for path in SEED_PATHS},
+            }
+        )
         self.api = self._build_api()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -90,7 +106,7 @@ class Gateway:
         if kind == "http":
             refused = self.guard.check(scope)
             if refused is not None:
-                await refuse(scope, send, refused)
+                await refuse(scope, send, refused, self.shapes.for_path(scope["path"]))
                 return
             door = self.raw.get(scope["path"])
             if door is not None:
@@ -98,18 +114,26 @@ class Gateway:
                     await door(scope, receive, send)
                 else:
                     wrong = MethodNotAllowedError("Only POST is allowed here.")
-                    await send_error(send, wrong, [(b"allow", b"POST")])
+                    await send_error(send, wrong, [(b"allow", b"POST")], door.error_body)
                 return
-            body = BodyLimit(receive, send, self.config.server.max_body_bytes)
-            # The internal-error handler logs an unexpected error and answers 500 in OpenAI's
+            # The internal-error handler logs an unexpected error and answers 500 in the door's
             # shape; Starlette then re-raises it only for the server to log it a second time.
+            if scope["method"] in BODILESS:
+                # No route reads a body here (a declared one over the limit was refused above):
+                # no counter, so no two extra hops per message in and out.
+                with contextlib.suppress(Exception):
+                    await self.api(scope, receive, send)
+                return
+            body = BodyLimit(
+                receive, send, self.config.server.max_body_bytes, scope["path"], self.shapes
+            )
             with contextlib.suppress(Exception):
                 await self.api(scope, body.receive, body.send)
             return
         if kind == "websocket":
             refused = self.guard.check(scope)
             if refused is not None:
-                await refuse(scope, send, refused)
+                await refuse(scope, send, refused, self.shapes.for_path(scope["path"]))
                 return
         await self.api(scope, receive, send)
 
@@ -154,6 +178,7 @@ class Gateway:
         api.include_router(legacy_router())
         api.include_router(ollama_router())
         api.include_router(admin_router())
+        api.include_router(admin_users_router())
         server, auth = self.config.server, self.config.auth
         api.include_router(metrics_router(server.metrics_token, auth.admin_key))
         api.include_router(auth_router())
@@ -161,38 +186,44 @@ class Gateway:
         api.include_router(ws_router())
         # Last: `/` and the UI's own paths; every API route above wins.
         api.include_router(ui_router())
-        _install_error_handlers(api)
+        _install_error_handlers(api, self.shapes)
         _document_raw_doors(api, self.raw)
         return api
 
 
-def _install_error_handlers(api: FastAPI) -> None:
-    def render(exc: GatewayError) -> JSONResponse:
-        return JSONResponse(exc.to_body(), status_code=exc.status, headers=exc.headers())
+def _install_error_handlers(api: FastAPI, shapes: ErrorShapes) -> None:
+    def render(request: Request, exc: GatewayError) -> JSONResponse:
+        body = shapes.for_path(request.url.path)(exc)
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers())
 
     @api.exception_handler(GatewayError)
-    async def gateway_error(_request: Request, exc: GatewayError) -> JSONResponse:
-        return render(exc)
+    async def gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
+        return render(request, exc)
 
     @api.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         loc = [str(p) for p in first.get("loc", ()) if p != "body"]
         param = ".".join(loc) or None
         message = str(first.get("msg", "Invalid request"))
         if first.get("type") == "json_invalid":
             message = "Request body is not valid JSON."
-        return render(InvalidRequestError(f"{param}: {message}" if param else message, param=param))
+        error = InvalidRequestError(f"{param}: {message}" if param else message, param=param)
+        return render(request, error)
 
     @api.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         log.exception("%s %s failed", request.method, request.url.path)
-        return render(GatewayError("Internal error; see the server log."))
+        return render(request, GatewayError("Internal error; see the server log."))
 
     @api.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
-            return render(NotFoundError("Not found."))
+            return render(request, NotFoundError("Not found."))
+        if exc.status_code == 405:
+            wrong = render(request, MethodNotAllowedError(str(exc.detail)))
+            wrong.headers.update(exc.headers or {})  # Allow
+            return wrong
         body = {
             "error": {
                 "message": str(exc.detail),
@@ -213,7 +244,7 @@ def _document_raw_doors(api: FastAPI, doors: dict[str, RawDoor]) -> None:
             schema = original()
             paths = schema.setdefault("paths", {})
             for path, door in doors.items():
-                paths[path] = door.openapi()
+                paths[path] = with_refusals(door.openapi())
             api.openapi_schema = schema
         return api.openapi_schema
 

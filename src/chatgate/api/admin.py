@@ -1,5 +1,5 @@
-"""Admin API under ``/admin/``: client keys, users (limits, password, disable, sign out
-everywhere), usage, upstream key health, cache stats and flush.
+"""Admin API under ``/admin/``: client keys, usage, upstream key health, cache stats and flush
+(the users' routes are in :mod:`chatgate.api.admin_users`).
 
 Who may call it (:func:`require_admin`): ``Authorization: Bearer <auth.admin_key>``, or the
 session cookie of a signed-in account with the admin role; with no admin key configured, also
@@ -22,8 +22,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chatgate.api.auth import csrf_guard, resolve_account
 from chatgate.api.deps import app_state
-from chatgate.chat.accounts import MAX_MODEL_NAME, UNSET, Account, Accounts
-from chatgate.chat.passwords import MIN_LENGTH
 from chatgate.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -31,7 +29,7 @@ from chatgate.errors import (
     PermissionDeniedError,
 )
 from chatgate.state import AppState
-from chatgate.storage import ANONYMOUS, NO_USER, ClientKey, UserTotals
+from chatgate.storage import ANONYMOUS, NO_USER, ClientKey
 from chatgate.storage.keys import MAX_BUDGET, MAX_EXPIRES_DAYS, MAX_RATE
 
 
@@ -160,117 +158,13 @@ class UsageReport(BaseModel):
     users: list[UsageUserTotal] = Field(description="Per user over the period.")
 
 
-class UserRecord(BaseModel):
-    """A chat user with their limits (None: no limit / every model) and all-time usage."""
-
-    id: str
-    name: str
-    is_admin: bool
-    implicit: bool = Field(description="The single-user-mode user, who has no password.")
-    created_at: datetime | None
-    rpm: int | None
-    tpm: int | None
-    budget_tokens: int | None
-    tokens_used: int = Field(description="Tokens counted against the budget.")
-    models: list[str] | None
-    disabled: bool = Field(description="May not sign in or use anything.")
-    usage: UsageCounters = Field(description="All-time requests and tokens.")
-
-    @classmethod
-    def of(cls, account: Account, totals: UserTotals | None) -> UserRecord:
-        counts = (0, 0, 0)
-        if totals is not None:
-            counts = (totals.requests, totals.prompt_tokens, totals.completion_tokens)
-        return cls(
-            id=account.id,
-            name=account.name,
-            is_admin=account.is_admin,
-            implicit=account.implicit,
-            created_at=account.created_at,
-            rpm=account.rpm,
-            tpm=account.tpm,
-            budget_tokens=account.budget_tokens,
-            tokens_used=account.tokens_used,
-            # The account keeps a set: the stored order is not kept, so give a stable one.
-            models=None if account.models is None else sorted(account.models),
-            disabled=account.disabled,
-            usage=UsageCounters(**_counters(*counts)),
-        )
-
-
-class UserList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[UserRecord]
-
-
-class UserPolicyUpdate(BaseModel):
-    """The limits to change: a value sets one, null clears it, a field left out stays."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"rpm": 30, "budget_tokens": 1_000_000, "models": ["local"], "tpm": None}]
-        },
-    )
-
-    rpm: int | None = Field(None, ge=1, le=MAX_RATE, description="Requests per minute.")
-    tpm: int | None = Field(None, ge=1, le=MAX_RATE, description="Tokens per minute.")
-    budget_tokens: int | None = Field(
-        None, ge=1, le=MAX_BUDGET, description="Total token budget, all time."
-    )
-    models: list[str] | None = Field(
-        None,
-        min_length=1,
-        description=f"Models the user may use (null: all); names of 1-{MAX_MODEL_NAME} characters.",
-    )
-
-
-class NewPassword(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    password: str = Field(min_length=MIN_LENGTH, max_length=1024)
-
-
-class SessionsEnded(BaseModel):
-    user_id: str
-    sessions_ended: int
-
-
-def _counters(requests: int, prompt: int, completion: int) -> dict[str, int]:
+def counters(requests: int, prompt: int, completion: int) -> dict[str, int]:
     return {
         "requests": requests,
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     }
-
-
-def _accounts(state: AppState) -> Accounts:
-    if state.chat is None:
-        raise NotFoundError("The chat application (and so its users) is not running.")
-    return state.chat.accounts
-
-
-async def _user_record(state: AppState, account: Account) -> UserRecord:
-    await state.usage.flush()  # what this replica has not written yet
-    totals = await state.usage.repo.totals_by_user()
-    return UserRecord.of(account, totals.get(account.id))
-
-
-async def _changed(state: AppState, user_id: str, account: Account | None) -> UserRecord:
-    """The user's record after a change that may have ended sessions (404 for no such user)."""
-    if account is None:
-        raise NotFoundError(f"No user with id `{user_id}`.", param="user_id")
-    _sessions_changed(state)
-    return await _user_record(state, account)
-
-
-def _sessions_changed(state: AppState) -> None:
-    """This replica forgets cached users and closes ended sessions' streams now (the others
-    within auth.key_cache_ttl and auth.session_check_seconds)."""
-    state.auth.forget()
-    if state.chat is not None:
-        state.chat.sessions.poke()
 
 
 def _public_url(url: str | None) -> str | None:
@@ -320,71 +214,6 @@ def admin_router() -> APIRouter:
             raise NotFoundError(f"No key with id `{key_id}`.", param="key_id")
         return KeyRecord.of(key)
 
-    @router.get("/users", summary="Chat users with their limits and all-time usage")
-    async def list_users(request: Request) -> UserList:
-        state = _state(request)
-        accounts = await _accounts(state).list_users()
-        await state.usage.flush()  # what this replica has not written yet
-        totals = await state.usage.repo.totals_by_user()
-        return UserList(data=[UserRecord.of(a, totals.get(a.id)) for a in accounts])
-
-    @router.get("/users/{user_id}", summary="One chat user")
-    async def get_user(request: Request, user_id: str) -> UserRecord:
-        state = _state(request)
-        account = await _accounts(state).get(user_id)
-        if account is None:
-            raise NotFoundError(f"No user with id `{user_id}`.", param="user_id")
-        return await _user_record(state, account)
-
-    @router.patch("/users/{user_id}", summary="Set (a value) or clear (null) a user's limits")
-    async def update_user(request: Request, user_id: str, body: UserPolicyUpdate) -> UserRecord:
-        state = _state(request)
-        given = body.model_fields_set
-        account = await _accounts(state).update_policy(
-            user_id,
-            rpm=body.rpm if "rpm" in given else UNSET,
-            tpm=body.tpm if "tpm" in given else UNSET,
-            budget_tokens=body.budget_tokens if "budget_tokens" in given else UNSET,
-            models=body.models if "models" in given else UNSET,
-        )
-        if account is None:
-            raise NotFoundError(f"No user with id `{user_id}`.", param="user_id")
-        state.auth.forget()  # this replica at once; the others within auth.key_cache_ttl
-        return await _user_record(state, account)
-
-    @router.post("/users/{user_id}/password", summary="Set a user's password (ends their sessions)")
-    async def set_password(request: Request, user_id: str, body: NewPassword) -> UserRecord:
-        state = _state(request)
-        account = await _accounts(state).set_password(user_id, body.password)
-        return await _changed(state, user_id, account)
-
-    @router.post(
-        "/users/{user_id}/disable",
-        summary="Disable a user: no sign-in, sessions end, running answers stop",
-    )
-    async def disable_user(request: Request, user_id: str) -> UserRecord:
-        state = _state(request)
-        account = await _accounts(state).set_disabled(user_id, True)
-        if account is not None and state.chat is not None:
-            await state.chat.stop_all(user_id)
-        return await _changed(state, user_id, account)
-
-    @router.post("/users/{user_id}/enable", summary="Enable a disabled user again")
-    async def enable_user(request: Request, user_id: str) -> UserRecord:
-        state = _state(request)
-        account = await _accounts(state).set_disabled(user_id, False)
-        return await _changed(state, user_id, account)
-
-    @router.post("/users/{user_id}/sign-out", summary="Sign a user out everywhere")
-    async def sign_out(request: Request, user_id: str) -> SessionsEnded:
-        state = _state(request)
-        accounts = _accounts(state)
-        if await accounts.get(user_id) is None:
-            raise NotFoundError(f"No user with id `{user_id}`.", param="user_id")
-        ended = await accounts.end_sessions(user_id)
-        _sessions_changed(state)
-        return SessionsEnded(user_id=user_id, sessions_ended=ended)
-
     @router.get(
         "/usage", summary="Tokens per key, user, model and UTC day; totals per key and user"
     )
@@ -420,7 +249,7 @@ def admin_router() -> APIRouter:
                     user_id=r.user_id or None,
                     model=r.model,
                     day=r.day,
-                    **_counters(r.requests, r.prompt_tokens, r.completion_tokens),
+                    **counters(r.requests, r.prompt_tokens, r.completion_tokens),
                 )
                 for r in rows
             ],
@@ -428,7 +257,7 @@ def admin_router() -> APIRouter:
                 UsageTotal(
                     key_id=t.key_id or None,
                     name=names.get(t.key_id, "anonymous" if t.key_id == ANONYMOUS else None),
-                    **_counters(t.requests, t.prompt_tokens, t.completion_tokens),
+                    **counters(t.requests, t.prompt_tokens, t.completion_tokens),
                 )
                 for t in sorted(totals.values(), key=lambda t: t.key_id)
                 if wanted is None or t.key_id == wanted
@@ -437,7 +266,7 @@ def admin_router() -> APIRouter:
                 UsageUserTotal(
                     user_id=u.user_id or None,
                     name=user_names.get(u.user_id),
-                    **_counters(u.requests, u.prompt_tokens, u.completion_tokens),
+                    **counters(u.requests, u.prompt_tokens, u.completion_tokens),
                 )
                 for u in sorted(user_totals.values(), key=lambda u: u.user_id)
                 if wanted_user is None or u.user_id == wanted_user

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from chatgate.api import asgi
 from chatgate.api.asgi import (
     SSE_HEADERS,
     ClientGone,
@@ -52,12 +53,13 @@ def credential(wanted: dict[bytes, str]) -> str | None:
 
 
 async def send_error(send: Send, exc: GatewayError, headers: list[tuple[bytes, bytes]]) -> None:
-    extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers().items()]
-    body = orjson.dumps(anthropic.error_body(exc))
-    await send_json(send, exc.status, body, [*headers, *extra])
+    await asgi.send_error(send, exc, headers, anthropic.error_body)
 
 
 class _Door:
+    # Anthropic's error shape, also for refusals made before the door (``asgi.ErrorShapes``).
+    error_body = staticmethod(anthropic.error_body)
+
     def __init__(self, runtime: Runtime, config: Config) -> None:
         self.runtime = runtime
         self.aliases = anthropic.compile_aliases(config.anthropic.model_aliases)
@@ -80,6 +82,10 @@ class Messages(_Door):
         return _operation(
             "Create a message (Anthropic Messages API; stream or not)",
             "create_message",
+            "Anthropic's Messages API (what Claude Code speaks), translated to chat completions "
+            "and walked along chatgate's one path as `api=anthropic`. The key comes as "
+            "`x-api-key` or `Authorization: Bearer`; a model is any chatgate model, or a name "
+            "`anthropic.model_aliases` maps to one (e.g. `claude-*`).",
             {
                 "description": "A `message` object, or with `stream: true` an SSE stream: "
                 "`message_start`, `ping`, `content_block_start` / `content_block_delta` / "
@@ -186,6 +192,9 @@ class CountTokens(_Door):
         return _operation(
             "Count a message's input tokens (Anthropic Messages API)",
             "count_message_tokens",
+            "The prompt's input tokens, counted here: by the model's own tokenizer where one "
+            "ships offline, calibrated by what the upstream reported, else about four bytes a "
+            "token. No upstream call, so no rate limit or usage; the key and its allow-list apply.",
             {
                 "description": '`{"input_tokens": N}`',
                 "content": {"application/json": {"schema": _COUNT}},
@@ -262,11 +271,14 @@ _COUNT = {
 }
 
 
-def _operation(summary: str, operation: str, ok: dict[str, Any]) -> dict[str, Any]:
+def _operation(
+    summary: str, operation: str, description: str, ok: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "post": {
             "tags": ["Anthropic-compatible"],
             "summary": summary,
+            "description": description,
             "operationId": operation,
             "parameters": [
                 {

@@ -8,7 +8,7 @@ gateway's own overhead at a few thousand requests per second.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, Protocol
 
 import orjson
@@ -21,13 +21,46 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+ErrorBody = Callable[[GatewayError], Any]
+"""A door's error renderer: a :class:`GatewayError` as the JSON its clients parse."""
+
+
+def openai_error(exc: GatewayError) -> Any:
+    """OpenAI's ``{"error": {"message", "type", "param", "code"}}``: every door's but the
+    dialects' and the seed's."""
+    return exc.to_body()
+
+
 class RawDoor(Protocol):
     """A door served straight from the top-level ASGI app, with its own OpenAPI path item
-    (FastAPI cannot infer one for it)."""
+    (FastAPI cannot infer one for it) and its error renderer (for refusals made before it)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
 
     def openapi(self) -> dict[str, Any]: ...
+
+    def error_body(self, exc: GatewayError) -> Any: ...
+
+
+class ErrorShapes:
+    """Which error renderer answers for a path: the door at that path or at the nearest path
+    above it (``/v1/messages/x`` → the Messages door's), else OpenAI's. One table, built by the
+    app from its doors, used by every answer given before a door runs (``api.guard``,
+    ``api.bodylimit``, a wrong method, FastAPI's error handlers)."""
+
+    __slots__ = ("_doors",)
+
+    def __init__(self, doors: Mapping[str, ErrorBody]) -> None:
+        self._doors = {path.rstrip("/"): shape for path, shape in doors.items()}
+
+    def for_path(self, path: str) -> ErrorBody:
+        key = path.rstrip("/")
+        while key:
+            shape = self._doors.get(key)
+            if shape is not None:
+                return shape
+            key = key.rpartition("/")[0]
+        return openai_error
 
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -91,9 +124,15 @@ async def send_json(
     await send({"type": "http.response.body", "body": payload})
 
 
-async def send_error(send: Send, exc: GatewayError, headers: list[tuple[bytes, bytes]]) -> None:
+async def send_error(
+    send: Send,
+    exc: GatewayError,
+    headers: list[tuple[bytes, bytes]],
+    shape: ErrorBody = openai_error,
+) -> None:
+    """Answer ``exc`` with its status and ``Retry-After``, its body in ``shape``."""
     extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers().items()]
-    await send_json(send, exc.status, orjson.dumps(exc.to_body()), [*headers, *extra])
+    await send_json(send, exc.status, orjson.dumps(shape(exc)), [*headers, *extra])
 
 
 class DisconnectWatch:

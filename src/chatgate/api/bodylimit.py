@@ -12,17 +12,21 @@ hot path, ``/v1/chat/completions``, counts in ``api.asgi.read_body``.)
 
 from __future__ import annotations
 
-from chatgate.api.asgi import Message, Receive, Send, send_error
+from chatgate.api.asgi import ErrorShapes, Message, Receive, Send, send_error
 from chatgate.errors import PayloadTooLargeError
 
 
 class BodyLimit:
-    __slots__ = ("_receive", "_send", "limit", "over", "received", "started")
+    __slots__ = ("_receive", "_send", "limit", "over", "path", "received", "shapes", "started")
 
-    def __init__(self, receive: Receive, send: Send, limit: int) -> None:
+    def __init__(
+        self, receive: Receive, send: Send, limit: int, path: str, shapes: ErrorShapes
+    ) -> None:
         self._receive = receive
         self._send = send
         self.limit = limit
+        self.path = path
+        self.shapes = shapes  # the 413 comes in the shape of the door at `path`
         self.received = 0
         self.over = False
         self.started = False
@@ -40,7 +44,7 @@ class BodyLimit:
                 )
                 if not self.started:
                     self.started = True
-                    await send_error(self._send, error, [])
+                    await send_error(self._send, error, [], self.shapes.for_path(self.path))
                 # A route reading the body directly gets the error (rendered by no one: the
                 # answer is out); FastAPI's body parsing turns it into a 400 that is dropped.
                 raise error

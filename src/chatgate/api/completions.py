@@ -60,5 +60,9 @@ def completions_door(runtime: Runtime) -> ChatCompletions:
         "A `text_completion` object, or with `stream: true` an SSE stream of "
         "`text_completion` chunks ending with `data: [DONE]`.",
         streams=True,
+        description="OpenAI's legacy text completions, for code-completion plugins: the "
+        "request walks chatgate's one path (key, allow-list, budget, limits, cache, usage) as "
+        "`api=completions`. With `suffix`, fill-in-the-middle, sent to DeepSeek's beta "
+        "completions endpoint; providers without legacy completions answer 400.",
     )
     return ChatCompletions(runtime, "completions", validate_completions_request, openapi=openapi)

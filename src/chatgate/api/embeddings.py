@@ -46,6 +46,9 @@ def embeddings_door(runtime: Runtime) -> ChatCompletions:
         REQUEST,
         "OpenAI's embeddings `list` object.",
         streams=False,
+        description="OpenAI's embeddings from any provider that offers them (OpenAI-compatible "
+        "servers, Ollama, GigaChat, or the bundled multilingual `local-embed`), cached like "
+        "chat answers; `encoding_format: base64` is rendered here.",
     )
     return ChatCompletions(
         runtime, "embeddings", embeddings.validate_embeddings_request, _render, openapi

@@ -15,6 +15,10 @@
 - **Declared length** over ``server.max_body_bytes``: 413 before reading a byte (the bytes
   actually read are counted by :class:`chatgate.api.bodylimit.BodyLimit` and ``read_body``).
 
+Each refusal comes in the error shape of the door the request was for (``asgi.ErrorShapes``):
+Anthropic's at ``/v1/messages``, Ollama's at its ``/api/…`` paths, the seed's at ``/chatgpt/``
+and ``/gigachat/``, OpenAI's elsewhere.
+
 One pass over the headers, no allocation on the common path: verdicts per Host value are
 memoised (bounded), so the allow-list costs one dict lookup per request.
 """
@@ -26,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from chatgate.api.asgi import Scope, Send, send_error
+from chatgate.api.asgi import ErrorBody, Scope, Send, send_error
 from chatgate.api.peers import Peers
 from chatgate.chat.accounts import is_loopback
 from chatgate.config import ServerConfig
@@ -180,13 +184,14 @@ class Guard:
         return forwarded is not None and netloc.lower() == forwarded.lower()
 
 
-async def refuse(scope: Scope, send: Send, error: GatewayError) -> None:
-    """Answer ``error`` to an HTTP request, or deny a WebSocket handshake with it (as an HTTP
-    response where the server supports that, else a policy-violation close)."""
+async def refuse(scope: Scope, send: Send, error: GatewayError, shape: ErrorBody) -> None:
+    """Answer ``error`` to an HTTP request in ``shape`` (the error shape of the door the request
+    was for: ``asgi.ErrorShapes``), or deny a WebSocket handshake with it (as an HTTP response
+    where the server supports that, else a policy-violation close)."""
     if scope["type"] == "http":
         request_id = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
         request_id = request_id or os.urandom(16).hex().encode()
-        await send_error(send, error, [(b"x-request-id", request_id)])
+        await send_error(send, error, [(b"x-request-id", request_id)], shape)
         return
     extensions: dict[str, Any] = scope.get("extensions") or {}
     if "websocket.http.response" not in extensions:
@@ -199,4 +204,4 @@ async def refuse(scope: Scope, send: Send, error: GatewayError) -> None:
             "headers": [(b"content-type", b"application/json")],
         }
     )
-    await send({"type": "websocket.http.response.body", "body": orjson.dumps(error.to_body())})
+    await send({"type": "websocket.http.response.body", "body": orjson.dumps(shape(error))})

@@ -86,11 +86,20 @@ async def _answer(request: Request, state: AppState, provider_type: str) -> Lega
     return LegacyChat.model_validate({"model": payload.model, "messages": messages})
 
 
+SEED_PATHS = ("/chatgpt/", "/gigachat/")
+
+
+def error_body(exc: GatewayError) -> dict[str, str]:
+    """The seed's error shape, ``{"detail": "…"}``: also for refusals made before the door
+    (``asgi.ErrorShapes``)."""
+    return {"detail": exc.message}
+
+
 async def _respond(request: Request, state: AppState, provider_type: str) -> Response:
     try:
         result = await _answer(request, state, provider_type)
     except GatewayError as exc:
-        return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=exc.headers())
+        return JSONResponse(error_body(exc), status_code=exc.status, headers=exc.headers())
     return JSONResponse(result.model_dump())
 
 

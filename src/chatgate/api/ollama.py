@@ -20,6 +20,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from chatgate.api import asgi
 from chatgate.api.asgi import (
     ClientGone,
     DisconnectWatch,
@@ -57,12 +58,16 @@ def error_message(exc: GatewayError, asked: str | None) -> str:
     return exc.message
 
 
+def error_body(exc: GatewayError, asked: str | None = None) -> dict[str, str]:
+    """Ollama's error shape, ``{"error": "…"}``: every Ollama door's, also for refusals made
+    before the door (``asgi.ErrorShapes``)."""
+    return {"error": error_message(exc, asked)}
+
+
 async def send_error(
     send: Send, exc: GatewayError, headers: list[tuple[bytes, bytes]], asked: str | None = None
 ) -> None:
-    extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers().items()]
-    body = orjson.dumps({"error": error_message(exc, asked)})
-    await send_json(send, exc.status, body, [*headers, *extra])
+    await asgi.send_error(send, exc, headers, lambda e: error_body(e, asked))
 
 
 def _model(state: AppState, body: Any) -> tuple[str, str]:
@@ -77,6 +82,8 @@ def _model(state: AppState, body: Any) -> tuple[str, str]:
 
 class OllamaDoor:
     """ASGI endpoint for ``POST /api/chat`` (``kind="chat"``) or ``/api/generate``."""
+
+    error_body = staticmethod(error_body)
 
     def __init__(self, runtime: Runtime, kind: str) -> None:
         self.runtime = runtime
@@ -151,6 +158,7 @@ class OllamaDoor:
             "post": {
                 "tags": ["Ollama-compatible"],
                 "summary": "Chat (Ollama API)" if chat else "Generate from a prompt (Ollama API)",
+                "description": (_CHAT_TEXT if chat else _GENERATE_TEXT) + _DOOR_TEXT,
                 "operationId": "ollama_chat" if chat else "ollama_generate",
                 "requestBody": json_request(_CHAT if chat else _GENERATE),
                 "responses": {
@@ -204,7 +212,7 @@ async def _stream(
 
 
 def _error(exc: GatewayError, asked: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": error_message(exc, asked)}, exc.status, headers=exc.headers())
+    return JSONResponse(error_body(exc, asked), exc.status, headers=exc.headers())
 
 
 def ollama_router() -> APIRouter:
@@ -248,6 +256,13 @@ def ollama_router() -> APIRouter:
     return router
 
 
+_CHAT_TEXT = "Ollama's chat endpoint, for apps that speak only Ollama's API: messages in, "
+_GENERATE_TEXT = "Ollama's generate endpoint: a `prompt` (and `system`) in, "
+_DOOR_TEXT = (
+    "NDJSON streamed unless `stream: false`. Any chatgate model by name (a `:latest` tag is "
+    "ignored); walks chatgate's one path as `api=ollama`; the key, when required, as "
+    "`Authorization: Bearer`. A request without messages or prompt loads the model."
+)
 _ERROR = {
     "type": "object",
     "properties": {"error": {"type": "string"}},

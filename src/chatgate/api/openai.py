@@ -23,6 +23,7 @@ from chatgate.api.asgi import (
     Scope,
     Send,
     chatgate_headers,
+    openai_error,
     read_body,
     send_error,
     send_json,
@@ -55,6 +56,8 @@ class ChatCompletions:
     """ASGI endpoint for ``POST /v1/chat/completions``, and for the other OpenAI doors that
     differ only in the body they accept (``validate``), their ``api`` label and how a whole
     answer is rendered (``render``): ``/v1/completions``, ``/v1/embeddings``."""
+
+    error_body = staticmethod(openai_error)
 
     def __init__(
         self,

@@ -29,6 +29,7 @@ from chatgate.api.asgi import (
     Scope,
     Send,
     chatgate_headers,
+    openai_error,
     read_body,
     send_error,
     send_json,
@@ -113,6 +114,8 @@ async def history_of(store: ResponseRepository, req: ResponsesRequest, owner: st
 
 class CreateResponse:
     """ASGI endpoint for ``POST /v1/responses``."""
+
+    error_body = staticmethod(openai_error)
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime

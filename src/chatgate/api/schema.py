@@ -73,6 +73,10 @@ def chat_completions_openapi() -> dict[str, Any]:
         "post": {
             "tags": ["OpenAI-compatible"],
             "summary": "Create a chat completion (OpenAI-compatible; stream or not)",
+            "description": "The gateway's main door: the request walks chatgate's one path "
+            "(key, model allow-list, budget, rate limits, cache, reasoning mode, usage, metrics) "
+            "to the model's provider. Per-request headers: `X-Chatgate-Reasoning`, "
+            "`Cache-Control: no-cache`, `X-Chatgate-Cache-TTL`.",
             "operationId": "create_chat_completion",
             "requestBody": json_request(_REQUEST),
             "responses": {
@@ -86,8 +90,8 @@ def chat_completions_openapi() -> dict[str, Any]:
                 },
                 "400": error_response("Invalid JSON or field types"),
                 "401": error_response("Missing or invalid API key"),
+                "403": error_response("The key may not use this model"),
                 "404": error_response("Unknown model (`model_not_found`)"),
-                "413": error_response("Request body too large"),
                 "429": error_response("Rate limited (see Retry-After)"),
                 "502": error_response("Upstream failed"),
                 "503": error_response("Queue timeout or not ready (see Retry-After)"),
@@ -137,6 +141,10 @@ def responses_openapi() -> dict[str, Any]:
         "post": {
             "tags": ["OpenAI-compatible"],
             "summary": "Create a model response (OpenAI Responses API; stream or not)",
+            "description": "OpenAI's Responses API (what Codex CLI speaks), translated to chat "
+            "completions and walked along the same path as `api=responses`. Stored responses "
+            "(`store`, the default) chain turns by `previous_response_id`; read or delete them "
+            "at `/v1/responses/{id}`.",
             "operationId": "create_response",
             "requestBody": {
                 "required": True,
