@@ -184,7 +184,7 @@ async def build_state(
         for provider in providers.values():
             await provider.start()
             stack.push_async_callback(provider.close)
-        router = await build_router(providers, config.providers, config.models)
+        router = await build_router(providers, config.providers, config.models, config.aliases)
         tiers = await build_tiers(config)
         if tiers is not None:
             stack.push_async_callback(tiers.close)

@@ -1,7 +1,10 @@
 """Router: public model names → deployments (provider + upstream model), with fallbacks.
 
 A model has a bare public name (first provider to claim it wins) and a ``provider/model`` name,
-which always works, so two providers listing the same model can both be reached.
+which always works, so two providers listing the same model can both be reached. Each
+deployment says where it came from (``source``): ``configured`` (the ``models`` section or a
+provider's ``models`` list), ``listed`` (the provider's own model list), ``fallback`` (a
+provider's ``fallback_models``, served because listing failed) or ``alias of X`` (``aliases``).
 """
 
 from __future__ import annotations
@@ -9,16 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from chatgate.config import ModelConfig
 from chatgate.errors import GatewayError, ModelNotFoundError
-from chatgate.providers.base import Provider
+from chatgate.providers.base import ModelKinds, Provider
 from chatgate.providers.settings import ProviderConfig
 
 log = logging.getLogger(__name__)
 
 DISCOVERY_TIMEOUT = 10.0
+CONFIGURED, LISTED, FALLBACK = "configured", "listed", "fallback"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +34,8 @@ class Deployment:
     upstream_model: str
     settings: ModelConfig | None = None
     fallbacks: tuple[str, ...] = field(default=())
+    source: str = CONFIGURED  # see the module docstring
+    kind: Literal["chat", "embeddings"] = "chat"
 
     @property
     def qualified_name(self) -> str:
@@ -53,13 +60,31 @@ class Router:
         # `provider/model` is always that provider's plain model: no alias's settings on it
         qualified = dep.qualified_name
         if qualified not in self._by_name:
-            plain = Deployment(qualified, dep.provider_name, dep.provider, dep.upstream_model)
+            plain = Deployment(
+                qualified,
+                dep.provider_name,
+                dep.provider,
+                dep.upstream_model,
+                source=dep.source,
+                kind=dep.kind,
+            )
             self._by_name[qualified] = plain
         if dep.name not in self._by_name:
             self._by_name[dep.name] = dep
             self._public[dep.name] = dep
         elif qualified not in self._public and dep.name != qualified:
             self._public[qualified] = self._by_name[qualified]
+
+    def alias(self, old: str, new: str) -> bool:
+        """Route ``old`` to ``new``'s deployment (replacing what ``old`` was); False when
+        ``new`` is not routable."""
+        target = self._by_name.get(new)
+        if target is None:
+            return False
+        dep = replace(target, name=old, source=f"alias of {new}")
+        self._by_name[old] = dep
+        self._public[old] = dep
+        return True
 
     def resolve(self, name: str) -> Deployment:
         dep = self._by_name.get(name)
@@ -88,8 +113,10 @@ async def build_router(
     providers: Mapping[str, Provider],
     provider_configs: Mapping[str, ProviderConfig],
     models: Mapping[str, ModelConfig],
+    aliases: Mapping[str, str] | None = None,
 ) -> Router:
-    """Configured models first, then models the providers list (static or discovered)."""
+    """Configured models first, then models the providers list (static or discovered), then
+    the aliases over them."""
     router = Router()
     for public, mcfg in models.items():
         router.add(
@@ -103,27 +130,57 @@ async def build_router(
             )
         )
 
-    async def listed(name: str, cfg: ProviderConfig) -> list[str]:
-        names = list(cfg.models)
-        if cfg.discover_models:
-            try:
-                found = await asyncio.wait_for(providers[name].list_models(), DISCOVERY_TIMEOUT)
-            except (GatewayError, TimeoutError) as exc:
-                log.warning("provider %s: cannot list models: %s", name, exc)
-                found = []
-            names += [m for m in found if m not in names]
-        return names
-
     names = list(provider_configs)
-    lists = await asyncio.gather(*(listed(n, provider_configs[n]) for n in names))
+    lists = await asyncio.gather(
+        *(_provider_models(n, providers[n], provider_configs[n]) for n in names)
+    )
     for pname, upstream_models in zip(names, lists, strict=True):
-        for model in upstream_models:
+        provider = providers[pname]
+        kinds = provider if isinstance(provider, ModelKinds) else None
+        for model, source in upstream_models:
             router.add(
                 Deployment(
                     name=model,
                     provider_name=pname,
-                    provider=providers[pname],
+                    provider=provider,
                     upstream_model=model,
+                    source=source,
+                    kind=kinds.model_kind(model) if kinds is not None else "chat",
                 )
             )
+    for old, new in (aliases or {}).items():
+        if not router.alias(old, new):
+            log.warning("alias %s: model %s is not routable; %s is not served", old, new, old)
     return router
+
+
+async def _provider_models(
+    name: str, provider: Provider, cfg: ProviderConfig
+) -> list[tuple[str, str]]:
+    """(upstream model, source) for every model ``provider`` serves: its configured names,
+    then the names it lists, or its fallback names when listing fails."""
+    found = [(m, CONFIGURED) for m in cfg.models]
+    if not cfg.discover_models:
+        return found
+    try:
+        listed = await asyncio.wait_for(provider.list_models(), DISCOVERY_TIMEOUT)
+        source = LISTED
+    except (GatewayError, TimeoutError) as exc:
+        reason = str(exc) if not isinstance(exc, TimeoutError) else "timed out"
+        if cfg.fallback_models:
+            fallback = ", ".join(cfg.fallback_models)
+            log.warning(
+                "provider %s: cannot list models (%s); serving its fallback models: %s",
+                name,
+                reason,
+                fallback,
+            )
+        else:
+            log.warning("provider %s: cannot list models (%s)", name, reason)
+        listed, source = list(cfg.fallback_models), FALLBACK
+    seen = set(cfg.models)
+    for model in listed:
+        if model not in seen:
+            seen.add(model)
+            found.append((model, source))
+    return found

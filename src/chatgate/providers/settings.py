@@ -54,6 +54,11 @@ class ProviderConfig(Section):
     queue_timeout: float = Field(60.0, gt=0)
     models: list[str] = Field(default_factory=list, description="Models served, by upstream name.")
     discover_models: bool = Field(False, description="List the upstream's models at start-up.")
+    fallback_models: list[str] = Field(
+        default_factory=list,
+        description="Served, by upstream name, only when discover_models is on and listing "
+        "fails (the upstream is down at start-up, or has no model list).",
+    )
 
     def header_values(self) -> dict[str, str]:
         return {name: value.get_secret_value() for name, value in self.headers.items()}
