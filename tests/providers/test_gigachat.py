@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -349,3 +350,123 @@ def test_gigachat_chunks_become_openai_chunks() -> None:
     out = to_openai(blocked, "GigaChat", "chat.completion.chunk", "chatcmpl-z")
     assert out["choices"][0]["finish_reason"] == "content_filter"
     assert out["model"] == "GigaChat"
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "weather",
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+ASK = {"role": "user", "content": "Weather in Moscow?"}
+
+
+def chat_bodies(fake: FakeUpstream) -> list[dict[str, Any]]:
+    return [r["body"] for r in fake.requests if r["path"] == CHAT]
+
+
+async def test_function_round_trip_hands_the_state_back(fake: FakeUpstream) -> None:
+    fake.configure(tool_call="once", tool_arguments='{"city": "Moscow"}')
+    async with gigachat(fake) as provider:
+        first = await provider.chat({"messages": [ASK], "tools": [WEATHER]}, "GigaChat")
+        message = first["choices"][0]["message"]
+        assert first["choices"][0]["finish_reason"] == "tool_calls"
+        [call] = message["tool_calls"]
+        assert call["function"] == {"name": "weather", "arguments": '{"city":"Moscow"}'}
+        result = {"role": "tool", "tool_call_id": call["id"], "content": "-3 and snowing"}
+        body = {"messages": [ASK, message, result], "tools": [WEATHER]}
+        second = await provider.chat(body, "GigaChat")
+    assert second["choices"][0]["message"]["content"] == "tok0 tok1 tok2 tok3 "
+    sent = chat_bodies(fake)
+    assert [b.get("functions") for b in sent] == [[WEATHER["function"]]] * 2
+    [issued] = fake.server.function_states
+    assert call["id"] == "call_" + issued  # the call's id carries GigaChat's functions_state_id
+    assert sent[1]["messages"][1:] == [
+        {
+            "role": "assistant",
+            "content": "",
+            "function_call": {"name": "weather", "arguments": {"city": "Moscow"}},
+            "functions_state_id": issued,
+        },
+        {"role": "function", "name": "weather", "content": '{"result":"-3 and snowing"}'},
+    ]
+
+
+async def test_streamed_function_call_becomes_a_tool_call_delta(fake: FakeUpstream) -> None:
+    fake.configure(tool_call=True, tool_arguments='{"city": "Moscow"}')
+    body = {"messages": [ASK], "tools": [WEATHER], "tool_choice": "auto"}
+    async with gigachat(fake) as provider:
+        chunks = [c async for b in provider.stream(body, "GigaChat") for c in b]
+    [[call]] = [c["choices"][0]["delta"]["tool_calls"] for c in chunks if c["choices"]]
+    assert call["index"] == 0 and call["type"] == "function"
+    assert call["id"] == "call_" + next(iter(fake.server.function_states))
+    assert call["function"] == {"name": "weather", "arguments": '{"city":"Moscow"}'}
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    assert chunks[-1]["usage"]["total_tokens"] > 0
+    assert all(c["object"] == "chat.completion.chunk" and c["id"] for c in chunks)
+
+
+async def test_openai_dialect_is_refused_by_the_fake(fake: FakeUpstream) -> None:
+    """The fake holds the provider to GigaChat's dialect: OpenAI's tool fields are a 422."""
+    async with gigachat(fake) as provider:
+        token = await provider.access_token()
+    raw = {"model": "GigaChat", "messages": [ASK], "tools": [WEATHER]}
+    auth = {"Authorization": "Bearer " + token}
+    async with httpx.AsyncClient() as http:
+        resp = await http.post(fake.base_url + CHAT, json=raw, headers=auth)
+    assert resp.status_code == 422 and "tools" in resp.text
+
+
+def test_several_tool_calls_become_one_function_call_each() -> None:
+    calls = [
+        {"id": f"call_{n}", "type": "function", "function": {"name": n, "arguments": "{}"}}
+        for n in ("a", "b")
+    ]
+    body = {
+        "messages": [
+            ASK,
+            {"role": "assistant", "content": "Looking.", "tool_calls": calls},
+            {"role": "tool", "tool_call_id": "call_b", "content": '{"b": 2}'},
+            {"role": "tool", "tool_call_id": "call_a", "content": '{"a": 1}'},
+            {"role": "user", "content": "and?"},
+        ]
+    }
+    out = to_gigachat(body, "GigaChat", stream=False)["messages"]
+    assert [(m["role"], m.get("name") or m["function_call"]["name"]) for m in out[1:5]] == [
+        ("assistant", "a"),
+        ("function", "a"),
+        ("assistant", "b"),
+        ("function", "b"),
+    ]
+    assert out[1]["content"] == "Looking." and out[3]["content"] == ""
+    assert out[2]["content"] == '{"a": 1}' and out[4]["content"] == '{"b": 2}'
+    assert out[5] == {"role": "user", "content": "and?"}
+    assert all("functions_state_id" not in m for m in out)  # ids that carry no state
+
+
+async def test_listed_embedders_are_embeddings_models(fake: FakeUpstream) -> None:
+    fake.configure(gigachat_embedders=["Embeddings", "EmbeddingsGigaR"])
+    async with gigachat(fake) as provider:
+        models = await provider.list_models()
+        kinds = {m: provider.model_kind(m) for m in models}
+        vectors = await provider.embeddings({"input": ["a", "bb"]}, "EmbeddingsGigaR")
+    assert kinds == {
+        "GigaChat": "chat",
+        "GigaChat-Pro": "chat",
+        "Embeddings": "embeddings",
+        "EmbeddingsGigaR": "embeddings",
+    }
+    assert [d["index"] for d in vectors["data"]] == [0, 1]
+    assert vectors["usage"]["prompt_tokens"] == 2
+
+
+async def test_models_at_another_base_url(fake: FakeUpstream) -> None:
+    """The API's address is configurable (old host `gigachat.devices.sberbank.ru/api/v1`, newer
+    ones elsewhere): every call goes under base_url, the token under auth_url."""
+    async with gigachat(fake, base_url=fake.base_url + "/api/v1/") as provider:
+        assert provider.base_url == fake.base_url + "/api/v1"
+        await provider.list_models()
+        await provider.chat(HELLO, "GigaChat")
+    assert [r["path"] for r in fake.requests] == [OAUTH, MODELS, CHAT]
