@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -14,7 +15,13 @@ from pydantic import SecretStr
 
 from chatgate.errors import UpstreamError
 from chatgate.providers.base import Provider
-from chatgate.providers.gigachat import GigaChatConfig, GigaChatProvider, to_gigachat, to_openai
+from chatgate.providers.gigachat import (
+    GigaChatConfig,
+    GigaChatProvider,
+    _expiry,
+    to_gigachat,
+    to_openai,
+)
 from tests.fakes.upstream import FakeUpstream
 
 OAUTH = "/api/v2/oauth"
@@ -115,20 +122,50 @@ async def test_rquid_is_a_fresh_uuid4_per_oauth_call(fake: FakeUpstream) -> None
     assert all(uuid.UUID(q).version == 4 for q in rquids)
 
 
-async def test_token_reused_until_near_expiry_then_refreshed(fake: FakeUpstream) -> None:
-    # 61.2 s of life with the provider's 60 s margin: usable for ~1.2 s, then refreshed.
+async def wait_oauth(fake: FakeUpstream, n: int) -> None:
+    for _ in range(200):
+        if fake.count(OAUTH) >= n:
+            return
+        await asyncio.sleep(0.01)
+
+
+async def test_token_renewed_before_it_expires_without_waiting(fake: FakeUpstream) -> None:
+    # 61.2 s of life with the provider's 60 s margin: fresh for ~1.2 s, then renewed while the
+    # old token still works, behind the callers' backs (they keep the old one meanwhile).
     fake.configure(gigachat_token_ttl_s=61.2)
     async with gigachat(fake) as provider:
         assert provider.token_margin_s == 60.0
-        await provider.chat(HELLO, "GigaChat")
+        first = await provider.access_token()
         await provider.chat(HELLO, "GigaChat")
         assert fake.count(OAUTH) == 1
         await asyncio.sleep(1.4)
+        tokens = await asyncio.gather(*(provider.access_token() for _ in range(20)))
+        assert set(tokens) == {first}  # nobody waited for the renewal
+        await wait_oauth(fake, 2)
+        assert fake.count(OAUTH) == 2  # one renewal for all twenty
+        renewed = await provider.access_token()
+        assert renewed != first
         await provider.chat(HELLO, "GigaChat")
         assert fake.count(OAUTH) == 2
+    sent = [r["headers"]["Authorization"] for r in fake.requests if r["path"] == CHAT]
+    assert sent == ["Bearer " + first, "Bearer " + renewed]  # never a 401
+
+
+async def test_expired_token_is_waited_for(fake: FakeUpstream) -> None:
+    fake.configure(gigachat_token_ttl_s=1)  # inside the margin and the grace from the start
+    async with gigachat(fake) as provider:
+        first = await provider.access_token()
+        second = await provider.access_token()
+        assert first != second and fake.count(OAUTH) == 2
         await provider.chat(HELLO, "GigaChat")
-        assert fake.count(OAUTH) == 2
-    assert fake.count(CHAT) == 4  # never a 401: the token was renewed before it expired
+    assert fake.count(CHAT) == 1  # the token sent was a fresh one: no 401
+
+
+def test_expiry_in_milliseconds_seconds_or_expires_in() -> None:
+    assert _expiry({"expires_at": 1_900_000_000_000}) == 1_900_000_000.0
+    assert _expiry({"expires_at": 1_900_000_000}) == 1_900_000_000.0
+    assert abs(_expiry({"expires_in": 600}) - (time.time() + 600)) < 5
+    assert abs(_expiry({}) - (time.time() + 1800)) < 5
 
 
 async def test_revoked_token_is_refreshed_once_and_call_retried(fake: FakeUpstream) -> None:

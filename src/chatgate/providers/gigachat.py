@@ -61,10 +61,12 @@ class _Token:
     value: str | None = None
     expires_at: float = 0.0  # unix seconds
     pending: asyncio.Future[str] | None = None
+    renewed_at: float = 0.0  # when a renewal behind the callers' backs last started
 
 
 class GigaChatProvider(HTTPUpstream[GigaChatConfig]):
-    token_margin_s = 60.0  # refresh this long before the token's expiry
+    token_margin_s = 60.0  # renew this long before the token's expiry, while it still works
+    token_grace_s = 5.0  # a token this close to its expiry is not sent any more: wait for one
 
     def __init__(self, name: str, cfg: GigaChatConfig) -> None:
         super().__init__(name, cfg)
@@ -76,22 +78,40 @@ class GigaChatProvider(HTTPUpstream[GigaChatConfig]):
         self._tokens: dict[str, _Token] = {}  # per credentials: the key pool may rotate them
         self._embedders: set[str] = set()  # listed models of type "embedder"
 
+    async def close(self) -> None:
+        for slot in self._tokens.values():
+            if slot.pending is not None:
+                slot.pending.cancel()  # a renewal nobody waits for
+        await super().close()
+
     def secrets(self) -> list[str]:
         tokens = [t.value for t in self._tokens.values() if t.value]
         return [self.credentials, *super().secrets(), *tokens]
 
     async def access_token(self, credentials: str | None = None, stale: str | None = None) -> str:
-        """A valid token; concurrent callers share one fetch. ``stale``: a token the API refused."""
-        slot = self._tokens.setdefault(credentials or self.credentials, _Token())
-        fresh = time.time() < slot.expires_at - self.token_margin_s
-        if slot.value is not None and slot.value != stale and fresh:
-            return slot.value
-        if slot.pending is None:
-            fut = asyncio.ensure_future(self._fetch_token(credentials or self.credentials, slot))
-            slot.pending = fut
-            fut.add_done_callback(lambda f: _settle(slot, f))
+        """A valid token; concurrent callers share one fetch. ``stale``: a token the API refused.
+
+        Within ``token_margin_s`` of its expiry the token is still handed out while a new one
+        is fetched behind the callers' backs, so nobody waits for the renewal."""
+        creds = credentials or self.credentials
+        slot = self._tokens.setdefault(creds, _Token())
+        now = time.time()
+        if slot.value is not None and slot.value != stale:
+            if now < slot.expires_at - self.token_margin_s:
+                return slot.value
+            if now < slot.expires_at - self.token_grace_s:
+                if slot.pending is None and now - slot.renewed_at >= self.token_grace_s:
+                    slot.renewed_at = now  # a failing renewal is retried at most this often
+                    self._fetch(creds, slot)
+                return slot.value
         # shield: a waiter that is cancelled must not cancel the fetch the others wait on
-        return await asyncio.shield(slot.pending)
+        return await asyncio.shield(slot.pending or self._fetch(creds, slot))
+
+    def _fetch(self, credentials: str, slot: _Token) -> asyncio.Future[str]:
+        fut = asyncio.ensure_future(self._fetch_token(credentials, slot))
+        slot.pending = fut
+        fut.add_done_callback(lambda f: _settle(slot, f))
+        return fut
 
     async def _fetch_token(self, credentials: str, slot: _Token) -> str:
         headers = {
@@ -117,9 +137,7 @@ class GigaChatProvider(HTTPUpstream[GigaChatConfig]):
         token = data.get("access_token") if isinstance(data, dict) else None
         if not isinstance(token, str) or not token:
             raise UpstreamError(f"{self.name}: GigaChat oauth answer has no access_token")
-        expires = data.get("expires_at")  # unix time in milliseconds
-        ok = isinstance(expires, int | float) and not isinstance(expires, bool)
-        slot.expires_at = expires / 1000 if ok else time.time() + 1800  # documented: 30 min
+        slot.expires_at = _expiry(data)
         slot.value = token
         return token
 
@@ -226,6 +244,22 @@ class GigaChatProvider(HTTPUpstream[GigaChatConfig]):
 
     async def _get_models(self, token: str) -> Any:
         return await self.get_json(self.base_url + "/models", self._headers(token))
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if ok else None
+
+
+def _expiry(answer: dict[str, Any]) -> float:
+    """When the token in GigaChat's oauth ``answer`` expires, in unix seconds: its
+    ``expires_at`` (documented in milliseconds; a value in seconds is taken as such), else
+    OAuth's ``expires_in``, else the documented 30 minutes from now."""
+    expires_at = _number(answer.get("expires_at"))
+    if expires_at is not None:
+        return expires_at / 1000 if expires_at > 1e11 else expires_at
+    expires_in = _number(answer.get("expires_in"))
+    return time.time() + (expires_in if expires_in is not None else 1800)
 
 
 def _settle(slot: _Token, fut: asyncio.Future[str]) -> None:
