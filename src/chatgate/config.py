@@ -297,6 +297,13 @@ class Config(Section):
         "{deepseek-chat: deepseek-v4-flash}): the old name routes to the new one's deployment "
         "and settings, whether the new one is configured or listed by a provider.",
     )
+    models_refresh: float = Field(
+        3600.0,
+        ge=0,
+        description="Seconds between readings of the providers' model lists (those with "
+        "discover_models), so renamed and new models are served without a restart; 0: only "
+        "at start-up.",
+    )
     cache: CacheConfig = Field(default_factory=CacheConfig)
     rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig)
     reasoning: ReasoningMode = "separate"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -236,3 +237,42 @@ def test_gigachat_embeddings_model_from_its_list(client: openai.OpenAI, fake: Fa
     assert len(result.data[0].embedding) == 8
     [body] = sent(fake, "/api/v1/embeddings")
     assert body == {"model": "Embeddings", "input": ["one", "two words"]}
+
+
+def test_models_stay_current_while_serving(upstream: FakeUpstream) -> None:
+    """DeepSeek renames a model while the gateway runs: the new name is served without a
+    restart, and an outage of its list keeps what it listed before."""
+    upstream.reset()
+    env = {"DEEPSEEK_API_KEY": DS_KEY, "DEEPSEEK_BASE_URL": upstream.base_url}
+    data: dict[str, Any] = {
+        "local_model": False,
+        "models_refresh": 0.1,
+        "database": {"url": f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='chatgate-')}/db"},
+    }
+    config = with_discovered(Config.model_validate(data), env)
+
+    def served(url: str) -> list[str]:
+        return [m["id"] for m in httpx.get(url + "/v1/models").json()["data"]]
+
+    def until(url: str, models: list[str]) -> list[str]:
+        for _ in range(100):
+            if (now := served(url)) == models:
+                break
+            time.sleep(0.05)
+        return now
+
+    try:
+        with ServerThread(create_app(config)) as url:
+            assert served(url) == ["deepseek-v4-flash", "deepseek-v4-pro"]
+            upstream.configure(deepseek_models=["deepseek-v5-flash", "deepseek-v4-pro"])
+            assert until(url, ["deepseek-v5-flash", "deepseek-v4-pro"]) == [
+                "deepseek-v5-flash",
+                "deepseek-v4-pro",
+            ]
+            upstream.configure(models_status=503)
+            refused = len(upstream.requests)
+            time.sleep(0.4)
+            assert len([r for r in upstream.requests[refused:] if r["path"] == "/models"]) >= 2
+            assert served(url) == ["deepseek-v5-flash", "deepseek-v4-pro"]
+    finally:
+        upstream.reset()

@@ -3,6 +3,7 @@ and where each model came from (configured, listed, fallback, alias)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -156,3 +157,81 @@ async def test_listed_embedders_are_embeddings_models() -> None:
     assert router.resolve("chat-1").kind == "chat"
     assert router.resolve("embed-1").kind == "embeddings"
     assert router.resolve("m/embed-1").kind == "embeddings"
+
+
+class Changing(Listed):
+    """A provider whose list changes, or cannot be read (``models`` None)."""
+
+    async def list_models(self) -> list[str]:
+        if self.models is None:
+            raise UpstreamError("c: HTTP 503", upstream_status=503)
+        return self.models
+
+
+async def test_refresh_follows_renames_and_survives_outages(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from chatgate.gateway.refresh import ModelRefresher
+
+    provider = Changing("c", None)  # type: ignore[arg-type]
+    providers: dict[str, Provider] = {"c": provider}  # type: ignore[dict-item]
+    configs = {"c": ProviderConfig(type="openai", discover_models=True, fallback_models=["v1"])}
+    aliases = {"old": "v2"}
+
+    async def build(before: object) -> object:
+        return await build_router(providers, configs, {}, aliases, before)  # type: ignore[arg-type]
+
+    router = await build_router(providers, configs, {}, aliases)
+    refresher = ModelRefresher(router, build, 3600)  # type: ignore[arg-type]
+    assert [(n, d.source) for n, d in router.public_models()] == [("v1", "fallback")]
+
+    provider.models = ["v2", "v3"]  # the list can be read now: the fallback goes
+    kept = router.resolve("v1")
+    with caplog.at_level(logging.INFO, logger="chatgate.gateway.refresh"):
+        await refresher.refresh()
+    assert [(n, d.source) for n, d in router.public_models()] == [
+        ("v2", "listed"),
+        ("v3", "listed"),
+        ("old", "alias of v2"),
+    ]
+    assert kept.upstream_model == "v1"  # a request that resolved before keeps its deployment
+    assert "models now served: old, v2, v3" in caplog.text
+    assert "models no longer served: v1" in caplog.text
+
+    provider.models = None  # a passing outage of the list changes nothing
+    await refresher.refresh()
+    assert [n for n, _ in router.public_models()] == ["v2", "v3", "old"]
+    assert "keeping the 2 it listed before" in caplog.text
+
+    provider.models = ["v3", "v4"]  # v2 retired: its alias goes with it
+    await refresher.refresh()
+    assert [n for n, _ in router.public_models()] == ["v3", "v4"]
+    with pytest.raises(ModelNotFoundError):
+        router.resolve("old")
+
+
+async def test_refresher_runs_every_interval_until_closed() -> None:
+    from chatgate.gateway.refresh import ModelRefresher
+
+    provider = Changing("c", ["a"])  # type: ignore[arg-type]
+    providers: dict[str, Provider] = {"c": provider}  # type: ignore[dict-item]
+    configs = {"c": cfg()}
+    router = await build_router(providers, configs, {})
+
+    async def build(before: object) -> object:
+        return await build_router(providers, configs, {}, None, before)  # type: ignore[arg-type]
+
+    refresher = ModelRefresher(router, build, 0.05)  # type: ignore[arg-type]
+    refresher.start()
+    try:
+        provider.models = ["b"]
+        for _ in range(100):
+            if router.get("b") is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert router.get("b") is not None and router.get("a") is None
+    finally:
+        await refresher.close()
+    provider.models = ["c"]
+    await asyncio.sleep(0.15)
+    assert router.get("c") is None  # closed: no more refreshes

@@ -55,6 +55,13 @@ class Router:
     def __init__(self) -> None:
         self._by_name: dict[str, Deployment] = {}
         self._public: dict[str, Deployment] = {}  # one entry per listed model, in order
+        # per provider: (upstream model, source) as last found, for the next refresh
+        self.found: dict[str, list[tuple[str, str]]] = {}
+
+    def replace(self, other: Router) -> None:
+        """Route as ``other`` does from now on (a refreshed model list); requests already on
+        their way keep the deployments they resolved."""
+        self._by_name, self._public, self.found = other._by_name, other._public, other.found
 
     def add(self, dep: Deployment) -> None:
         # `provider/model` is always that provider's plain model: no alias's settings on it
@@ -114,9 +121,11 @@ async def build_router(
     provider_configs: Mapping[str, ProviderConfig],
     models: Mapping[str, ModelConfig],
     aliases: Mapping[str, str] | None = None,
+    previous: Router | None = None,
 ) -> Router:
     """Configured models first, then models the providers list (static or discovered), then
-    the aliases over them."""
+    the aliases over them. ``previous``: the router this one refreshes (a provider whose list
+    cannot be read now keeps the models it listed then)."""
     router = Router()
     for public, mcfg in models.items():
         router.add(
@@ -131,9 +140,11 @@ async def build_router(
         )
 
     names = list(provider_configs)
+    before = previous.found if previous is not None else {}
     lists = await asyncio.gather(
-        *(_provider_models(n, providers[n], provider_configs[n]) for n in names)
+        *(_provider_models(n, providers[n], provider_configs[n], before.get(n)) for n in names)
     )
+    router.found = dict(zip(names, lists, strict=True))
     for pname, upstream_models in zip(names, lists, strict=True):
         provider = providers[pname]
         kinds = provider if isinstance(provider, ModelKinds) else None
@@ -155,10 +166,14 @@ async def build_router(
 
 
 async def _provider_models(
-    name: str, provider: Provider, cfg: ProviderConfig
+    name: str,
+    provider: Provider,
+    cfg: ProviderConfig,
+    before: list[tuple[str, str]] | None = None,
 ) -> list[tuple[str, str]]:
     """(upstream model, source) for every model ``provider`` serves: its configured names,
-    then the names it lists, or its fallback names when listing fails."""
+    then the names it lists, or when listing fails the names it listed ``before``, else its
+    fallback names."""
     found = [(m, CONFIGURED) for m in cfg.models]
     if not cfg.discover_models:
         return found
@@ -167,17 +182,13 @@ async def _provider_models(
         source = LISTED
     except (GatewayError, TimeoutError) as exc:
         reason = str(exc) if not isinstance(exc, TimeoutError) else "timed out"
-        if cfg.fallback_models:
-            fallback = ", ".join(cfg.fallback_models)
-            log.warning(
-                "provider %s: cannot list models (%s); serving its fallback models: %s",
-                name,
-                reason,
-                fallback,
-            )
+        listed, source = [m for m, src in before or () if src == LISTED], LISTED
+        if listed:
+            then = f"; keeping the {len(listed)} it listed before"
         else:
-            log.warning("provider %s: cannot list models (%s)", name, reason)
-        listed, source = list(cfg.fallback_models), FALLBACK
+            listed, source = list(cfg.fallback_models), FALLBACK
+            then = f"; serving its fallback models: {', '.join(listed)}" if listed else ""
+        log.warning("provider %s: cannot list models (%s)%s", name, reason, then)
     seen = set(cfg.models)
     for model in listed:
         if model not in seen:
