@@ -235,3 +235,25 @@ async def test_refresher_runs_every_interval_until_closed() -> None:
     provider.models = ["c"]
     await asyncio.sleep(0.15)
     assert router.get("c") is None  # closed: no more refreshes
+
+
+async def test_a_configured_model_its_provider_no_longer_lists_is_flagged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    models = {
+        "chat": ModelConfig(provider="a", model="retired"),
+        "fine": ModelConfig(provider="a", model="only-a"),
+        "elsewhere": ModelConfig(provider="plain", model="anything"),
+    }
+    providers: dict[str, Provider] = {
+        "a": Listed("a", ["only-a"]),  # type: ignore[dict-item]
+        "plain": Listed("plain", []),  # type: ignore[dict-item]
+    }
+    with caplog.at_level(logging.WARNING, logger="chatgate.gateway.router"):
+        router = await build_router(providers, {"a": cfg(), "plain": cfg(False)}, models)
+    assert router.resolve("chat").source == "configured, not listed"
+    assert router.resolve("fine").source == "configured"
+    assert router.resolve("elsewhere").source == "configured"  # nothing listed to compare
+    assert caplog.messages == [
+        "models.chat: provider a does not list retired (renamed or retired?)"
+    ]

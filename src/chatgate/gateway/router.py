@@ -3,8 +3,10 @@
 A model has a bare public name (first provider to claim it wins) and a ``provider/model`` name,
 which always works, so two providers listing the same model can both be reached. Each
 deployment says where it came from (``source``): ``configured`` (the ``models`` section or a
-provider's ``models`` list), ``listed`` (the provider's own model list), ``fallback`` (a
-provider's ``fallback_models``, served because listing failed) or ``alias of X`` (``aliases``).
+provider's ``models`` list; ``configured, not listed`` when the provider's own list was read
+and lacks it: renamed or retired upstream), ``listed`` (the provider's own model list),
+``fallback`` (a provider's ``fallback_models``, served because listing failed) or
+``alias of X`` (``aliases``).
 """
 
 from __future__ import annotations
@@ -127,24 +129,25 @@ async def build_router(
     the aliases over them. ``previous``: the router this one refreshes (a provider whose list
     cannot be read now keeps the models it listed then)."""
     router = Router()
-    for public, mcfg in models.items():
-        router.add(
-            Deployment(
-                name=public,
-                provider_name=mcfg.provider,
-                provider=providers[mcfg.provider],
-                upstream_model=mcfg.model or public,
-                settings=mcfg,
-                fallbacks=tuple(mcfg.fallbacks),
-            )
-        )
-
     names = list(provider_configs)
     before = previous.found if previous is not None else {}
     lists = await asyncio.gather(
         *(_provider_models(n, providers[n], provider_configs[n], before.get(n)) for n in names)
     )
     router.found = dict(zip(names, lists, strict=True))
+    for public, mcfg in models.items():
+        upstream = mcfg.model or public
+        router.add(
+            Deployment(
+                name=public,
+                provider_name=mcfg.provider,
+                provider=providers[mcfg.provider],
+                upstream_model=upstream,
+                settings=mcfg,
+                fallbacks=tuple(mcfg.fallbacks),
+                source=_configured_source(public, mcfg.provider, upstream, router.found),
+            )
+        )
     for pname, upstream_models in zip(names, lists, strict=True):
         provider = providers[pname]
         kinds = provider if isinstance(provider, ModelKinds) else None
@@ -163,6 +166,23 @@ async def build_router(
         if not router.alias(old, new):
             log.warning("alias %s: model %s is not routable; %s is not served", old, new, old)
     return router
+
+
+def _configured_source(
+    public: str, provider: str, upstream: str, found: Mapping[str, list[tuple[str, str]]]
+) -> str:
+    """``configured``, or ``configured, not listed`` (with a warning) when the provider's own
+    list was read and no longer holds the model: it was renamed or retired upstream."""
+    names = found.get(provider, [])
+    if any(src == LISTED for _, src in names) and all(m != upstream for m, _ in names):
+        log.warning(
+            "models.%s: provider %s does not list %s (renamed or retired?)",
+            public,
+            provider,
+            upstream,
+        )
+        return CONFIGURED + ", not listed"
+    return CONFIGURED
 
 
 async def _provider_models(
