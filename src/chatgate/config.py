@@ -390,9 +390,7 @@ def validation_error_to_config_error(exc: ValidationError, prefix: str = "") -> 
     err = exc.errors()[0]
     field = _error_field(tuple(err["loc"]))
     msg = str(err["msg"]).removeprefix("Value error, ")
-    if (
-        msg.startswith(("models.", "aliases.")) and ": " in msg
-    ):  # cross-field check names its own field
+    if msg.startswith(("models.", "aliases.")) and ": " in msg:  # names its own field
         field, msg = msg.split(": ", 1)
     if prefix:
         field = f"{prefix}.{field}" if field else prefix

@@ -153,9 +153,11 @@ async def test_alias_replaces_the_old_name_and_carries_the_settings() -> None:
 
 async def test_listed_embedders_are_embeddings_models() -> None:
     providers: dict[str, Provider] = {"m": Mixed("m", ["chat-1", "embed-1"])}  # type: ignore[dict-item]
-    router = await build_router(providers, {"m": cfg()}, {})
+    models = {"vectors": ModelConfig(provider="m", model="embed-1")}
+    router = await build_router(providers, {"m": cfg()}, models)
     assert router.resolve("chat-1").kind == "chat"
     assert router.resolve("embed-1").kind == "embeddings"
+    assert router.resolve("vectors").kind == "embeddings"
     assert router.resolve("m/embed-1").kind == "embeddings"
 
 

@@ -146,11 +146,11 @@ async def build_router(
                 settings=mcfg,
                 fallbacks=tuple(mcfg.fallbacks),
                 source=_configured_source(public, mcfg.provider, upstream, router.found),
+                kind=_kind(providers[mcfg.provider], upstream),
             )
         )
     for pname, upstream_models in zip(names, lists, strict=True):
         provider = providers[pname]
-        kinds = provider if isinstance(provider, ModelKinds) else None
         for model, source in upstream_models:
             router.add(
                 Deployment(
@@ -159,13 +159,17 @@ async def build_router(
                     provider=provider,
                     upstream_model=model,
                     source=source,
-                    kind=kinds.model_kind(model) if kinds is not None else "chat",
+                    kind=_kind(provider, model),
                 )
             )
     for old, new in (aliases or {}).items():
         if not router.alias(old, new):
             log.warning("alias %s: model %s is not routable; %s is not served", old, new, old)
     return router
+
+
+def _kind(provider: Provider, model: str) -> Literal["chat", "embeddings"]:
+    return provider.model_kind(model) if isinstance(provider, ModelKinds) else "chat"
 
 
 def _configured_source(
