@@ -496,6 +496,9 @@ async def test_listed_embedders_are_embeddings_models(fake: FakeUpstream) -> Non
         "EmbeddingsGigaR": "embeddings",
     }
     assert [d["index"] for d in vectors["data"]] == [0, 1]
+    async with gigachat(fake) as unlisted:  # configured names, never listed
+        assert unlisted.model_kind("EmbeddingsGigaR") == "embeddings"
+        assert unlisted.model_kind("GigaChat-2-Max") == "chat"
     assert vectors["usage"]["prompt_tokens"] == 2
 
 

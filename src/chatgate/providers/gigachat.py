@@ -240,7 +240,9 @@ class GigaChatProvider(HTTPUpstream[GigaChatConfig]):
         return [str(m["id"]) for m in models]
 
     def model_kind(self, model: str) -> Literal["chat", "embeddings"]:
-        return "embeddings" if model in self._embedders else "chat"
+        # Unlisted (configured) names: GigaChat's embedders are all named Embeddings*.
+        embedder = model in self._embedders or model.startswith("Embeddings")
+        return "embeddings" if embedder else "chat"
 
     async def _get_models(self, token: str) -> Any:
         return await self.get_json(self.base_url + "/models", self._headers(token))
