@@ -266,7 +266,7 @@ class AnthropicConfig(Section):
     model_aliases: dict[str, str] = Field(
         default_factory=dict,
         description="Model names clients insist on (glob patterns, first match wins) mapped to "
-        "chatgate models, e.g. {'claude-*': 'deepseek-chat'}; a name chatgate knows wins over "
+        "chatgate models, e.g. {'claude-*': 'deepseek-v4-flash'}; a name chatgate knows wins over "
         "any pattern, and key allow-lists apply to the model it maps to.",
     )
 
