@@ -293,7 +293,7 @@ async def test_request_translated_on_the_wire(fake: FakeUpstream) -> None:
     for dropped in ("tools", "tool_choice", "stream_options", "seed", "stop"):
         assert dropped not in sent
     assert sent["functions"] == [{"name": "weather", "parameters": {}}]
-    assert sent["function_call"] == "auto"
+    assert sent["function_call"] == {"name": "weather"}  # "required" with one function
     assert sent["max_tokens"] == 64 and "max_completion_tokens" not in sent
     assert sent["temperature"] == 0.5 and sent["repetition_penalty"] == 1.1
     assert sent["messages"] == [
@@ -511,3 +511,16 @@ async def test_models_at_another_base_url(fake: FakeUpstream) -> None:
         await provider.list_models()
         await provider.chat(HELLO, "GigaChat")
     assert [r["path"] for r in fake.requests] == [OAUTH, MODELS, CHAT]
+
+
+def test_tool_choice_as_function_call() -> None:
+    tools = [{"type": "function", "function": {"name": n}} for n in ("a", "b")]
+
+    def sent(choice: object, n: int = 2) -> object:
+        body = {"messages": [ASK], "tools": tools[:n], "tool_choice": choice}
+        return to_gigachat(body, "GigaChat", stream=False)["function_call"]
+
+    assert sent("auto") == "auto" and sent("none") == "none"
+    assert sent("required") == "auto"  # several functions: GigaChat cannot be made to pick one
+    assert sent("required", 1) == {"name": "a"}
+    assert sent({"type": "function", "function": {"name": "b"}}) == {"name": "b"}

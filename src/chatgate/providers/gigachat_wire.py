@@ -127,7 +127,12 @@ def to_gigachat(body: dict[str, Any], model: str, stream: bool) -> dict[str, Any
     if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
         out["function_call"] = {"name": choice["function"].get("name")}
     elif isinstance(choice, str) and tools:
-        out["function_call"] = "none" if choice == "none" else "auto"  # no "required" there
+        # GigaChat has no "required": with one function it is that function, else "auto"
+        functions = out.get("functions") or []
+        if choice == "required" and len(functions) == 1:
+            out["function_call"] = {"name": functions[0].get("name")}
+        else:
+            out["function_call"] = "none" if choice == "none" else "auto"
     out["messages"] = _messages(body.get("messages", []))
     return out
 
