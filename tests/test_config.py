@@ -68,6 +68,14 @@ def test_env_settings(monkeypatch: pytest.MonkeyPatch) -> None:
             "providers.x.timeouts.read",
         ),
         ("models:\n  m: {provider: nowhere}\n", "models.m.provider"),
+        ("aliases:\n  old: old\n", "aliases.old"),
+        (
+            "providers:\n  x: {type: openai, base_url: http://a}\n"
+            "models:\n  old: {provider: x}\naliases:\n  old: new\n",
+            "aliases.old",
+        ),
+        ("aliases:\n  old: [new]\n", "aliases.old"),
+        ("models:\n  m: {provider: x, params: 3}\n", "models.m.params"),
         ("server: {port: 99999}\n", "server.port"),
         ("reasoning: sometimes\n", "reasoning"),
         ("surprise: 1\n", "surprise"),

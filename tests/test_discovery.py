@@ -18,11 +18,12 @@ def test_nothing_set_gives_only_the_local_models() -> None:
     assert list(with_discovered(Config(local_model=False), {}).providers) == []
 
 
-def test_deepseek_key_adds_both_models() -> None:
+def test_deepseek_models_come_from_its_own_list() -> None:
     providers, _ = discover({"DEEPSEEK_API_KEY": "sk-ds"})
     ds = providers["deepseek"]
     assert ds.base_url == "https://api.deepseek.com"
-    assert ds.models == ["deepseek-chat", "deepseek-reasoner"]
+    assert ds.discover_models and ds.models == []  # GET https://api.deepseek.com/models
+    assert ds.fallback_models == ["deepseek-v4-flash", "deepseek-v4-pro"]  # if that fails
     assert ds.api_keys[0].get_secret_value() == "sk-ds"
 
 

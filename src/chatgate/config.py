@@ -94,6 +94,11 @@ class ModelConfig(Section):
         description="The model's answer begins inside <think> (the opening tag is in its prompt "
         "template, as with many DeepSeek-R1 distills).",
     )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Request fields sent upstream when the client did not set them, e.g. "
+        "{thinking: {type: disabled}} or {reasoning_effort: high} for a DeepSeek model.",
+    )
 
 
 CacheScope = Literal["global", "key", "user"]
@@ -261,7 +266,7 @@ class AnthropicConfig(Section):
     model_aliases: dict[str, str] = Field(
         default_factory=dict,
         description="Model names clients insist on (glob patterns, first match wins) mapped to "
-        "chatgate models, e.g. {'claude-*': 'deepseek-chat'}; a name chatgate knows wins over "
+        "chatgate models, e.g. {'claude-*': 'deepseek-v4-flash'}; a name chatgate knows wins over "
         "any pattern, and key allow-lists apply to the model it maps to.",
     )
 
@@ -286,6 +291,19 @@ class Config(Section):
         str, Annotated[SerializeAsAny[ProviderConfig], BeforeValidator(_typed_provider)]
     ] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+    aliases: dict[str, str] = Field(
+        default_factory=dict,
+        description="Old model names mapped to the names that serve them now (e.g. "
+        "{deepseek-chat: deepseek-v4-flash}): the old name routes to the new one's deployment "
+        "and settings, whether the new one is configured or listed by a provider.",
+    )
+    models_refresh: float = Field(
+        3600.0,
+        ge=0,
+        description="Seconds between readings of the providers' model lists (those with "
+        "discover_models), so renamed and new models are served without a restart; 0: only "
+        "at start-up.",
+    )
     cache: CacheConfig = Field(default_factory=CacheConfig)
     rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig)
     reasoning: ReasoningMode = "separate"
@@ -307,6 +325,11 @@ class Config(Section):
         for name, model in self.models.items():
             if model.provider not in self.providers:
                 raise ValueError(f"models.{name}.provider: unknown provider `{model.provider}`")
+        for old, new in self.aliases.items():
+            if old in self.models:
+                raise ValueError(f"aliases.{old}: also a model under `models`; keep one of them")
+            if old == new:
+                raise ValueError(f"aliases.{old}: an alias of itself")
         return self
 
 
@@ -367,7 +390,7 @@ def validation_error_to_config_error(exc: ValidationError, prefix: str = "") -> 
     err = exc.errors()[0]
     field = _error_field(tuple(err["loc"]))
     msg = str(err["msg"]).removeprefix("Value error, ")
-    if msg.startswith("models.") and ": " in msg:  # cross-field check names its own field
+    if msg.startswith(("models.", "aliases.")) and ": " in msg:  # names its own field
         field, msg = msg.split(": ", 1)
     if prefix:
         field = f"{prefix}.{field}" if field else prefix

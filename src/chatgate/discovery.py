@@ -22,6 +22,9 @@ from chatgate.providers.settings import ProviderConfig
 
 DEEPSEEK_BASE_URL = "https://api.deepseek.com"
 DEEPSEEK_BETA = "/beta"  # where DeepSeek serves legacy completions with fill-in-the-middle
+# Served only when DeepSeek's own GET /models cannot be read at start-up (DeepSeek renames
+# models: deepseek-chat and deepseek-reasoner were retired on 2026-07-24).
+DEEPSEEK_FALLBACK_MODELS = ("deepseek-v4-flash", "deepseek-v4-pro")
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 GIGACHAT_BASE_URL = "https://gigachat.devices.sberbank.ru/api/v1"
 GIGACHAT_AUTH_URL = "https://ngw.devices.sberbank.ru:9443/api/v2/oauth"
@@ -55,7 +58,8 @@ def discover(env: dict[str, str]) -> tuple[dict[str, ProviderConfig], dict[str, 
             completions_base_url=env.get("DEEPSEEK_COMPLETIONS_BASE_URL")
             or deepseek_url.rstrip("/").removesuffix("/v1") + DEEPSEEK_BETA,
             api_keys=[SecretStr(key)],
-            models=["deepseek-chat", "deepseek-reasoner"],
+            discover_models=True,
+            fallback_models=list(DEEPSEEK_FALLBACK_MODELS),
         )
 
     openai_key = env.get("OPENAI_API_KEY")

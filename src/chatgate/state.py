@@ -27,6 +27,7 @@ from chatgate.gateway.path import RequestPath
 from chatgate.gateway.pipeline import Pipeline
 from chatgate.gateway.queue import UpstreamQueue
 from chatgate.gateway.ratelimit import Backend, Limit, LocalBackend, RateLimiter
+from chatgate.gateway.refresh import ModelRefresher
 from chatgate.gateway.router import Router, build_router
 from chatgate.gateway.usage import UsageRecorder
 from chatgate.observability.metrics import Metrics
@@ -186,7 +187,16 @@ async def build_state(
         for provider in providers.values():
             await provider.start()
             stack.push_async_callback(provider.close)
-        router = await build_router(providers, config.providers, config.models)
+        router = await build_router(providers, config.providers, config.models, config.aliases)
+        refresher = ModelRefresher(
+            router,
+            lambda before: build_router(
+                providers, config.providers, config.models, config.aliases, before
+            ),
+            config.models_refresh if any_discovery(config) else 0,
+        )
+        refresher.start()
+        stack.push_async_callback(refresher.close)
         tiers = await build_tiers(config)
         if tiers is not None:
             stack.push_async_callback(tiers.close)
@@ -268,6 +278,11 @@ async def build_state(
             responses=responses,
         )
     raise AssertionError("unreachable")
+
+
+def any_discovery(config: Config) -> bool:
+    """Whether some provider's models come from its own list (so refreshing it can help)."""
+    return any(cfg.discover_models for cfg in config.providers.values())
 
 
 async def close_state(state: AppState) -> None:

@@ -90,6 +90,36 @@ async def test_the_newest_message_goes_even_when_too_long() -> None:
     assert built.sent == ["m2"] and built.dropped == ["m0", "m1"]
 
 
+async def test_reasoning_goes_back_only_with_a_tool_call_turn() -> None:
+    """DeepSeek's thinking mode needs a tool-call turn's reasoning back; other turns' not."""
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    data = [
+        {"id": "u1", "parent_id": None, "role": "user", "content": "hi"},
+        {"id": "a1", "parent_id": "u1", "role": "assistant", "content": "hello",
+         "reasoning": "greet back"},
+        {"id": "u2", "parent_id": "a1", "role": "user", "content": "weather?"},
+        {"id": "a2", "parent_id": "u2", "role": "assistant", "content": "",
+         "reasoning": "look it up", "tool_calls": [call]},
+        {"id": "t1", "parent_id": "a2", "role": "tool", "content": "-3",
+         "tool_call_id": "call_1"},
+    ]  # fmt: skip
+    tree = Tree(data)
+    builder = ContextBuilder(TokenCounter(), summarize=False, reply_tokens=64)
+    built = await builder.build(
+        tree, tree.branch(None), model="m", window=WINDOW, system_prompt=None, params={},
+        summarizer=None, new_summary_id="s1",
+    )  # fmt: skip
+    assert built.sent == ["u1", "a1", "u2", "a2", "t1"]
+    assert built.messages[1] == {"role": "assistant", "content": "hello"}
+    assert built.messages[3] == {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [call],
+        "reasoning_content": "look it up",
+    }
+    assert built.messages[4] == {"role": "tool", "content": "-3", "tool_call_id": "call_1"}
+
+
 async def test_summarises_dropped_turns_once() -> None:
     calls: list[list[dict[str, Any]]] = []
 

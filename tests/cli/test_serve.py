@@ -55,5 +55,51 @@ def test_models_command_lists_discovered_models(tmp_path: Path, fake: FakeUpstre
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     lines = out.strip().splitlines()
-    assert lines[0].split() == ["MODEL", "PROVIDER", "UPSTREAM", "MODEL"]
-    assert any(line.split()[:2] == ["fake-model", "fake"] for line in lines[1:])
+    assert lines[0].split() == ["MODEL", "PROVIDER", "UPSTREAM", "MODEL", "SOURCE"]
+    assert any(line.split() == ["fake-model", "fake", "fake-model", "listed"] for line in lines)
+
+
+def deepseek_env(fake: FakeUpstream) -> dict[str, str]:
+    return {"DEEPSEEK_API_KEY": "sk-ds-0123456789", "DEEPSEEK_BASE_URL": fake.base_url}
+
+
+def test_models_command_says_where_each_model_came_from(tmp_path: Path, fake: FakeUpstream) -> None:
+    path = tmp_path / "chatgate.yaml"
+    path.write_text(
+        f"local_model: false\ndatabase: {{url: 'sqlite:///{tmp_path}/db'}}\n"
+        "aliases: {deepseek-chat: deepseek-v4-flash}\n",
+        encoding="utf-8",
+    )
+    proc = chatgate("models", "--config", str(path), env=deepseek_env(fake))
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    rows = [line.split() for line in out.strip().splitlines()]
+    assert rows == [
+        ["MODEL", "PROVIDER", "UPSTREAM", "MODEL", "SOURCE"],
+        ["deepseek-v4-flash", "deepseek", "deepseek-v4-flash", "listed"],
+        ["deepseek-v4-pro", "deepseek", "deepseek-v4-pro", "listed"],
+        ["deepseek-chat", "deepseek", "deepseek-v4-flash", "alias", "of", "deepseek-v4-flash"],
+    ]
+    assert [r["path"] for r in fake.requests] == ["/models"]  # DeepSeek's own list
+    assert fake.requests[0]["headers"]["Authorization"] == "Bearer sk-ds-0123456789"
+
+
+def test_models_command_falls_back_when_listing_fails(tmp_path: Path, fake: FakeUpstream) -> None:
+    fake.configure(models_status=503)
+    path = tmp_path / "chatgate.yaml"
+    path.write_text(
+        f"local_model: false\ndatabase: {{url: 'sqlite:///{tmp_path}/db'}}\n", encoding="utf-8"
+    )
+    proc = chatgate("models", "--config", str(path), env=deepseek_env(fake))
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    lines = out.strip().splitlines()
+    [why] = [line for line in lines if "cannot list models" in line]
+    assert "provider deepseek: cannot list models (deepseek: fake error 503)" in why
+    assert why.endswith("serving its fallback models: deepseek-v4-flash, deepseek-v4-pro")
+    assert "sk-ds-0123456789" not in out
+    rows = [line.split() for line in lines if line.startswith("deepseek-")]
+    assert rows == [
+        ["deepseek-v4-flash", "deepseek", "deepseek-v4-flash", "fallback"],
+        ["deepseek-v4-pro", "deepseek", "deepseek-v4-pro", "fallback"],
+    ]

@@ -366,3 +366,73 @@ def test_constructor_defaults_and_bad_knob() -> None:
         assert r.choices[0].message.content == "tok0 tok1 "
     finally:
         fake.stop()
+
+
+async def test_deepseek_lists_only_at_models_and_reports_its_cache(fake: FakeUpstream) -> None:
+    deepseek = openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-ds", max_retries=0)
+    assert [m.id async for m in deepseek.models.list()] == ["deepseek-v4-flash", "deepseek-v4-pro"]
+    fake.configure(cache_hit_tokens=2, models_status=503)
+    with pytest.raises(openai.InternalServerError):
+        await deepseek.models.list()
+    answer = await deepseek.chat.completions.create(model="deepseek-v4-flash", messages=MSGS)
+    assert answer.usage is not None
+    usage = answer.usage.model_dump()
+    assert usage["prompt_cache_hit_tokens"] == 2
+    assert usage["prompt_cache_miss_tokens"] == answer.usage.prompt_tokens - 2
+    assert usage["prompt_tokens_details"]["cached_tokens"] == 2
+    plain = await openai.AsyncOpenAI(
+        base_url=fake.base_url + "/v1", api_key="k", max_retries=0
+    ).chat.completions.create(model="fake-model", messages=MSGS)
+    assert plain.usage is not None and "prompt_cache_hit_tokens" not in plain.usage.model_dump()
+    assert [r["path"] for r in fake.requests] == [
+        "/models",
+        "/models",
+        "/chat/completions",
+        "/v1/chat/completions",
+    ]
+
+
+async def test_gigachat_speaks_functions_not_tools(fake: FakeUpstream) -> None:
+    fake.configure(tool_call="once", tool_arguments='{"x": 1}')
+    fn = {"name": "f", "parameters": {"type": "object"}}
+    url = fake.base_url + "/api/v1/chat/completions"
+    async with aiohttp.ClientSession() as s:
+        tok = await (await _oauth(s, fake)).json()
+        auth = {"Authorization": "Bearer " + tok["access_token"]}
+
+        async def post(body: dict[str, object]) -> tuple[int, dict[str, object]]:
+            async with s.post(url, json={"model": "GigaChat", **body}, headers=auth) as r:
+                return r.status, await r.json()
+
+        refused = [
+            {"messages": MSGS, "tools": [{"type": "function", "function": fn}]},
+            {"messages": [{"role": "tool", "tool_call_id": "c", "content": "{}"}]},
+            {"messages": [{"role": "function", "name": "f", "content": "not json"}]},
+            {
+                "messages": [
+                    {"role": "assistant", "function_call": {"name": "f", "arguments": "{}"}}
+                ]
+            },
+            {"messages": MSGS, "functions": [fn], "function_call": {"name": "g"}},
+        ]
+        for body in refused:
+            status, _ = await post(body)
+            assert status == 422, body
+        status, answer = await post({"messages": MSGS, "functions": [fn]})
+        assert status == 200
+        [choice] = answer["choices"]  # type: ignore[misc]
+        message = choice["message"]
+        assert choice["finish_reason"] == "function_call"
+        assert message["function_call"] == {"name": "f", "arguments": {"x": 1}}
+        state = message["functions_state_id"]
+        turn = {"role": "assistant", "content": "", "function_call": message["function_call"]}
+        result = {"role": "function", "name": "f", "content": '{"ok": true}'}
+        status, _ = await post(
+            {"messages": [*MSGS, {**turn, "functions_state_id": str(uuid.uuid4())}, result]}
+        )
+        assert status == 422  # a state it never handed out
+        status, final = await post(
+            {"messages": [*MSGS, {**turn, "functions_state_id": state}, result], "functions": [fn]}
+        )
+        assert status == 200
+        assert final["choices"][0]["message"]["content"] == DEFAULT_TEXT  # type: ignore[index]

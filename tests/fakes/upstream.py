@@ -7,13 +7,19 @@ separate process by the benchmark harness::
 
 Endpoints
     POST /v1/chat/completions          OpenAI chat completions (JSON or SSE)
+    POST /chat/completions             DeepSeek chat (its base URL has no /v1): the same, with
+                                       DeepSeek's usage fields (prompt_cache_hit_tokens, ...)
+    GET  /models                       DeepSeek model list (knob ``deepseek_models``); DeepSeek
+                                       lists models only here, not at /v1/models
     POST /v1/completions               OpenAI legacy completions (JSON or SSE; ``suffix`` for FIM)
     POST /beta/completions             the same, where DeepSeek serves fill-in-the-middle
     POST /v1/embeddings                OpenAI embeddings: deterministic unit vectors (floats)
     GET  /v1/models                    OpenAI model list (knob ``models``)
     GET  /api/tags                     Ollama model list (knob ``models``)
     POST /api/v2/oauth                 GigaChat OAuth (Basic credentials, RqUID, scope)
-    POST /api/v1/chat/completions      GigaChat chat (Bearer token), same behaviour as OpenAI
+    POST /api/v1/chat/completions      GigaChat chat (Bearer token) in GigaChat's dialect:
+                                       ``functions``, ``function_call``, ``functions_state_id``,
+                                       role ``function`` (see :mod:`tests.fakes.gigachat`)
     POST /api/v1/embeddings            GigaChat embeddings (Bearer token; usage per item)
     GET  /api/v1/models                GigaChat model list (Bearer token)
     GET  /_fake/requests               recorded requests, newest last
@@ -51,6 +57,8 @@ from typing import Any, TypeVar
 import orjson
 from aiohttp import web
 
+from tests.fakes import gigachat
+
 __all__ = ["DEFAULT_KNOBS", "GIGACHAT_SCOPES", "FakeServer", "FakeUpstream", "Headers", "main"]
 
 DEFAULT_KNOBS: dict[str, Any] = {
@@ -69,10 +77,14 @@ DEFAULT_KNOBS: dict[str, Any] = {
     # last message is a tool result (a whole round trip: call, result, then the answer)
     "tool_arguments": "{}",  # str: that call's arguments (JSON text; streamed in two halves)
     "models": ["fake-model", "fake-reasoner"],  # /v1/models and /api/tags
+    "deepseek_models": ["deepseek-v4-flash", "deepseek-v4-pro"],  # DeepSeek's GET /models
+    "models_status": None,  # int: every model list answers with this HTTP status instead
+    "cache_hit_tokens": 0,  # DeepSeek chat: prompt tokens reported as context-cache hits
     "hang": False,  # never answer until the client goes away
     "gigachat_credentials": "fake-gigachat-credentials",
     "gigachat_token_ttl_s": 1800,
     "gigachat_models": ["GigaChat", "GigaChat-Pro"],
+    "gigachat_embedders": [],  # listed by GigaChat's /models too, with type "embedder"
     # Server-wide only: a list of knob dicts; each chat request takes the next one over the
     # server's knobs (its own "fake" knobs still win), then the server's knobs alone apply.
     # [{"status": 503}] is "fail once, then succeed".
@@ -291,6 +303,7 @@ class FakeServer:
         self.in_flight = 0
         self.oauth_calls = 0
         self.tokens: dict[str, float] = {}  # token -> expiry (unix seconds)
+        self.function_states: set[str] = set()  # GigaChat functions_state_ids handed out
         self._ids = itertools.count(1)
 
     # ---- state -------------------------------------------------------------------------
@@ -310,6 +323,7 @@ class FakeServer:
         self.cancelled = 0
         self.completed = 0
         self.oauth_calls = 0
+        self.function_states.clear()
 
     def revoke_tokens(self) -> None:
         self.tokens = {}
@@ -345,6 +359,8 @@ class FakeServer:
         r.add_post("/beta/completions", self.openai_completions)
         r.add_post("/v1/embeddings", self.openai_embeddings)
         r.add_get("/v1/models", self.openai_models)
+        r.add_post("/chat/completions", self.openai_chat)  # DeepSeek
+        r.add_get("/models", self.deepseek_models)
         r.add_get("/api/tags", self.ollama_tags)
         r.add_post("/api/v2/oauth", self.gigachat_oauth)
         r.add_post("/api/v1/chat/completions", self.gigachat_chat)
@@ -358,7 +374,10 @@ class FakeServer:
         return app
 
     # ---- chat (hot path) ---------------------------------------------------------------
-    async def openai_chat(self, request: web.Request) -> web.StreamResponse:
+    async def openai_chat(
+        self, request: web.Request, last: dict[str, Any] | None = None
+    ) -> web.StreamResponse:
+        """``last``: knobs over all others (a dialect's own, e.g. GigaChat's)."""
         raw = await request.read()
         try:
             body = orjson.loads(raw)
@@ -384,6 +403,8 @@ class FakeServer:
                     content_type=_JSON,
                 )
             k = {**k, **fake}
+        if last:
+            k = {**k, **last}
         self.in_flight += 1
         finished = False
         try:
@@ -432,7 +453,8 @@ class FakeServer:
             if k["reset_after"] is not None:
                 self._abort(request)  # no response at all
                 return web.Response()
-            return self._chat_json(body, k, model, tool, rid, created)
+            deepseek = request.path == "/chat/completions"
+            return self._chat_json(body, k, model, tool, rid, created, deepseek)
 
         tails = _stream_tails(
             model,
@@ -452,7 +474,7 @@ class FakeServer:
         events = [prefix + t for t in tails]
         so = body.get("stream_options")
         if isinstance(so, dict) and so.get("include_usage"):
-            usage = self._usage(body, k, tool)
+            usage = self._usage(body, k, tool, request.path == "/chat/completions")
             events.append(
                 b"data: "
                 + orjson.dumps(
@@ -507,7 +529,9 @@ class FakeServer:
         if transport is not None:
             transport.close()  # flushes what was written, then FIN: body never terminated
 
-    def _usage(self, body: dict[str, Any], k: dict[str, Any], tool: str | None) -> dict[str, Any]:
+    def _usage(
+        self, body: dict[str, Any], k: dict[str, Any], tool: str | None, deepseek: bool = False
+    ) -> dict[str, Any]:
         prompt = _prompt_tokens(body)
         reasoning = len(_split(k["reasoning"], int(k["chunks"]))) if k["reasoning"] else 0
         completion = 2 if tool is not None else len(_content_pieces(int(k["chunks"]), k["content"]))
@@ -519,6 +543,11 @@ class FakeServer:
         }
         if reasoning:
             usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+        if deepseek:  # DeepSeek's context cache: hits and misses, and OpenAI's cached_tokens
+            hit = min(int(k["cache_hit_tokens"]), prompt)
+            usage["prompt_tokens_details"] = {"cached_tokens": hit}
+            usage["prompt_cache_hit_tokens"] = hit
+            usage["prompt_cache_miss_tokens"] = prompt - hit
         return usage
 
     def _chat_json(
@@ -529,6 +558,7 @@ class FakeServer:
         tool: str | None,
         rid: str,
         created: int,
+        deepseek: bool = False,
     ) -> web.Response:
         message: dict[str, Any] = {"role": "assistant"}
         if k["reasoning"]:
@@ -555,7 +585,7 @@ class FakeServer:
             "created": created,
             "model": model,
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": self._usage(body, k, tool),
+            "usage": self._usage(body, k, tool, deepseek),
         }
         return web.Response(body=orjson.dumps(payload), content_type=_JSON)
 
@@ -694,16 +724,36 @@ class FakeServer:
         return await self._guarded(request, answer)
 
     # ---- model lists -------------------------------------------------------------------
+    def _models_refused(self) -> web.Response | None:
+        status = self.knobs["models_status"]
+        if status and status >= 400:
+            return web.Response(status=status, body=_error_body(status), content_type=_JSON)
+        return None
+
     async def openai_models(self, request: web.Request) -> web.Response:
         self._record(request, None)
+        if refused := self._models_refused():
+            return refused
         data = [
             {"id": m, "object": "model", "created": 0, "owned_by": "fake"}
             for m in self.knobs["models"]
         ]
         return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type=_JSON)
 
+    async def deepseek_models(self, request: web.Request) -> web.Response:
+        self._record(request, None)
+        if refused := self._models_refused():
+            return refused
+        data = [
+            {"id": m, "object": "model", "owned_by": "deepseek"}
+            for m in self.knobs["deepseek_models"]
+        ]
+        return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type=_JSON)
+
     async def ollama_tags(self, request: web.Request) -> web.Response:
         self._record(request, None)
+        if refused := self._models_refused():
+            return refused
         models = [
             {"name": m, "model": m, "modified_at": "2024-01-01T00:00:00Z", "size": 0, "digest": ""}
             for m in self.knobs["models"]
@@ -745,7 +795,32 @@ class FakeServer:
         if not self._bearer_ok(request):
             self._record(request, None)
             return web.Response(status=401, body=_GIGA_UNAUTHORIZED, content_type=_JSON)
-        return await self.openai_chat(request)
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            body = None
+        if isinstance(body, dict):
+            if refused := gigachat.problem(body, self.function_states):
+                self._record(request, body)
+                message = orjson.dumps({"status": 422, "message": refused})
+                return web.Response(status=422, body=message, content_type=_JSON)
+            fake = body.get("fake")
+            k = {**self.knobs, **(fake if isinstance(fake, dict) else {})}
+            if name := gigachat.calls_function(k["tool_call"], body):
+                self._record(request, body)
+                stream = body.get("stream") is True
+                answer = gigachat.function_answer(
+                    body, name, str(k["tool_arguments"]), stream, self.function_states
+                )
+                if not stream:
+                    return web.Response(body=answer, content_type=_JSON)
+                resp = web.StreamResponse(headers=_SSE_HEADERS)
+                await resp.prepare(request)
+                await resp.write(answer)
+                await resp.write_eof()
+                return resp
+        # Text answers as OpenAI's (GigaChat's stream chunks look the same); no OpenAI tool calls
+        return await self.openai_chat(request, last={"tool_call": False})
 
     async def gigachat_embeddings(self, request: web.Request) -> web.StreamResponse:
         if not self._bearer_ok(request):
@@ -776,9 +851,12 @@ class FakeServer:
         self._record(request, None)
         if not self._bearer_ok(request):
             return web.Response(status=401, body=_GIGA_UNAUTHORIZED, content_type=_JSON)
+        if refused := self._models_refused():
+            return refused
+        kinds = [(m, "chat") for m in self.knobs["gigachat_models"]]
+        kinds += [(m, "embedder") for m in self.knobs["gigachat_embedders"]]
         data = [
-            {"id": m, "object": "model", "owned_by": "salutedevices"}
-            for m in self.knobs["gigachat_models"]
+            {"id": m, "object": "model", "owned_by": "salutedevices", "type": t} for m, t in kinds
         ]
         return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type=_JSON)
 

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
 from chatgate.errors import UpstreamError
 from chatgate.providers.base import Provider
-from chatgate.providers.gigachat import GigaChatConfig, GigaChatProvider, to_gigachat, to_openai
+from chatgate.providers.gigachat import (
+    GigaChatConfig,
+    GigaChatProvider,
+    _expiry,
+    to_gigachat,
+    to_openai,
+)
 from tests.fakes.upstream import FakeUpstream
 
 OAUTH = "/api/v2/oauth"
@@ -114,20 +122,51 @@ async def test_rquid_is_a_fresh_uuid4_per_oauth_call(fake: FakeUpstream) -> None
     assert all(uuid.UUID(q).version == 4 for q in rquids)
 
 
-async def test_token_reused_until_near_expiry_then_refreshed(fake: FakeUpstream) -> None:
-    # 61.2 s of life with the provider's 60 s margin: usable for ~1.2 s, then refreshed.
+async def renewed_token(provider: GigaChatProvider, old: str) -> str:
+    """The token once the renewal running behind the callers' backs has landed."""
+    for _ in range(200):
+        if (token := await provider.access_token()) != old:
+            return token
+        await asyncio.sleep(0.01)
+    return old
+
+
+async def test_token_renewed_before_it_expires_without_waiting(fake: FakeUpstream) -> None:
+    # 61.2 s of life with the provider's 60 s margin: fresh for ~1.2 s, then renewed while the
+    # old token still works, behind the callers' backs (they keep the old one meanwhile).
     fake.configure(gigachat_token_ttl_s=61.2)
     async with gigachat(fake) as provider:
         assert provider.token_margin_s == 60.0
-        await provider.chat(HELLO, "GigaChat")
+        first = await provider.access_token()
         await provider.chat(HELLO, "GigaChat")
         assert fake.count(OAUTH) == 1
         await asyncio.sleep(1.4)
+        tokens = await asyncio.gather(*(provider.access_token() for _ in range(20)))
+        assert set(tokens) == {first}  # nobody waited for the renewal
+        renewed = await renewed_token(provider, first)
+        assert renewed != first
+        assert fake.count(OAUTH) == 2  # one renewal for all twenty (and the polls)
         await provider.chat(HELLO, "GigaChat")
         assert fake.count(OAUTH) == 2
+    sent = [r["headers"]["Authorization"] for r in fake.requests if r["path"] == CHAT]
+    assert sent == ["Bearer " + first, "Bearer " + renewed]  # never a 401
+
+
+async def test_expired_token_is_waited_for(fake: FakeUpstream) -> None:
+    fake.configure(gigachat_token_ttl_s=1)  # inside the margin and the grace from the start
+    async with gigachat(fake) as provider:
+        first = await provider.access_token()
+        second = await provider.access_token()
+        assert first != second and fake.count(OAUTH) == 2
         await provider.chat(HELLO, "GigaChat")
-        assert fake.count(OAUTH) == 2
-    assert fake.count(CHAT) == 4  # never a 401: the token was renewed before it expired
+    assert fake.count(CHAT) == 1  # the token sent was a fresh one: no 401
+
+
+def test_expiry_in_milliseconds_seconds_or_expires_in() -> None:
+    assert _expiry({"expires_at": 1_900_000_000_000}) == 1_900_000_000.0
+    assert _expiry({"expires_at": 1_900_000_000}) == 1_900_000_000.0
+    assert abs(_expiry({"expires_in": 600}) - (time.time() + 600)) < 5
+    assert abs(_expiry({}) - (time.time() + 1800)) < 5
 
 
 async def test_revoked_token_is_refreshed_once_and_call_retried(fake: FakeUpstream) -> None:
@@ -254,7 +293,7 @@ async def test_request_translated_on_the_wire(fake: FakeUpstream) -> None:
     for dropped in ("tools", "tool_choice", "stream_options", "seed", "stop"):
         assert dropped not in sent
     assert sent["functions"] == [{"name": "weather", "parameters": {}}]
-    assert sent["function_call"] == "auto"
+    assert sent["function_call"] == {"name": "weather"}  # "required" with one function
     assert sent["max_tokens"] == 64 and "max_completion_tokens" not in sent
     assert sent["temperature"] == 0.5 and sent["repetition_penalty"] == 1.1
     assert sent["messages"] == [
@@ -349,3 +388,139 @@ def test_gigachat_chunks_become_openai_chunks() -> None:
     out = to_openai(blocked, "GigaChat", "chat.completion.chunk", "chatcmpl-z")
     assert out["choices"][0]["finish_reason"] == "content_filter"
     assert out["model"] == "GigaChat"
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "weather",
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+ASK = {"role": "user", "content": "Weather in Moscow?"}
+
+
+def chat_bodies(fake: FakeUpstream) -> list[dict[str, Any]]:
+    return [r["body"] for r in fake.requests if r["path"] == CHAT]
+
+
+async def test_function_round_trip_hands_the_state_back(fake: FakeUpstream) -> None:
+    fake.configure(tool_call="once", tool_arguments='{"city": "Moscow"}')
+    async with gigachat(fake) as provider:
+        first = await provider.chat({"messages": [ASK], "tools": [WEATHER]}, "GigaChat")
+        message = first["choices"][0]["message"]
+        assert first["choices"][0]["finish_reason"] == "tool_calls"
+        [call] = message["tool_calls"]
+        assert call["function"] == {"name": "weather", "arguments": '{"city":"Moscow"}'}
+        result = {"role": "tool", "tool_call_id": call["id"], "content": "-3 and snowing"}
+        body = {"messages": [ASK, message, result], "tools": [WEATHER]}
+        second = await provider.chat(body, "GigaChat")
+    assert second["choices"][0]["message"]["content"] == "tok0 tok1 tok2 tok3 "
+    sent = chat_bodies(fake)
+    assert [b.get("functions") for b in sent] == [[WEATHER["function"]]] * 2
+    [issued] = fake.server.function_states
+    assert call["id"] == "call_" + issued  # the call's id carries GigaChat's functions_state_id
+    assert sent[1]["messages"][1:] == [
+        {
+            "role": "assistant",
+            "content": "",
+            "function_call": {"name": "weather", "arguments": {"city": "Moscow"}},
+            "functions_state_id": issued,
+        },
+        {"role": "function", "name": "weather", "content": '{"result":"-3 and snowing"}'},
+    ]
+
+
+async def test_streamed_function_call_becomes_a_tool_call_delta(fake: FakeUpstream) -> None:
+    fake.configure(tool_call=True, tool_arguments='{"city": "Moscow"}')
+    body = {"messages": [ASK], "tools": [WEATHER], "tool_choice": "auto"}
+    async with gigachat(fake) as provider:
+        chunks = [c async for b in provider.stream(body, "GigaChat") for c in b]
+    [[call]] = [c["choices"][0]["delta"]["tool_calls"] for c in chunks if c["choices"]]
+    assert call["index"] == 0 and call["type"] == "function"
+    assert call["id"] == "call_" + next(iter(fake.server.function_states))
+    assert call["function"] == {"name": "weather", "arguments": '{"city":"Moscow"}'}
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    assert chunks[-1]["usage"]["total_tokens"] > 0
+    assert all(c["object"] == "chat.completion.chunk" and c["id"] for c in chunks)
+
+
+async def test_openai_dialect_is_refused_by_the_fake(fake: FakeUpstream) -> None:
+    """The fake holds the provider to GigaChat's dialect: OpenAI's tool fields are a 422."""
+    async with gigachat(fake) as provider:
+        token = await provider.access_token()
+    raw = {"model": "GigaChat", "messages": [ASK], "tools": [WEATHER]}
+    auth = {"Authorization": "Bearer " + token}
+    async with httpx.AsyncClient() as http:
+        resp = await http.post(fake.base_url + CHAT, json=raw, headers=auth)
+    assert resp.status_code == 422 and "tools" in resp.text
+
+
+def test_several_tool_calls_become_one_function_call_each() -> None:
+    calls = [
+        {"id": f"call_{n}", "type": "function", "function": {"name": n, "arguments": "{}"}}
+        for n in ("a", "b")
+    ]
+    body = {
+        "messages": [
+            ASK,
+            {"role": "assistant", "content": "Looking.", "tool_calls": calls},
+            {"role": "tool", "tool_call_id": "call_b", "content": '{"b": 2}'},
+            {"role": "tool", "tool_call_id": "call_a", "content": '{"a": 1}'},
+            {"role": "user", "content": "and?"},
+        ]
+    }
+    out = to_gigachat(body, "GigaChat", stream=False)["messages"]
+    assert [(m["role"], m.get("name") or m["function_call"]["name"]) for m in out[1:5]] == [
+        ("assistant", "a"),
+        ("function", "a"),
+        ("assistant", "b"),
+        ("function", "b"),
+    ]
+    assert out[1]["content"] == "Looking." and out[3]["content"] == ""
+    assert out[2]["content"] == '{"a": 1}' and out[4]["content"] == '{"b": 2}'
+    assert out[5] == {"role": "user", "content": "and?"}
+    assert all("functions_state_id" not in m for m in out)  # ids that carry no state
+
+
+async def test_listed_embedders_are_embeddings_models(fake: FakeUpstream) -> None:
+    fake.configure(gigachat_embedders=["Embeddings", "EmbeddingsGigaR"])
+    async with gigachat(fake) as provider:
+        models = await provider.list_models()
+        kinds = {m: provider.model_kind(m) for m in models}
+        vectors = await provider.embeddings({"input": ["a", "bb"]}, "EmbeddingsGigaR")
+    assert kinds == {
+        "GigaChat": "chat",
+        "GigaChat-Pro": "chat",
+        "Embeddings": "embeddings",
+        "EmbeddingsGigaR": "embeddings",
+    }
+    assert [d["index"] for d in vectors["data"]] == [0, 1]
+    async with gigachat(fake) as unlisted:  # configured names, never listed
+        assert unlisted.model_kind("EmbeddingsGigaR") == "embeddings"
+        assert unlisted.model_kind("GigaChat-2-Max") == "chat"
+    assert vectors["usage"]["prompt_tokens"] == 2
+
+
+async def test_models_at_another_base_url(fake: FakeUpstream) -> None:
+    """The API's address is configurable (old host `gigachat.devices.sberbank.ru/api/v1`, newer
+    ones elsewhere): every call goes under base_url, the token under auth_url."""
+    async with gigachat(fake, base_url=fake.base_url + "/api/v1/") as provider:
+        assert provider.base_url == fake.base_url + "/api/v1"
+        await provider.list_models()
+        await provider.chat(HELLO, "GigaChat")
+    assert [r["path"] for r in fake.requests] == [OAUTH, MODELS, CHAT]
+
+
+def test_tool_choice_as_function_call() -> None:
+    tools = [{"type": "function", "function": {"name": n}} for n in ("a", "b")]
+
+    def sent(choice: object, n: int = 2) -> object:
+        body = {"messages": [ASK], "tools": tools[:n], "tool_choice": choice}
+        return to_gigachat(body, "GigaChat", stream=False)["function_call"]
+
+    assert sent("auto") == "auto" and sent("none") == "none"
+    assert sent("required") == "auto"  # several functions: GigaChat cannot be made to pick one
+    assert sent("required", 1) == {"name": "a"}
+    assert sent({"type": "function", "function": {"name": "b"}}) == {"name": "b"}

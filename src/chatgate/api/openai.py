@@ -190,6 +190,6 @@ def model_card(state: AppState, name: str, dep: Deployment) -> dict[str, Any]:
     if window:
         card["context_window"] = window
     provider = state.config.providers.get(dep.provider_name)
-    if provider is not None and provider.embeddings_only:
+    if dep.kind == "embeddings" or (provider is not None and provider.embeddings_only):
         card["capabilities"] = ["embeddings"]  # not a chat model: chat UIs leave it out
     return card

@@ -84,12 +84,26 @@ def reply_budget(window: int, params: dict[str, Any], default: int) -> int:
 
 
 def _wire(row: Row) -> dict[str, Any]:
-    return {"role": row["role"], "content": row["content"]}
+    """A row as the model gets it. An answer's reasoning stays behind, except an answer that
+    made tool calls: DeepSeek's thinking mode refuses the next request without its
+    ``reasoning_content`` (the gateway's ``clean_history`` keeps it too)."""
+    message = {"role": row["role"], "content": row["content"]}
+    if calls := row.get("tool_calls"):
+        message["tool_calls"] = calls
+        if row.get("reasoning"):
+            message["reasoning_content"] = row["reasoning"]
+    if row["role"] == "tool":
+        message["tool_call_id"] = row.get("tool_call_id")
+    return message
 
 
 def _sendable(row: Row) -> bool:
-    """Empty answers (failed before any text) are not worth sending."""
-    return row["role"] in ("user", "assistant", "system") and bool(row["content"])
+    """Empty answers (failed before any text) are not worth sending; a tool-call turn is."""
+    if row["role"] == "tool":
+        return True
+    return row["role"] in ("user", "assistant", "system") and bool(
+        row["content"] or row.get("tool_calls")
+    )
 
 
 class ContextBuilder:

@@ -1,4 +1,6 @@
-"""``chatgate models``: list the models chatgate would route, with provider and upstream name."""
+"""``chatgate models``: list the models chatgate would route: provider, upstream name, and where
+each came from (``configured``, ``listed`` by the provider, ``fallback`` when listing failed,
+``alias of X``)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ def add_commands(sub: Commands) -> None:
     models = sub.add_parser(
         "models",
         help="list routable models",
-        description="List the models chatgate would route, with their provider and upstream name.",
+        description="List the models chatgate would route, with their provider, upstream name "
+        "and source: configured, listed (by the provider's own model list), fallback (the "
+        "provider's fallback_models, because listing failed) or alias of X.",
     )
     store_options(models)
     models.set_defaults(func=cmd_models)
@@ -23,20 +27,23 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     _, config = resolve_config(args)
 
-    async def listing() -> list[tuple[str, str, str]]:
+    async def listing() -> list[tuple[str, ...]]:
         state = await build_state(config)
         try:
             return [
-                (name, dep.provider_name, dep.upstream_model)
+                (
+                    name,
+                    dep.provider_name,
+                    dep.upstream_model,
+                    dep.source if dep.kind == "chat" else f"{dep.source}, embeddings",
+                )
                 for name, dep in state.router.public_models()
             ]
         finally:
             await close_state(state)
 
-    rows = asyncio.run(listing())
-    width = max([len("MODEL"), *(len(r[0]) for r in rows)])
-    pwidth = max([len("PROVIDER"), *(len(r[1]) for r in rows)])
-    print(f"{'MODEL':<{width}}  {'PROVIDER':<{pwidth}}  UPSTREAM MODEL")
-    for name, provider, upstream in rows:
-        print(f"{name:<{width}}  {provider:<{pwidth}}  {upstream}")
+    rows = [("MODEL", "PROVIDER", "UPSTREAM MODEL", "SOURCE"), *asyncio.run(listing())]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[3]]))
     return 0

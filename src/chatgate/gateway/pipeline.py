@@ -35,12 +35,17 @@ from chatgate.protocol.openai import ChatRequest, ChunkBatch, wants_usage
 
 def prepare_body(body: dict[str, Any], dep: Deployment) -> dict[str, Any]:
     """The body as this deployment should get it: earlier turns' reasoning removed, the model's
-    system prompt first when the client sent none. The client's dict is never modified."""
+    system prompt first when the client sent none, the model's ``params`` for fields the client
+    did not set. The client's dict is never modified."""
+    settings = dep.settings
+    if settings is not None and settings.params:
+        missing = {k: v for k, v in settings.params.items() if k not in body}
+        if missing:
+            body = {**body, **missing}
     messages = body["messages"]
     cleaned = clean_history(messages)
     if cleaned is not None:
         messages = cleaned
-    settings = dep.settings
     if (
         settings is not None
         and settings.system_prompt

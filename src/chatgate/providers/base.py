@@ -16,7 +16,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 import orjson
 
@@ -74,6 +74,14 @@ class EmbeddingsProvider(Protocol):
         self, body: dict[str, Any], model: str, api_key: str | None = None
     ) -> dict[str, Any]:
         """OpenAI's embeddings ``list`` object for ``body`` (``encoding_format`` float)."""
+
+
+@runtime_checkable
+class ModelKinds(Protocol):
+    """Optional: a provider whose list mixes chat and embedding models (GigaChat's does)."""
+
+    def model_kind(self, model: str) -> Literal["chat", "embeddings"]:
+        """What the listed ``model`` is for."""
 
 
 def supports(provider: Provider, op: str) -> bool:

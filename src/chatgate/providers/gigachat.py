@@ -1,4 +1,10 @@
-"""``gigachat`` provider: Sber's GigaChat API behind its OAuth token, spoken to as OpenAI."""
+"""``gigachat`` provider: Sber's GigaChat API behind its OAuth token, spoken to as OpenAI.
+
+Requests and answers are translated by :mod:`chatgate.providers.gigachat_wire` (OpenAI tools
+as GigaChat functions, both ways, streams included). Its model list mixes chat models and
+embedders (``type: embedder``), served through ``/v1/embeddings``. The OAuth token is fetched
+once for all concurrent callers and renewed ``token_margin_s`` before its ``expires_at``.
+"""
 
 from __future__ import annotations
 
@@ -16,19 +22,14 @@ from pydantic import Field, SecretStr, model_validator
 from chatgate.errors import InvalidRequestError, UpstreamError
 from chatgate.protocol.openai import ChunkBatch, completion_id
 from chatgate.providers.base import ProviderPlugin
+from chatgate.providers.gigachat_wire import to_gigachat, to_openai
 from chatgate.providers.openai import HTTPConfig, HTTPUpstream
+
+__all__ = ["GigaChatConfig", "GigaChatProvider", "plugin", "to_gigachat", "to_openai"]
 
 DEFAULT_BASE_URL = "https://gigachat.devices.sberbank.ru/api/v1"
 DEFAULT_AUTH_URL = "https://ngw.devices.sberbank.ru:9443/api/v2/oauth"
 DEFAULT_SCOPE = "GIGACHAT_API_PERS"
-# OpenAI fields GigaChat has no equivalent for; sent as they are they only risk a 422.
-_DROP = frozenset(
-    {"stream_options", "seed", "stop", "presence_penalty", "frequency_penalty", "logit_bias",
-     "logprobs", "top_logprobs", "user", "parallel_tool_calls", "service_tier", "store",
-     "metadata", "modalities", "audio", "prediction", "tools", "tool_choice",
-     "max_completion_tokens"}
-)  # fmt: skip
-_FINISH = {"function_call": "tool_calls", "blacklist": "content_filter"}
 T = TypeVar("T")
 _JSON = "application/json"
 
@@ -60,10 +61,12 @@ class _Token:
     value: str | None = None
     expires_at: float = 0.0  # unix seconds
     pending: asyncio.Future[str] | None = None
+    renewed_at: float = 0.0  # when a renewal behind the callers' backs last started
 
 
 class GigaChatProvider(HTTPUpstream[GigaChatConfig]):
-    token_margin_s = 60.0  # refresh this long before the token's expiry
+    token_margin_s = 60.0  # renew this long before the token's expiry, while it still works
+    token_grace_s = 5.0  # a token this close to its expiry is not sent any more: wait for one
 
     def __init__(self, name: str, cfg: GigaChatConfig) -> None:
         super().__init__(name, cfg)
@@ -73,23 +76,42 @@ class GigaChatProvider(HTTPUpstream[GigaChatConfig]):
         creds = cfg.credentials.get_secret_value() if cfg.credentials else None
         self.credentials = creds or (self.keys[0] if self.keys else "")
         self._tokens: dict[str, _Token] = {}  # per credentials: the key pool may rotate them
+        self._embedders: set[str] = set()  # listed models of type "embedder"
+
+    async def close(self) -> None:
+        for slot in self._tokens.values():
+            if slot.pending is not None:
+                slot.pending.cancel()  # a renewal nobody waits for
+        await super().close()
 
     def secrets(self) -> list[str]:
         tokens = [t.value for t in self._tokens.values() if t.value]
         return [self.credentials, *super().secrets(), *tokens]
 
     async def access_token(self, credentials: str | None = None, stale: str | None = None) -> str:
-        """A valid token; concurrent callers share one fetch. ``stale``: a token the API refused."""
-        slot = self._tokens.setdefault(credentials or self.credentials, _Token())
-        fresh = time.time() < slot.expires_at - self.token_margin_s
-        if slot.value is not None and slot.value != stale and fresh:
-            return slot.value
-        if slot.pending is None:
-            fut = asyncio.ensure_future(self._fetch_token(credentials or self.credentials, slot))
-            slot.pending = fut
-            fut.add_done_callback(lambda f: _settle(slot, f))
+        """A valid token; concurrent callers share one fetch. ``stale``: a token the API refused.
+
+        Within ``token_margin_s`` of its expiry the token is still handed out while a new one
+        is fetched behind the callers' backs, so nobody waits for the renewal."""
+        creds = credentials or self.credentials
+        slot = self._tokens.setdefault(creds, _Token())
+        now = time.time()
+        if slot.value is not None and slot.value != stale:
+            if now < slot.expires_at - self.token_margin_s:
+                return slot.value
+            if now < slot.expires_at - self.token_grace_s:
+                if slot.pending is None and now - slot.renewed_at >= self.token_grace_s:
+                    slot.renewed_at = now  # a failing renewal is retried at most this often
+                    self._fetch(creds, slot)
+                return slot.value
         # shield: a waiter that is cancelled must not cancel the fetch the others wait on
-        return await asyncio.shield(slot.pending)
+        return await asyncio.shield(slot.pending or self._fetch(creds, slot))
+
+    def _fetch(self, credentials: str, slot: _Token) -> asyncio.Future[str]:
+        fut = asyncio.ensure_future(self._fetch_token(credentials, slot))
+        slot.pending = fut
+        fut.add_done_callback(lambda f: _settle(slot, f))
+        return fut
 
     async def _fetch_token(self, credentials: str, slot: _Token) -> str:
         headers = {
@@ -115,9 +137,7 @@ class GigaChatProvider(HTTPUpstream[GigaChatConfig]):
         token = data.get("access_token") if isinstance(data, dict) else None
         if not isinstance(token, str) or not token:
             raise UpstreamError(f"{self.name}: GigaChat oauth answer has no access_token")
-        expires = data.get("expires_at")  # unix time in milliseconds
-        ok = isinstance(expires, int | float) and not isinstance(expires, bool)
-        slot.expires_at = expires / 1000 if ok else time.time() + 1800  # documented: 30 min
+        slot.expires_at = _expiry(data)
         slot.value = token
         return token
 
@@ -214,15 +234,34 @@ class GigaChatProvider(HTTPUpstream[GigaChatConfig]):
     async def list_models(self) -> list[str]:
         data = await self._authorized(None, self._get_models)
         items = data.get("data", []) if isinstance(data, dict) else []
-        # The list also holds embedding models (type "embedder"); only chat models are routable.
-        return [
-            str(m["id"])
-            for m in items
-            if isinstance(m, dict) and "id" in m and m.get("type", "chat") == "chat"
-        ]
+        models = [m for m in items if isinstance(m, dict) and "id" in m]
+        # The list holds embedding models too (type "embedder"): routable for /v1/embeddings.
+        self._embedders = {str(m["id"]) for m in models if m.get("type") == "embedder"}
+        return [str(m["id"]) for m in models]
+
+    def model_kind(self, model: str) -> Literal["chat", "embeddings"]:
+        # Unlisted (configured) names: GigaChat's embedders are all named Embeddings*.
+        embedder = model in self._embedders or model.startswith("Embeddings")
+        return "embeddings" if embedder else "chat"
 
     async def _get_models(self, token: str) -> Any:
         return await self.get_json(self.base_url + "/models", self._headers(token))
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if ok else None
+
+
+def _expiry(answer: dict[str, Any]) -> float:
+    """When the token in GigaChat's oauth ``answer`` expires, in unix seconds: its
+    ``expires_at`` (documented in milliseconds; a value in seconds is taken as such), else
+    OAuth's ``expires_in``, else the documented 30 minutes from now."""
+    expires_at = _number(answer.get("expires_at"))
+    if expires_at is not None:
+        return expires_at / 1000 if expires_at > 1e11 else expires_at
+    expires_in = _number(answer.get("expires_in"))
+    return time.time() + (expires_in if expires_in is not None else 1800)
 
 
 def _settle(slot: _Token, fut: asyncio.Future[str]) -> None:
@@ -230,83 +269,6 @@ def _settle(slot: _Token, fut: asyncio.Future[str]) -> None:
         slot.pending = None
     if not fut.cancelled():
         fut.exception()  # retrieved here so a fetch nobody awaits any more is not logged
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, list):  # OpenAI content parts: GigaChat takes text only
-        return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
-    return "" if content is None else str(content)
-
-
-def _json(text: str, default: Any) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return default
-
-
-def _message(msg: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
-    role = msg.get("role")
-    content = _text(msg.get("content"))
-    new: dict[str, Any] = {"role": "system" if role == "developer" else role, "content": content}
-    if "attachments" in msg:
-        new["attachments"] = msg["attachments"]
-    if calls := msg.get("tool_calls"):  # GigaChat keeps one call per message: the first
-        fn = calls[0].get("function") or {}
-        names[str(calls[0].get("id"))] = str(fn.get("name"))
-        args = _json(fn.get("arguments") or "{}", {})  # GigaChat takes the object, not a string
-        new["function_call"] = {"name": fn.get("name"), "arguments": args}
-    elif msg.get("function_call"):
-        new["function_call"] = msg["function_call"]
-    if role in ("tool", "function"):
-        new["role"] = "function"
-        new["name"] = msg.get("name") or names.get(str(msg.get("tool_call_id")), "")
-        if not isinstance(_json(new["content"], None), dict):  # GigaChat wants a JSON object
-            new["content"] = orjson.dumps({"result": new["content"]}).decode()
-    return new
-
-
-def to_gigachat(body: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
-    """An OpenAI request as GigaChat takes it: ``tools`` as ``functions``, tool results as
-    ``function`` messages, fields GigaChat has no equivalent for dropped."""
-    out = {k: v for k, v in body.items() if k not in _DROP}
-    out["model"], out["stream"] = model, stream
-    if out.get("max_tokens") is None and body.get("max_completion_tokens") is not None:
-        out["max_tokens"] = body["max_completion_tokens"]
-    if tools := body.get("tools"):
-        out["functions"] = [t["function"] for t in tools if isinstance(t, dict) and "function" in t]
-    choice = body.get("tool_choice")
-    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
-        out["function_call"] = {"name": choice["function"].get("name")}
-    elif isinstance(choice, str) and tools:
-        out["function_call"] = "none" if choice == "none" else "auto"  # no "required" there
-    names: dict[str, str] = {}  # tool_call_id -> function name, for the tool results
-    out["messages"] = [_message(m, names) for m in body.get("messages", [])]
-    return out
-
-
-def to_openai(data: dict[str, Any], model: str, obj: str, cid: str) -> dict[str, Any]:
-    """A GigaChat completion or chunk in OpenAI's shape: an ``id`` (GigaChat sends none), the
-    right ``object``, ``function_call`` as ``tool_calls``, OpenAI's finish reasons."""
-    data["id"] = data.get("id") or cid
-    data["object"] = obj  # GigaChat labels its stream chunks "chat.completion" too
-    data.setdefault("created", int(time.time()))
-    data.setdefault("model", model)
-    for i, choice in enumerate(data.get("choices") or []):
-        choice.setdefault("index", i)
-        msg = choice.get("message" if obj == "chat.completion" else "delta")
-        if isinstance(msg, dict) and isinstance(msg.get("function_call"), dict):
-            fn = msg.pop("function_call")
-            args = fn.get("arguments") or {}
-            args = args if isinstance(args, str) else orjson.dumps(args).decode()
-            call: dict[str, Any] = {"id": "call_" + uuid.uuid4().hex[:24], "type": "function"}
-            call["function"] = {"name": fn.get("name"), "arguments": args}
-            if obj != "chat.completion":
-                call["index"] = 0
-            msg["tool_calls"], msg["content"] = [call], msg.get("content") or None
-        reason = choice.get("finish_reason")
-        choice["finish_reason"] = _FINISH.get(reason, reason) if reason else None
-    return data
 
 
 plugin = ProviderPlugin("gigachat", GigaChatConfig, GigaChatProvider)

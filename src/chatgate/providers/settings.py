@@ -61,6 +61,11 @@ class ProviderConfig(Section):
         "the upstream may have started — and billed — the work. Off: only failures where it "
         "cannot have (no connection, 429, 503 with Retry-After, a refused key) are retried.",
     )
+    fallback_models: list[str] = Field(
+        default_factory=list,
+        description="Served, by upstream name, only when discover_models is on and listing "
+        "fails (the upstream is down at start-up, or has no model list).",
+    )
 
     def header_values(self) -> dict[str, str]:
         return {name: value.get_secret_value() for name, value in self.headers.items()}
