@@ -183,3 +183,51 @@ def test_origin_of() -> None:
         "/chat/completions?x=1",
     )
     assert origin_of("http://127.0.0.1:8080") == ("http://127.0.0.1:8080", "/")
+
+
+async def keep_alive_server() -> tuple[asyncio.Server, str, list[int]]:
+    """Answers every request on a connection, keep-alive; counts requests per connection."""
+    per_connection: list[int] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        per_connection.append(0)
+        index = len(per_connection) - 1
+        try:
+            while True:
+                await read_request(reader)
+                per_connection[index] += 1
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nset-cookie: a=1\r\nx-one: 1\r\n"
+                    b"set-cookie: b=2\r\nSet-Cookie: c=3\r\ncontent-length: 2\r\n\r\nok"
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server, url = await serve(answer)
+    return server, url, per_connection
+
+
+async def test_idle_connections_expire(pool_for: Callable[..., HTTP1Pool]) -> None:
+    server, url, per_connection = await keep_alive_server()
+    async with server:
+        pool = pool_for(url, keepalive_expiry=0.2)
+        for pause in (0, 0.05, 0.4, 0.05):  # only the 0.4 s pause outlives the expiry
+            await asyncio.sleep(pause)
+            resp = await pool.request("GET", "/", [])
+            assert await resp.read() == b"ok"
+        assert per_connection == [2, 2]
+        assert len(pool._all) == 1  # the expired one was closed, not left open
+
+
+async def test_repeated_response_headers_are_kept(pool_for: Callable[..., HTTP1Pool]) -> None:
+    server, url, _ = await keep_alive_server()
+    async with server:
+        resp = await pool_for(url).request("GET", "/", [])
+        await resp.read()
+    assert resp.headers.get_list("set-cookie") == ["a=1", "b=2", "c=3"]
+    assert resp.headers.get("set-cookie") == "a=1, b=2, c=3"
+    assert resp.headers.get_list("x-one") == ["1"] and resp.headers["x-one"] == "1"
+    assert resp.headers.get_list("absent") == []
+    assert resp.headers.multi_items().count(("set-cookie", "b=2")) == 1
+    assert len(resp.headers.multi_items()) == 5  # three cookies, x-one, content-length
