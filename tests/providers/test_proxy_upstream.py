@@ -1,0 +1,214 @@
+"""Upstreams through a real HTTP proxy on loopback (proxy.py, started here).
+
+The fake upstream is addressed as ``upstream.internal``: only the proxy resolves that name (to
+127.0.0.1), so a request that reaches the fake went through the proxy, and one that skips the
+proxy cannot reach it. https goes through ``CONNECT`` with TLS to ``upstream.internal`` inside
+the tunnel (a certificate from a test CA, trusted through ``ca_bundle``).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from chatgate.errors import ConfigError, UpstreamError
+from chatgate.providers.openai import OpenAIConfig, OpenAIProvider
+from chatgate.providers.transport import Transport
+from tests.fakes.proxy import LoopbackProxy
+from tests.fakes.upstream import FakeUpstream
+
+USER, PASSWORD = "gate", "pr0xy-Pa55word-never-logged"
+HELLO = {"messages": [{"role": "user", "content": "hi"}]}
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture(scope="module")
+def proxy() -> Iterator[LoopbackProxy]:
+    with LoopbackProxy(auth=(USER, PASSWORD)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def plain() -> Iterator[FakeUpstream]:
+    with FakeUpstream(chunks=3) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def tls(ca: trustme.CA) -> Iterator[FakeUpstream]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("upstream.internal", "127.0.0.1").configure_cert(context)
+    with FakeUpstream(ssl_context=context, chunks=3) as fake:
+        yield fake
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+def internal(fake: FakeUpstream) -> str:
+    """The fake's URL under the name only the proxy resolves."""
+    return fake.base_url.replace("127.0.0.1", "upstream.internal") + "/v1"
+
+
+@asynccontextmanager
+async def provider(base_url: str, **fields: Any) -> AsyncIterator[OpenAIProvider]:
+    cfg = OpenAIConfig(
+        type="openai", base_url=base_url, api_keys=["sk-upstream-key-1234"], **fields
+    )
+    upstream = OpenAIProvider("up", cfg)
+    await upstream.start()
+    try:
+        yield upstream
+    finally:
+        await upstream.close()
+
+
+async def ask(upstream: OpenAIProvider) -> str:
+    answer = await upstream.chat(HELLO, "fake-model")
+    return str(answer["choices"][0]["message"]["content"])
+
+
+async def ask_streaming(upstream: OpenAIProvider) -> str:
+    text = ""
+    async for batch in upstream.stream(HELLO, "fake-model"):
+        for chunk in batch:
+            for choice in chunk.get("choices", []):
+                text += choice.get("delta", {}).get("content") or ""
+    return text
+
+
+@pytest.mark.parametrize("kind", ["http1", "httpx"])
+async def test_http_upstream_through_the_proxy(
+    proxy: LoopbackProxy, plain: FakeUpstream, kind: str
+) -> None:
+    async with provider(internal(plain), proxy=proxy.url, transport=kind) as upstream:
+        assert await ask(upstream)
+        assert await ask_streaming(upstream)
+    assert plain.requests[-1]["headers"].get("Authorization") == "Bearer sk-upstream-key-1234"
+
+
+@pytest.mark.parametrize("kind", ["http1", "httpx"])
+async def test_https_upstream_through_connect(
+    proxy: LoopbackProxy, tls: FakeUpstream, ca_file: Path, kind: str
+) -> None:
+    url = internal(tls)
+    assert url.startswith("https://upstream.internal:")
+    async with provider(url, proxy=proxy.url, ca_bundle=ca_file, transport=kind) as upstream:
+        for _ in range(3):
+            assert await ask(upstream)
+        assert await ask_streaming(upstream)
+        if kind == "http1":  # one tunnel, kept alive across the requests
+            pool = upstream._transport.pool_for(url.removesuffix("/v1"))  # type: ignore[union-attr]
+            assert len(pool._all) == 1  # type: ignore[union-attr]
+
+
+async def test_without_the_proxy_the_upstream_is_unreachable(
+    proxy: LoopbackProxy,
+    plain: FakeUpstream,
+    tls: FakeUpstream,
+    ca_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    for url in (internal(plain), internal(tls)):
+        async with provider(url, ca_bundle=ca_file) as upstream:  # the environment's proxy
+            assert await ask(upstream)
+        for off in (None, "none"):  # proxy: null / none turn it off for this provider
+            async with provider(url, proxy=off, ca_bundle=ca_file) as upstream:
+                with pytest.raises(UpstreamError, match="connection failed"):
+                    await ask(upstream)
+
+
+async def test_no_proxy_bypasses_it(
+    proxy: LoopbackProxy,
+    plain: FakeUpstream,
+    tls: FakeUpstream,
+    ca_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "example.org, .internal")
+    async with provider(internal(tls), ca_bundle=ca_file) as upstream:
+        with pytest.raises(UpstreamError, match="connection failed"):
+            await ask(upstream)  # went direct: nobody else knows upstream.internal
+    # and the other way round: a dead proxy, and a NO_PROXY host reached directly
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    async with provider(plain.base_url + "/v1") as upstream:
+        with pytest.raises(UpstreamError, match="connection failed"):
+            await ask(upstream)
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    async with provider(plain.base_url + "/v1") as upstream:
+        assert await ask(upstream)
+
+
+@pytest.mark.parametrize("kind", ["http1", "httpx"])
+async def test_proxy_credentials_are_checked_and_never_shown(
+    proxy: LoopbackProxy,
+    plain: FakeUpstream,
+    tls: FakeUpstream,
+    ca_file: Path,
+    caplog: pytest.LogCaptureFixture,
+    kind: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = proxy.url.replace(PASSWORD, PASSWORD[::-1])
+    errors: list[str] = []
+    for url in (internal(plain), internal(tls)):
+        for proxy_url in (proxy.bare_url, wrong):
+            async with provider(url, proxy=proxy_url, ca_bundle=ca_file, transport=kind) as up:
+                with pytest.raises(UpstreamError) as caught:
+                    await ask(up)
+            errors.append(str(caught.value))
+            assert "Proxy Authentication Required" in str(caught.value), str(caught.value)
+        async with provider(url, proxy=proxy.url, ca_bundle=ca_file, transport=kind) as up:
+            assert await ask(up)
+    shown = "\n".join([*errors, caplog.text])
+    for secret in (PASSWORD, PASSWORD[::-1], "Z2F0ZT"):  # "Z2F0ZT…": base64 of "gate:…"
+        assert secret not in shown
+
+
+async def test_transport_kind_and_bad_environment(
+    proxy: LoopbackProxy, plain: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with provider(internal(plain), proxy="socks5://127.0.0.1:9", transport="http1") as up:
+        with pytest.raises(UpstreamError, match="needs `transport: httpx`"):
+            await ask(up)
+    async with provider(internal(plain), proxy="socks5://127.0.0.1:9") as up:  # auto: httpx
+        with pytest.raises(UpstreamError, match="connection failed"):
+            await ask(up)
+        assert isinstance(up._transport, Transport)
+        assert (
+            type(
+                up._transport.pool_for(plain.base_url.replace("127.0.0.1", "upstream.internal"))
+            ).__name__
+            == "HTTPXPool"
+        )
+    monkeypatch.setenv("HTTPS_PROXY", "ftp://proxy:21")
+    with pytest.raises(ConfigError, match="HTTPS_PROXY"):
+        async with provider(internal(plain)):
+            pass
