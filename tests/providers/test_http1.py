@@ -231,3 +231,21 @@ async def test_repeated_response_headers_are_kept(pool_for: Callable[..., HTTP1P
     assert resp.headers.get_list("absent") == []
     assert resp.headers.multi_items().count(("set-cookie", "b=2")) == 1
     assert len(resp.headers.multi_items()) == 5  # three cookies, x-one, content-length
+
+
+async def test_body_delimited_by_close(pool_for: Callable[..., HTTP1Pool]) -> None:
+    """No length, no chunking: the body ends with the connection (as a proxy's 407 may)."""
+
+    async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nconnection: close\r\n\r\n")
+        writer.write(b"go away")
+        await writer.drain()
+        writer.close()
+
+    server, url = await serve(until_close)
+    async with server:
+        pool = pool_for(url)
+        resp = await pool.request("GET", "/", [])
+        assert (resp.status, await resp.read()) == (407, b"go away")
+        assert not pool._all

@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 from httpx import URL
 from httpx._utils import URLPattern, get_environment_proxies
+from pydantic import ValidationError
 
+from chatgate.config import Config, validation_error_to_config_error
+from chatgate.providers.openai import HTTPConfig
 from chatgate.providers.proxies import ProxyRules, parse_proxy
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUEST_METHOD")
@@ -132,3 +135,40 @@ def test_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("HTTPS_PROXY", "ftp://proxy:21")
     with pytest.raises(ValueError, match="HTTPS_PROXY"):
         ProxyRules.from_environment()
+
+
+def _config(**provider: object) -> Config:
+    fields = {"type": "openai", "base_url": "https://api.example.com/v1", **provider}
+    return Config.model_validate({"discover_env": False, "providers": {"up": fields}})
+
+
+def test_provider_proxy_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    _clear(monkeypatch)
+    monkeypatch.setenv("HTTPS_PROXY", "http://env-proxy:3128")
+    cfg = _config().providers["up"]
+    assert isinstance(cfg, HTTPConfig)
+    assert cfg.proxy_rules().proxy_for("https://api.example.com") == parse_proxy(
+        "http://env-proxy:3128"
+    )  # unset: the environment's
+    own = _config(proxy="http://u:secret-pass@own:8080").providers["up"]
+    assert isinstance(own, HTTPConfig)
+    found = own.proxy_rules().proxy_for("http://anything.example:1")
+    assert found is not None and found.display == "http://own:8080"
+    assert "secret-pass" not in repr(own)  # a SecretStr, like api_keys
+    for off in (None, "none", "NONE", ""):
+        cfg = _config(proxy=off).providers["up"]
+        assert isinstance(cfg, HTTPConfig)
+        assert cfg.proxy_rules().proxy_for("https://api.example.com") is None
+
+
+def test_bad_provider_proxy_is_a_config_error() -> None:
+    with pytest.raises(ValidationError) as caught:
+        _config(proxy="ftp://u:hidden-pass@proxy:21")
+    shown = str(validation_error_to_config_error(caught.value))  # what start-up prints
+    assert shown == "providers.up.proxy: proxy scheme `ftp` is not supported; use one of " + (
+        "http, https, socks5, socks5h"
+    )
+    with pytest.raises(ValidationError, match="keepalive_expiry"):
+        _config(keepalive_expiry=0)
+    with pytest.raises(ValidationError, match="transport"):
+        _config(transport="curl")

@@ -15,14 +15,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 import trustme
 
+from chatgate.app import create_app
 from chatgate.errors import ConfigError, UpstreamError
 from chatgate.providers.openai import OpenAIConfig, OpenAIProvider
 from chatgate.providers.transport import Transport
+from tests.conftest import gateway_config
 from tests.fakes.proxy import LoopbackProxy
 from tests.fakes.upstream import FakeUpstream
+from tests.server import ServerThread
 
 USER, PASSWORD = "gate", "pr0xy-Pa55word-never-logged"
 HELLO = {"messages": [{"role": "user", "content": "hi"}]}
@@ -212,3 +216,53 @@ async def test_transport_kind_and_bad_environment(
     with pytest.raises(ConfigError, match="HTTPS_PROXY"):
         async with provider(internal(plain)):
             pass
+
+
+def test_gateway_through_the_proxy(
+    proxy: LoopbackProxy,
+    tls: FakeUpstream,
+    ca_file: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """chatgate under uvicorn (uvloop) with the openai SDK in front, DeepSeek-like and GigaChat
+    providers behind the proxy (GigaChat's OAuth too), over CONNECT tunnels."""
+    caplog.set_level(logging.DEBUG)
+    root = internal(tls).removesuffix("/v1")
+    config = gateway_config(
+        tls.base_url,
+        providers={
+            "behind": {
+                "type": "openai",
+                "base_url": root + "/v1",
+                "api_keys": ["sk-behind-the-proxy-0123"],
+                "models": ["fake-model"],
+                "proxy": proxy.url,
+                "ca_bundle": str(ca_file),
+            },
+            "giga": {
+                "type": "gigachat",
+                "base_url": root + "/api/v1",
+                "auth_url": root + "/api/v2/oauth",
+                "credentials": "fake-gigachat-credentials",
+                "scope": "GIGACHAT_API_PERS",
+                "models": ["GigaChat"],
+                "proxy": proxy.url,
+                "ca_bundle": str(ca_file),
+            },
+        },
+        models={},
+    )
+    with ServerThread(create_app(config)) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        hello = [{"role": "user", "content": "hi"}]
+        answer = client.chat.completions.create(model="fake-model", messages=hello)  # type: ignore[arg-type]
+        assert answer.choices[0].message.content
+        streamed = client.chat.completions.create(
+            model="fake-model",
+            messages=hello,
+            stream=True,  # type: ignore[arg-type]
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+        giga = client.chat.completions.create(model="GigaChat", messages=hello)  # type: ignore[arg-type]
+        assert giga.choices[0].message.content
+    assert PASSWORD not in caplog.text
