@@ -42,6 +42,7 @@ _USAGE = {"include_usage": True}
 
 class HTTPConfig(ProviderConfig):
     """What every HTTP provider's config adds: TLS trust, the proxy and the client behind it."""
+
     verify_ssl: bool = True
     ca_bundle: Path | None = None
     proxy: SecretStr | None = Field(
