@@ -24,7 +24,7 @@ from chatgate.errors import ConfigError, UpstreamError
 from chatgate.providers.openai import OpenAIConfig, OpenAIProvider
 from chatgate.providers.transport import Transport
 from tests.conftest import gateway_config
-from tests.fakes.proxy import LoopbackProxy
+from tests.fakes.proxy import LoopbackProxy, SocksProxy
 from tests.fakes.upstream import FakeUpstream
 from tests.server import ServerThread
 
@@ -266,3 +266,23 @@ def test_gateway_through_the_proxy(
         giga = client.chat.completions.create(model="GigaChat", messages=hello)  # type: ignore[arg-type]
         assert giga.choices[0].message.content
     assert PASSWORD not in caplog.text
+
+
+async def test_socks5_through_the_httpx_transport(
+    plain: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A proxy chatgate's own client does not speak: `auto` hands the origin to httpx."""
+    caplog.set_level(logging.DEBUG)
+    with SocksProxy(auth=(USER, PASSWORD)) as socks:
+        async with provider(plain.base_url + "/v1", proxy=socks.url) as upstream:
+            assert await ask(upstream)
+            assert await ask_streaming(upstream)
+            pool = upstream._transport.pool_for(plain.base_url)  # type: ignore[union-attr]
+            assert type(pool).__name__ == "HTTPXPool"
+        assert any(f"-> 127.0.0.1:{plain.port}" in line for line in socks.connections())
+        wrong = socks.url.replace(PASSWORD, "not-the-password")
+        async with provider(plain.base_url + "/v1", proxy=wrong) as upstream:
+            with pytest.raises(UpstreamError) as caught:
+                await ask(upstream)
+    assert "not-the-password" not in str(caught.value)
+    assert PASSWORD not in caplog.text and "not-the-password" not in caplog.text

@@ -5,16 +5,18 @@ Needs httpx (``pip install 'chatgate[httpx]'``, which brings ``socksio`` for SOC
 environment is not read here (``trust_env=False``): the proxy was already chosen by
 :class:`~chatgate.providers.proxies.ProxyRules`, with httpx's own rules. Errors are translated to
 what :mod:`chatgate.providers.http1` raises: ``TimeoutError``, ``ProxyError`` and other
-``OSError``.
+``OSError``. httpcore's debug logs are cleaned of the proxies' credentials.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from chatgate.providers.base import redact
 from chatgate.providers.http1 import Headers
 from chatgate.providers.proxies import Proxy, ProxyError
 
@@ -24,6 +26,31 @@ if TYPE_CHECKING:
     from chatgate.providers.transport import TransportSettings
 
 _closing: set[asyncio.Task[None]] = set()
+
+
+class _Redactor(logging.Filter):
+    """Cleans httpcore's debug traces of proxy credentials (its SOCKS trace logs them whole)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: list[str] = []
+
+    def add(self, proxy: Proxy) -> None:
+        found = {*self.secrets, *proxy.secrets(), proxy.password}
+        self.secrets = sorted((s for s in found if s), key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            text = record.getMessage()
+            cleaned = redact(text, self.secrets)
+            if cleaned != text:
+                record.msg, record.args = cleaned, None
+        return True
+
+
+_REDACTOR = _Redactor()
+for _name in ("connection", "http11", "http2", "proxy", "socks"):
+    logging.getLogger(f"httpcore.{_name}").addFilter(_REDACTOR)
 
 
 @contextmanager
@@ -86,23 +113,28 @@ class HTTPXPool:
 
         self.origin = origin
         ssl = settings.ssl
-        self.client = httpx.AsyncClient(
-            verify=True if ssl is None else ssl,
-            proxy=proxy.url if proxy is not None else None,
-            trust_env=False,
-            follow_redirects=False,
-            timeout=httpx.Timeout(
-                connect=settings.connect_timeout,
-                read=settings.read_timeout,
-                write=settings.read_timeout,
-                pool=None,
-            ),
-            limits=httpx.Limits(
-                max_connections=settings.max_connections,
-                max_keepalive_connections=settings.max_connections,
-                keepalive_expiry=settings.keepalive_expiry,
-            ),
-        )
+        if proxy is not None and proxy.authorization is not None:
+            _REDACTOR.add(proxy)
+        try:
+            self.client = httpx.AsyncClient(
+                verify=True if ssl is None else ssl,
+                proxy=proxy.url if proxy is not None else None,
+                trust_env=False,
+                follow_redirects=False,
+                timeout=httpx.Timeout(
+                    connect=settings.connect_timeout,
+                    read=settings.read_timeout,
+                    write=settings.read_timeout,
+                    pool=None,
+                ),
+                limits=httpx.Limits(
+                    max_connections=settings.max_connections,
+                    max_keepalive_connections=settings.max_connections,
+                    keepalive_expiry=settings.keepalive_expiry,
+                ),
+            )
+        except ImportError as exc:  # socks5:// without socksio
+            raise ConnectionError(f"{exc} (pip install 'chatgate[httpx]')") from None
 
     async def request(
         self, method: str, target: str, headers: list[tuple[str, str]], body: bytes = b""
