@@ -342,7 +342,7 @@ class HTTP1Pool:
                     continue
                 if conn.last_activity < expired:
                     self._drop_idle(conn)
-                    continue
+                    break
                 conn.reused = True
                 return conn
         if len(self._all) < self.max_connections:
@@ -363,8 +363,10 @@ class HTTP1Pool:
         return handed_conn if handed_conn is not None else await self._connect()
 
     def _drop_idle(self, conn: _Connection) -> None:
-        idle, self._idle = self._idle, deque()
-        for other in (conn, *idle):
+        """Close ``conn`` and every connection idle since before it."""
+        idle = [conn, *self._idle]
+        self._idle.clear()
+        for other in idle:
             other.abort()
             self.forget(other)
 
