@@ -21,9 +21,9 @@ from chatgate.providers.http1 import Headers
 from chatgate.providers.proxies import Proxy, ProxyError
 
 if TYPE_CHECKING:
-    import httpx
+    from ssl import SSLContext
 
-    from chatgate.providers.transport import TransportSettings
+    import httpx
 
 _closing: set[asyncio.Task[None]] = set()
 
@@ -103,7 +103,17 @@ class HTTPXResponse:
 class HTTPXPool:
     """One origin through an ``httpx.AsyncClient`` (its own pool, proxy, limits, timeouts)."""
 
-    def __init__(self, origin: str, settings: TransportSettings, proxy: Proxy | None) -> None:
+    def __init__(
+        self,
+        origin: str,
+        *,
+        ssl: SSLContext | bool | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 600.0,
+        max_connections: int = 256,
+        keepalive_expiry: float = 5.0,
+        proxy: Proxy | None = None,
+    ) -> None:
         try:
             import httpx
         except ImportError:  # pragma: no cover - installed with the dev extras
@@ -112,7 +122,6 @@ class HTTPXPool:
             ) from None
 
         self.origin = origin
-        ssl = settings.ssl
         if proxy is not None and proxy.authorization is not None:
             _REDACTOR.add(proxy)
         try:
@@ -122,15 +131,15 @@ class HTTPXPool:
                 trust_env=False,
                 follow_redirects=False,
                 timeout=httpx.Timeout(
-                    connect=settings.connect_timeout,
-                    read=settings.read_timeout,
-                    write=settings.read_timeout,
+                    connect=connect_timeout,
+                    read=read_timeout,
+                    write=read_timeout,
                     pool=None,
                 ),
                 limits=httpx.Limits(
-                    max_connections=settings.max_connections,
-                    max_keepalive_connections=settings.max_connections,
-                    keepalive_expiry=settings.keepalive_expiry,
+                    max_connections=max_connections,
+                    max_keepalive_connections=max_connections,
+                    keepalive_expiry=keepalive_expiry,
                 ),
             )
         except ImportError as exc:  # socks5:// without socksio

@@ -16,10 +16,13 @@ from __future__ import annotations
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from chatgate.providers.http1 import Headers, HTTP1Pool, origin_of
 from chatgate.providers.proxies import Proxy, ProxyRules
+
+if TYPE_CHECKING:
+    from chatgate.providers.httpx_pool import HTTPXPool
 
 TransportKind = Literal["auto", "http1", "httpx"]
 
@@ -82,16 +85,17 @@ class Transport:
             raise ConnectionError("the transport is closed")
         proxy = self.proxies.proxy_for(origin)
         s = self.settings
+        pool: type[HTTP1Pool | HTTPXPool] = HTTP1Pool
         if s.kind == "httpx" or (s.kind == "auto" and needs_httpx(proxy)):
             from chatgate.providers.httpx_pool import HTTPXPool  # only when used
 
-            return HTTPXPool(origin, s, proxy)
-        if needs_httpx(proxy):
+            pool = HTTPXPool
+        elif needs_httpx(proxy):
             assert proxy is not None
             raise ValueError(
                 f"a {proxy.scheme}:// proxy needs `transport: httpx` (or `auto`), not http1"
             )
-        return HTTP1Pool(
+        return pool(
             origin,
             ssl=s.ssl,
             connect_timeout=s.connect_timeout,
