@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import orjson
 import pytest
 
 from chatgate.providers.http1 import HTTP1Pool, ProtocolError, origin_of
+from chatgate.providers.proxies import ProxyError, parse_proxy
 from tests.fakes.upstream import FakeUpstream
 
 JSON = [("content-type", "application/json")]
@@ -35,7 +37,7 @@ async def read_request(reader: asyncio.StreamReader) -> bytes:
 async def pool_for() -> AsyncIterator[Callable[..., HTTP1Pool]]:
     pools: list[HTTP1Pool] = []
 
-    def make(origin: str, **kw: float) -> HTTP1Pool:
+    def make(origin: str, **kw: Any) -> HTTP1Pool:
         pool = HTTP1Pool(origin, **kw)  # type: ignore[arg-type]
         pools.append(pool)
         return pool
@@ -249,3 +251,35 @@ async def test_body_delimited_by_close(pool_for: Callable[..., HTTP1Pool]) -> No
         resp = await pool.request("GET", "/", [])
         assert (resp.status, await resp.read()) == (407, b"go away")
         assert not pool._all
+
+
+async def test_through_an_http_proxy_on_the_wire(pool_for: Callable[..., HTTP1Pool]) -> None:
+    """http origins: absolute-form to the proxy with its credentials; https: CONNECT first."""
+    seen: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        seen.append(head)
+        if head.startswith(b"CONNECT "):
+            writer.write(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        await writer.drain()
+
+    server, url = await serve(proxy)
+    creds = parse_proxy(url.replace("http://", "http://user:pa%3Ass@"))
+    async with server:
+        pool = pool_for("http://api.example:8080", proxy=creds)
+        resp = await pool.request("POST", "/v1/x?y=1", JSON, b"{}")
+        assert await resp.read() == b"ok"
+        tls = pool_for("https://api.example", proxy=creds)
+        with pytest.raises(ProxyError, match=r"refused the tunnel: HTTP/1\.1 403 Forbidden") as e:
+            await tls.request("GET", "/", [])
+        assert "pa:ss" not in str(e.value) and "user" not in str(e.value)
+        assert not tls._all
+    auth = b"proxy-authorization: Basic dXNlcjpwYTpzcw==\r\n"  # base64("user:pa:ss")
+    assert seen[0].startswith(b"POST http://api.example:8080/v1/x?y=1 HTTP/1.1\r\n")
+    assert b"host: api.example:8080\r\n" in seen[0] and auth in seen[0]
+    assert seen[1] == b"CONNECT api.example:443 HTTP/1.1\r\nhost: api.example:443\r\n" + auth + (
+        b"\r\n"
+    )
