@@ -8,8 +8,10 @@ from httpx._utils import URLPattern, get_environment_proxies
 from pydantic import ValidationError
 
 from chatgate.config import Config, validation_error_to_config_error
-from chatgate.providers.openai import HTTPConfig
+from chatgate.providers.http1 import HTTP1Pool
+from chatgate.providers.openai import HTTPConfig, OpenAIConfig, OpenAIProvider
 from chatgate.providers.proxies import ProxyRules, parse_proxy
+from tests.fakes.upstream import FakeUpstream
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUEST_METHOD")
 
@@ -172,3 +174,21 @@ def test_bad_provider_proxy_is_a_config_error() -> None:
         _config(keepalive_expiry=0)
     with pytest.raises(ValidationError, match="transport"):
         _config(transport="curl")
+
+
+async def test_provider_settings_reach_its_pools(
+    fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _clear(monkeypatch)
+    cfg = OpenAIConfig(
+        type="openai", base_url=fake.base_url + "/v1", keepalive_expiry=0.5, max_connections=3
+    )
+    provider = OpenAIProvider("up", cfg)
+    await provider.start()
+    try:
+        assert await provider.list_models()
+        pool = provider._transport.pool_for(fake.base_url)  # type: ignore[union-attr]
+        assert isinstance(pool, HTTP1Pool)
+        assert (pool.keepalive_expiry, pool.max_connections, pool.proxy) == (0.5, 3, None)
+    finally:
+        await provider.close()
