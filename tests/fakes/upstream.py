@@ -46,6 +46,7 @@ import math
 import secrets
 import signal
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -890,12 +891,14 @@ class FakeServer:
         return web.Response(body=b'{"ok":true}', content_type=_JSON)
 
 
-async def _start_runner(server: FakeServer, sock: socket.socket) -> web.AppRunner:
+async def _start_runner(
+    server: FakeServer, sock: socket.socket, ssl_context: ssl.SSLContext | None = None
+) -> web.AppRunner:
     runner = web.AppRunner(
         server.make_app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5
     )
     await runner.setup()
-    await web.SockSite(runner, sock, backlog=2048).start()
+    await web.SockSite(runner, sock, backlog=2048, ssl_context=ssl_context).start()
     return runner
 
 
@@ -913,9 +916,16 @@ class FakeUpstream:
     ``with FakeUpstream(chunks=4) as fake: ... fake.base_url ...``
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, **defaults: Any) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+        **defaults: Any,
+    ) -> None:
         self.host = host
         self.port = port
+        self.ssl_context = ssl_context  # serve https with it
         self.server = FakeServer(**defaults)
         self.base_url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -932,7 +942,8 @@ class FakeUpstream:
         sock = _bind(self.host, self.port)
         self.port = sock.getsockname()[1]
         host = f"[{self.host}]" if ":" in self.host else self.host
-        self.base_url = f"http://{host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        self.base_url = f"{scheme}://{host}:{self.port}"
         loop = asyncio.new_event_loop()
         ready = threading.Event()
         error: list[BaseException] = []
@@ -940,7 +951,9 @@ class FakeUpstream:
         def run() -> None:
             asyncio.set_event_loop(loop)
             try:
-                self._runner = loop.run_until_complete(_start_runner(self.server, sock))
+                self._runner = loop.run_until_complete(
+                    _start_runner(self.server, sock, self.ssl_context)
+                )
             except BaseException as e:
                 error.append(e)
                 ready.set()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import orjson
 import pytest
 
 from chatgate.providers.http1 import HTTP1Pool, ProtocolError, origin_of
+from chatgate.providers.proxies import ProxyError, parse_proxy
 from tests.fakes.upstream import FakeUpstream
 
 JSON = [("content-type", "application/json")]
@@ -35,7 +37,7 @@ async def read_request(reader: asyncio.StreamReader) -> bytes:
 async def pool_for() -> AsyncIterator[Callable[..., HTTP1Pool]]:
     pools: list[HTTP1Pool] = []
 
-    def make(origin: str, **kw: float) -> HTTP1Pool:
+    def make(origin: str, **kw: Any) -> HTTP1Pool:
         pool = HTTP1Pool(origin, **kw)  # type: ignore[arg-type]
         pools.append(pool)
         return pool
@@ -217,3 +219,101 @@ def test_origin_of() -> None:
         "/chat/completions?x=1",
     )
     assert origin_of("http://127.0.0.1:8080") == ("http://127.0.0.1:8080", "/")
+
+
+async def keep_alive_server() -> tuple[asyncio.Server, str, list[int]]:
+    """Answers every request on a connection, keep-alive; counts requests per connection."""
+    per_connection: list[int] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        per_connection.append(0)
+        index = len(per_connection) - 1
+        try:
+            while True:
+                await read_request(reader)
+                per_connection[index] += 1
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nset-cookie: a=1\r\nx-one: 1\r\n"
+                    b"set-cookie: b=2\r\nSet-Cookie: c=3\r\ncontent-length: 2\r\n\r\nok"
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server, url = await serve(answer)
+    return server, url, per_connection
+
+
+async def test_idle_connections_expire(pool_for: Callable[..., HTTP1Pool]) -> None:
+    server, url, per_connection = await keep_alive_server()
+    async with server:
+        pool = pool_for(url, keepalive_expiry=0.2)
+        for pause in (0, 0.05, 0.4, 0.05):  # only the 0.4 s pause outlives the expiry
+            await asyncio.sleep(pause)
+            resp = await pool.request("GET", "/", [])
+            assert await resp.read() == b"ok"
+        assert per_connection == [2, 2]
+        assert len(pool._all) == 1  # the expired one was closed, not left open
+
+
+async def test_repeated_response_headers_are_kept(pool_for: Callable[..., HTTP1Pool]) -> None:
+    server, url, _ = await keep_alive_server()
+    async with server:
+        resp = await pool_for(url).request("GET", "/", [])
+        await resp.read()
+    assert resp.headers.get_list("set-cookie") == ["a=1", "b=2", "c=3"]
+    assert resp.headers.get("set-cookie") == "a=1, b=2, c=3"
+    assert resp.headers.get_list("x-one") == ["1"] and resp.headers["x-one"] == "1"
+    assert resp.headers.get_list("absent") == []
+    assert resp.headers.multi_items().count(("set-cookie", "b=2")) == 1
+    assert len(resp.headers.multi_items()) == 5  # three cookies, x-one, content-length
+
+
+async def test_body_delimited_by_close(pool_for: Callable[..., HTTP1Pool]) -> None:
+    """No length, no chunking: the body ends with the connection (as a proxy's 407 may)."""
+
+    async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nconnection: close\r\n\r\n")
+        writer.write(b"go away")
+        await writer.drain()
+        writer.close()
+
+    server, url = await serve(until_close)
+    async with server:
+        pool = pool_for(url)
+        resp = await pool.request("GET", "/", [])
+        assert (resp.status, await resp.read()) == (407, b"go away")
+        assert not pool._all
+
+
+async def test_through_an_http_proxy_on_the_wire(pool_for: Callable[..., HTTP1Pool]) -> None:
+    """http origins: absolute-form to the proxy with its credentials; https: CONNECT first."""
+    seen: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        seen.append(head)
+        if head.startswith(b"CONNECT "):
+            writer.write(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        await writer.drain()
+
+    server, url = await serve(proxy)
+    creds = parse_proxy(url.replace("http://", "http://user:pa%3Ass@"))
+    async with server:
+        pool = pool_for("http://api.example:8080", proxy=creds)
+        resp = await pool.request("POST", "/v1/x?y=1", JSON, b"{}")
+        assert await resp.read() == b"ok"
+        tls = pool_for("https://api.example", proxy=creds)
+        with pytest.raises(ProxyError, match=r"refused the tunnel: HTTP/1\.1 403 Forbidden") as e:
+            await tls.request("GET", "/", [])
+        assert "pa:ss" not in str(e.value) and "user" not in str(e.value)
+        assert not tls._all
+    auth = b"proxy-authorization: Basic dXNlcjpwYTpzcw==\r\n"  # base64("user:pa:ss")
+    assert seen[0].startswith(b"POST http://api.example:8080/v1/x?y=1 HTTP/1.1\r\n")
+    assert b"host: api.example:8080\r\n" in seen[0] and auth in seen[0]
+    assert seen[1] == b"CONNECT api.example:443 HTTP/1.1\r\nhost: api.example:443\r\n" + auth + (
+        b"\r\n"
+    )

@@ -5,10 +5,15 @@ for this (one write per request, no per-request header objects, a lazy read-time
 of a timer per read), and that difference was most of the gateway's own latency.
 
 Scope: what upstream LLM APIs need. Keep-alive pool per origin with a connection cap and fair
-waiting, connect and read (inactivity) timeouts, TLS, chunked and content-length bodies, streaming
-reads in whole buffered pieces, one retry of an idempotent request (GET: model lists, never a
-POST) when a reused keep-alive connection turns out to be dead before any response byte. No
-proxies, redirects or compression (we send no Accept-Encoding).
+waiting, idle connections dropped after ``keepalive_expiry`` (before the upstream's own idle
+timeout closes them under us), connect and read (inactivity) timeouts, TLS, chunked and
+content-length bodies, repeated response headers kept, streaming reads in whole buffered pieces,
+one retry of an idempotent request (GET: model lists, never a POST) when a reused keep-alive
+connection turns out to be dead before any response byte, and
+an HTTP proxy: https origins through a ``CONNECT`` tunnel (TLS to the origin inside it), http
+origins as absolute-form requests to the proxy. No redirects or compression (we send no
+Accept-Encoding); SOCKS and https:// proxies are left to the httpx transport
+(:mod:`chatgate.providers.transport`).
 
 Errors raised: :class:`ConnectError` when no connection could be made (refused, unreachable,
 TLS handshake, connect timeout: the request was never sent, so trying again is safe), otherwise
@@ -22,11 +27,14 @@ from __future__ import annotations
 import asyncio
 import ssl as ssl_module
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
+
+from chatgate.providers.neterrors import ConnectError, ConnectRefused, ConnectTimeout
+from chatgate.providers.proxies import Proxy, open_tunnel
 
 _HIGH_WATER = 1 << 20  # pause reading a response body buffered past 1 MiB
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -36,16 +44,36 @@ class ProtocolError(OSError):
     """The upstream's response is not valid HTTP/1.1."""
 
 
-class ConnectError(OSError):
-    """No connection to the upstream could be made: the request was never sent."""
+class Headers(dict[str, str]):
+    """Response headers by lower-case name. A repeated header is kept: ``get`` gives its values
+    joined by ", " (as RFC 9110 combines them, and as httpx does), ``get_list`` each one."""
 
+    __slots__ = ("_repeated",)
 
-class ConnectTimeout(ConnectError, TimeoutError):
-    """Connecting took longer than the connect timeout (the request was never sent)."""
+    def __init__(self) -> None:
+        super().__init__()
+        self._repeated: dict[str, list[str]] | None = None
 
+    def add(self, name: str, value: str) -> None:
+        first = self.get(name)
+        if first is None:
+            self[name] = value
+            return
+        if self._repeated is None:
+            self._repeated = {}
+        values = self._repeated.setdefault(name, [first])
+        values.append(value)
+        self[name] = ", ".join(values)
 
-class ConnectRefused(ConnectError, ConnectionRefusedError):
-    """Nothing listens there (the request was never sent)."""
+    def get_list(self, name: str) -> list[str]:
+        name = name.lower()
+        if self._repeated is not None and name in self._repeated:
+            return list(self._repeated[name])
+        value = self.get(name)
+        return [] if value is None else [value]
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        return [(name, value) for name in self for value in self.get_list(name)]
 
 
 class _Connection(asyncio.Protocol):
@@ -62,7 +90,7 @@ class _Connection(asyncio.Protocol):
 
     def _reset_response(self) -> None:
         self.status = 0
-        self.headers: dict[str, str] = {}
+        self.headers = Headers()
         self.body: list[bytes] = []
         self.buffered = 0
         self.received_any = False
@@ -94,12 +122,24 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool.forget(self)
-        if not self.complete:
+        if self.complete:
+            return
+        headers = self.headers
+        if (
+            exc is None
+            and self.headers_done
+            and not ("content-length" in headers or "transfer-encoding" in headers)
+        ):
+            # a body without a length ends where the connection does (RFC 9112 §6.3)
+            self.complete = True
+            self.keep_alive = False
+            self._wake()
+        else:
             self._fail(exc or ConnectionResetError("upstream closed the connection"))
 
     # -- httptools callbacks ---------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        self.headers.add(name.decode("latin-1").lower(), value.decode("latin-1"))
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
@@ -212,7 +252,7 @@ class Response:
 
 
 class HTTP1Pool:
-    """Keep-alive connections to one origin (scheme, host, port)."""
+    """Keep-alive connections to one origin (scheme, host, port), direct or through ``proxy``."""
 
     def __init__(
         self,
@@ -222,19 +262,36 @@ class HTTP1Pool:
         connect_timeout: float = 10.0,
         read_timeout: float = 600.0,
         max_connections: int = 256,
+        keepalive_expiry: float = 5.0,
+        proxy: Proxy | None = None,
     ) -> None:
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {origin!r}")
+        if proxy is not None and proxy.scheme != "http":
+            raise ValueError(f"{proxy.scheme}:// proxies need the httpx transport")
         self.host = parts.hostname
         self.tls = parts.scheme == "https"
         self.port = parts.port or (443 if self.tls else 80)
         default_port = self.port == (443 if self.tls else 80)
-        self.host_header = (self.host if default_port else f"{self.host}:{self.port}").encode()
+        self._bracketed = f"[{self.host}]" if ":" in self.host else self.host  # IPv6
+        host = self._bracketed
+        self.host_header = (host if default_port else f"{host}:{self.port}").encode()
         self.ssl = _ssl_context(ssl) if self.tls else None
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_connections = max_connections
+        self.keepalive_expiry = keepalive_expiry
+        self.proxy = proxy
+        # What each request's head starts with: the target's prefix (absolute-form when an http
+        # origin goes through the proxy) and, after the request line, Host (and the proxy's
+        # credentials on such requests; a CONNECT tunnel carries them once, in its CONNECT).
+        self._target_prefix = ""
+        self._host_lines = b"host: " + self.host_header + b"\r\n"
+        if proxy is not None and not self.tls:
+            self._target_prefix = f"http://{self.host_header.decode()}"
+            if proxy.authorization is not None:
+                self._host_lines += f"proxy-authorization: {proxy.authorization}\r\n".encode()
         self.loop = asyncio.get_running_loop()
         self._idle: deque[_Connection] = deque()
         self._all: set[_Connection] = set()
@@ -245,10 +302,15 @@ class HTTP1Pool:
         self, method: str, target: str, headers: list[tuple[str, str]], body: bytes = b""
     ) -> Response:
         """Send a request; return once the response headers are in. Call ``close``/``read``."""
-        head = [f"{method} {target} HTTP/1.1\r\n".encode(), b"host: ", self.host_header, b"\r\n"]
+        head = [
+            f"{method} {self._target_prefix}{target} HTTP/1.1\r\n".encode(),
+            self._host_lines,
+        ]
         head += [f"{k}: {v}\r\n".encode() for k, v in headers]
         if body or method in ("POST", "PUT", "PATCH"):
-            head.append(b"content-length: %d\r\n" % len(body))
+            # this spelling: some proxies (proxy.py) add their own `Content-Length` beside a
+            # lower-case one, and the upstream then refuses the duplicate
+            head.append(b"Content-Length: %d\r\n" % len(body))
         head.append(b"\r\n")
         head.append(body)
         payload = b"".join(head)
@@ -277,9 +339,19 @@ class HTTP1Pool:
         raise AssertionError("unreachable")
 
     async def _acquire(self) -> _Connection:
-        while self._idle:
-            conn = self._idle.pop()
-            if not conn.closed:
+        idle = self._idle
+        if idle:
+            # The newest idle connection is on the right; it went idle when its last response
+            # byte arrived. One idle too long means every older one is too: drop them all
+            # before the upstream's own idle timeout can close one under a request.
+            expired = self.loop.time() - self.keepalive_expiry
+            while idle:
+                conn = idle.pop()
+                if conn.closed:
+                    continue
+                if conn.last_activity < expired:
+                    self._drop_idle(conn)
+                    break
                 conn.reused = True
                 return conn
         if len(self._all) < self.max_connections:
@@ -299,29 +371,52 @@ class HTTP1Pool:
         # None: a slot opened (a connection was dropped), so open a new one
         return handed_conn if handed_conn is not None else await self._connect()
 
+    def _drop_idle(self, conn: _Connection) -> None:
+        """Close ``conn`` and every connection idle since before it."""
+        idle = [conn, *self._idle]
+        self._idle.clear()
+        for other in idle:
+            other.abort()
+            self.forget(other)
+
     async def _connect(self) -> _Connection:
         if self._closed:
             raise ConnectionError("connection pool is closed")
         placeholder = _Connection(self)
         self._all.add(placeholder)  # reserve the slot while connecting
+        proxy = self.proxy
         try:
-            await asyncio.wait_for(
-                self.loop.create_connection(
+            if proxy is not None and self.tls:
+                assert self.ssl is not None
+                authority = f"{self._bracketed}:{self.port}"
+                opening: Awaitable[object] = open_tunnel(
+                    self.loop, proxy, authority, placeholder, self.ssl, self.host
+                )
+            else:
+                opening = self.loop.create_connection(
                     lambda: placeholder,
-                    self.host,
-                    self.port,
+                    proxy.host if proxy is not None else self.host,
+                    proxy.port if proxy is not None else self.port,
                     ssl=self.ssl,
                     server_hostname=self.host if self.tls else None,
-                ),
-                self.connect_timeout,
-            )
+                )
+            await asyncio.wait_for(opening, self.connect_timeout)
         except TimeoutError:
             self.forget(placeholder)
-            raise ConnectTimeout(f"connecting to {self.host}:{self.port} timed out") from None
+            where = f"{self.host}:{self.port}"
+            if proxy is not None:
+                where += f" through the proxy {proxy.display}"
+            raise ConnectTimeout(f"connecting to {where} timed out") from None
+        except ConnectError:  # the proxy refused the tunnel: already says so
+            self.forget(placeholder)
+            raise
         except OSError as exc:  # refused, unreachable, unknown name, TLS handshake
             self.forget(placeholder)
+            where = f"{self.host}:{self.port}"
+            if proxy is not None:
+                where += f" through the proxy {proxy.display}"
             kind = ConnectRefused if isinstance(exc, ConnectionRefusedError) else ConnectError
-            raise kind(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+            raise kind(f"cannot connect to {where}: {exc}") from exc
         except BaseException:
             self.forget(placeholder)
             raise

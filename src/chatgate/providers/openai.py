@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 import orjson
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from chatgate.errors import UpstreamError, UpstreamTimeoutError
+from chatgate.errors import ConfigError, UpstreamError, UpstreamTimeoutError
 from chatgate.protocol.openai import Chunk, ChunkBatch
 from chatgate.protocol.sse import SSEDecoder
 from chatgate.providers.base import (
@@ -27,18 +27,57 @@ from chatgate.providers.base import (
     redact,
     upstream_error_message,
 )
-from chatgate.providers.http1 import ConnectError, HTTP1Pool, Response, origin_of
+from chatgate.providers.neterrors import ConnectError
+from chatgate.providers.proxies import DIRECT, ProxyRules, parse_proxy
 from chatgate.providers.settings import ProviderConfig
+from chatgate.providers.transport import (
+    Transport,
+    TransportKind,
+    TransportSettings,
+    UpstreamResponse,
+)
 
 _JSON = "application/json"
 _USAGE = {"include_usage": True}
 
 
 class HTTPConfig(ProviderConfig):
-    """What every HTTP provider's config adds: how to trust the upstream's certificate."""
+    """What every HTTP provider's config adds: TLS trust, the proxy and the client behind it."""
 
     verify_ssl: bool = True
     ca_bundle: Path | None = None
+    proxy: SecretStr | None = Field(
+        None,
+        description="Proxy URL for this provider (http://, https://, socks5://; credentials "
+        "as http://user:pass@host:3128). Unset: HTTPS_PROXY/HTTP_PROXY/ALL_PROXY/NO_PROXY, read "
+        "as the openai SDK reads them; null or `none`: no proxy at all.",
+    )
+    transport: TransportKind = Field(
+        "auto",
+        description="The HTTP client: http1 (chatgate's own, fastest), httpx, or auto (http1 "
+        "unless the proxy is one only httpx speaks: socks5://, https://).",
+    )
+    keepalive_expiry: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds an idle upstream connection is kept for reuse; keep it below "
+        "the upstream's (or proxy's) own idle timeout.",
+    )
+
+    @field_validator("proxy")
+    @classmethod
+    def _check_proxy(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip().lower() not in DIRECT:
+            parse_proxy(value.get_secret_value())  # ValueError: the scheme or host is unusable
+        return value
+
+    def proxy_rules(self) -> ProxyRules:
+        """This provider's proxy: its own ``proxy:`` when set (null or none: direct), else the
+        environment's rules. ValueError when an environment variable holds an unusable URL."""
+        if "proxy" not in self.model_fields_set:
+            return ProxyRules.from_environment()
+        url = self.proxy.get_secret_value().strip() if self.proxy is not None else ""
+        return ProxyRules.fixed(None if url.lower() in DIRECT else parse_proxy(url))
 
 
 class OpenAIConfig(HTTPConfig):
@@ -63,7 +102,8 @@ H = TypeVar("H", bound=HTTPConfig)
 
 
 class HTTPUpstream(Generic[H]):
-    """What every HTTP provider shares: pools per origin, timeouts and error translation."""
+    """What every HTTP provider shares: the transport (pools per origin, proxies), timeouts and
+    error translation."""
 
     def __init__(self, name: str, cfg: H) -> None:
         self.name = name
@@ -71,8 +111,8 @@ class HTTPUpstream(Generic[H]):
         self.keys = [k.get_secret_value() for k in cfg.api_keys]
         self.extra_headers = cfg.header_values()
         self.header_secrets = cfg.header_secrets()
-        self._pools: dict[str, HTTP1Pool] = {}
-        self._started = False
+        self.proxies = ProxyRules([])
+        self._transport: Transport | None = None
 
     def _ssl(self) -> ssl.SSLContext | bool | None:
         if not self.cfg.verify_ssl:
@@ -82,42 +122,47 @@ class HTTPUpstream(Generic[H]):
         return None  # the system's default verification
 
     async def start(self) -> None:
-        self._started = True
+        try:
+            self.proxies = self.cfg.proxy_rules()
+        except ValueError as exc:  # an unusable *_PROXY variable
+            raise ConfigError(f"providers.{self.name}", str(exc)) from None
+        cfg = self.cfg
+        settings = TransportSettings(
+            ssl=self._ssl(),
+            connect_timeout=cfg.timeouts.connect,
+            read_timeout=cfg.timeouts.read,
+            max_connections=cfg.max_connections,
+            keepalive_expiry=cfg.keepalive_expiry,
+            kind=cfg.transport,
+        )
+        self._transport = Transport(settings, self.proxies)
 
     async def close(self) -> None:
-        pools, self._pools = self._pools, {}
-        self._started = False
-        for pool in pools.values():
-            await pool.close()
-
-    def _pool(self, origin: str) -> HTTP1Pool:
-        pool = self._pools.get(origin)
-        if pool is None:
-            if not self._started:
-                raise UpstreamError(f"provider {self.name} is not started")
-            pool = HTTP1Pool(
-                origin,
-                ssl=self._ssl(),
-                connect_timeout=self.cfg.timeouts.connect,
-                read_timeout=self.cfg.timeouts.read,
-                max_connections=self.cfg.max_connections,
-            )
-            self._pools[origin] = pool
-        return pool
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            await transport.close()
 
     async def _send(
         self, method: str, url: str, headers: dict[str, str], body: bytes = b""
-    ) -> Response:
-        origin, target = origin_of(url)
+    ) -> UpstreamResponse:
+        transport = self._transport
+        if transport is None:
+            raise UpstreamError(f"provider {self.name} is not started")
         merged = {**self.extra_headers, **headers} if self.extra_headers else headers
-        return await self._pool(origin).request(method, target, list(merged.items()), body)
+        try:
+            return await transport.request(method, url, list(merged.items()), body)
+        except ValueError as exc:  # a proxy this transport cannot use
+            raise UpstreamError(f"{self.name}: {redact(str(exc), self.secrets())}") from None
 
     def secrets(self) -> list[str]:
-        """Everything redacted from upstream errors: the keys and the configured headers."""
-        return [*self.keys, *self.header_secrets]
+        """Everything redacted from upstream errors: the keys, the configured headers and the
+        proxies' credentials."""
+        return [*self.keys, *self.header_secrets, *self.proxies.secrets()]
 
     def http_error(self, status: int, raw: bytes, headers: Any) -> UpstreamError:
         message = redact(upstream_error_message(raw), self.secrets())
+        if status == 407 and not message:  # from a proxy, about its credentials
+            message = "HTTP 407 Proxy Authentication Required"
         retry_after = parse_retry_after(headers.get("retry-after"))
         return UpstreamError(
             f"{self.name}: {message}" if message else f"{self.name}: HTTP {status}",
