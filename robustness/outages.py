@@ -476,7 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     p.add_argument("--workdir", type=Path, default=None, help="logs and config (default: temp)")
     args = p.parse_args(argv)
-    args.workdir = args.workdir or Path(tempfile.mkdtemp(prefix="chatgate-outages-"))
+    if args.workdir is None:
+        args.workdir = Path(tempfile.mkdtemp(prefix="chatgate-outages-"))
+        args.workdir.chmod(0o755)  # as root, the cluster's postgres user must reach its folder
     fake = fake_service(args.workdir)
     fake.start(60)
     try:

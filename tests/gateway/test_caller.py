@@ -47,7 +47,13 @@ def body(**knobs: Any) -> dict[str, Any]:
 class Stage:
     """A caller over deployments, with their pools and queues and the errors it counted."""
 
-    def __init__(self, deps: list[Deployment], retries: int = 2, concurrency: int | None = None):
+    def __init__(
+        self,
+        deps: list[Deployment],
+        retries: int = 2,
+        concurrency: int | None = None,
+        retry_unsafe: tuple[str, ...] = (),
+    ):
         self.deps = deps
         self.errors: list[tuple[str, int | None]] = []
         self.pools = {d.provider_name: KeyPool(d.provider_name, d.provider.keys) for d in deps}
@@ -58,6 +64,7 @@ class Stage:
             retries=retries,
             backoff_base=0.0,
             on_error=lambda p, s: self.errors.append((p, s)),
+            retry_unsafe=retry_unsafe,
         )
 
     def call(self, stream: bool, **knobs: Any) -> AsyncIterator[ChunkBatch]:
@@ -89,10 +96,24 @@ async def test_success_at_the_first_try(
     assert stage.errors == [] and stage.queues["p"].in_flight == 0
 
 
-async def test_5xx_is_retried_on_the_same_key_and_each_failure_counted(
-    fake: FakeUpstream, upstreams: Upstreams
+@pytest.mark.parametrize("status", [502, 503])
+async def test_5xx_that_may_have_started_work_is_not_sent_again(
+    fake: FakeUpstream, upstreams: Upstreams, status: int
 ) -> None:
     stage = Stage([await upstreams.deployment("p", [KEY_A])])
+    fake.configure(sequence=[{"status": status}])  # no Retry-After: it may be working (billing)
+    with pytest.raises(UpstreamError) as caught:
+        await collect(stage.call(False))
+    assert caught.value.upstream_status == status
+    assert keys_used(fake) == [KEY_A]
+    assert stage.errors == [("p", status)]
+    assert stage.key()["state"] == "ok"
+
+
+async def test_5xx_is_retried_on_the_same_key_where_the_provider_allows_it(
+    fake: FakeUpstream, upstreams: Upstreams
+) -> None:
+    stage = Stage([await upstreams.deployment("p", [KEY_A])], retry_unsafe=("p",))
     fake.configure(sequence=[{"status": 503}, {"status": 502}])
     [[completion]] = await collect(stage.call(False))
     assert completion["choices"][0]["message"]["content"] == FAKE_CONTENT
@@ -171,14 +192,16 @@ async def test_the_next_deployment_is_tried_when_the_first_keeps_failing(
         first = await upstreams.deployment("p", [KEY_A], model="m-first", url=DEAD_URL)
     else:
         first = await upstreams.deployment("p", [KEY_A], model="m-first")
-        fake.configure(sequence=[{"status": 503}] * 3)
+        fake.configure(sequence=[{"status": 503}])
     stage = Stage([first, await upstreams.deployment("q", [KEY_B], model="m-second")])
     batches = await collect(stage.call(True))
     assert text_of(batches)[0] == FAKE_CONTENT
-    status = None if broken == "dead" else 503
-    assert stage.errors == [("p", status)] * 3  # the first try and two retries
+    if broken == "dead":  # never sent: the first try and two retries, then the fallback
+        assert stage.errors == [("p", None)] * 3
+    else:  # it may have started: not sent there again, straight to the fallback
+        assert stage.errors == [("p", 503)]
     models = [r["body"]["model"] for r in fake.requests]
-    assert models == (["m-second"] if broken == "dead" else ["m-first"] * 3 + ["m-second"])
+    assert models == (["m-second"] if broken == "dead" else ["m-first", "m-second"])
 
 
 @pytest.mark.parametrize("verdict", ["auth_failed", "rate_limited"])
@@ -206,7 +229,8 @@ async def test_when_everything_fails_the_client_gets_the_last_error(
     with pytest.raises(error) as caught:
         await collect(stage.call(False))
     assert caught.value.status == code
-    assert fake.count() == (2 if status == 503 else 1)  # a cooling key leaves nothing to retry
+    # A 503 without Retry-After is not sent again; a cooling key leaves nothing to retry.
+    assert fake.count() == 1
 
 
 async def test_an_error_after_the_first_batch_ends_the_stream(
@@ -225,18 +249,23 @@ async def test_an_error_after_the_first_batch_ends_the_stream(
     assert (stage.key()["successes"], stage.key()["failures"]) == (1, 0)  # accepted at once
 
 
-async def test_an_empty_stream_is_an_error_and_retried(
+async def test_an_empty_stream_is_an_error_retried_only_where_allowed(
     fake: FakeUpstream, upstreams: Upstreams
 ) -> None:
-    stage = Stage([await upstreams.deployment("p", [KEY_A])], retries=1)
-    fake.configure(sequence=[{"done_after": 0}])  # only [DONE]
+    fake.configure(sequence=[{"done_after": 0}])  # only [DONE]: the upstream did answer
+    with pytest.raises(UpstreamError, match="empty stream"):
+        await collect(Stage([await upstreams.deployment("p", [KEY_A])], retries=1).call(True))
+    assert fake.count() == 1
+
+    stage = Stage([await upstreams.deployment("p", [KEY_A])], retries=1, retry_unsafe=("p",))
+    fake.configure(sequence=[{"done_after": 0}])
     assert text_of(await collect(stage.call(True)))[0] == FAKE_CONTENT
     assert stage.errors == [("p", None)]
 
     fake.configure(done_after=0)
     with pytest.raises(UpstreamError, match="empty stream"):
         await collect(stage.call(True))
-    assert fake.count() == 4
+    assert fake.count() == 5
 
 
 async def test_the_queue_slot_is_held_for_the_whole_stream(
