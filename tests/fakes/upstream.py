@@ -73,6 +73,7 @@ DEFAULT_KNOBS: dict[str, Any] = {
     "gigachat_credentials": "fake-gigachat-credentials",
     "gigachat_token_ttl_s": 1800,
     "gigachat_models": ["GigaChat", "GigaChat-Pro"],
+    "usage": None,  # dict: fields merged over the chat usage (a provider's own shape)
     # Server-wide only: a list of knob dicts; each chat request takes the next one over the
     # server's knobs (its own "fake" knobs still win), then the server's knobs alone apply.
     # [{"status": 503}] is "fail once, then succeed".
@@ -519,6 +520,8 @@ class FakeServer:
         }
         if reasoning:
             usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+        if isinstance(k.get("usage"), dict):
+            usage.update(k["usage"])
         return usage
 
     def _chat_json(

@@ -8,7 +8,9 @@ import {
   formatDateTime,
   formatKeyUsage,
   formatLimits,
+  formatMoney,
   formatPercent,
+  formatSpend,
   keyCreateBody,
   keyState,
   parseLimit,
@@ -304,5 +306,25 @@ describe("formatting", () => {
     expect(formatDateTime(null, "en")).toBe("");
     expect(formatDateTime("2025-03-01T10:00:00Z", "en", "UTC")).toBe("Mar 1, 2025, 10:00 AM");
     expect(formatDateTime("garbage", "en")).toBe("garbage");
+  });
+});
+
+describe("spend and savings", () => {
+  it("maps a key's money fields, ignoring what is not a number", () => {
+    const k = toKey({ ...KEY, budget_cost: 5, cost_used: 0.42, spend: { USD: 0.42, RUB: 300, XXX: "no" }, saved: { USD: 1.5 } });
+    expect(k.budgetCost).toBe(5);
+    expect(k.costUsed).toBe(0.42);
+    expect(k.spend).toEqual({ USD: 0.42, RUB: 300 });
+    expect(k.saved).toEqual({ USD: 1.5 });
+    expect(toKey(KEY).budgetCost).toBeNull();
+    expect(toKey(KEY).spend).toEqual({});
+  });
+
+  it("formats amounts by currency and the budget next to them", () => {
+    expect(formatMoney({ USD: 0.00048, RUB: 300, EUR: 0 }, "en")).toBe("300 RUB + 0.00048 USD");
+    expect(formatMoney({}, "en")).toBe("");
+    const k = toKey({ ...KEY, budget_cost: 5, cost_used: 0.42, spend: { USD: 0.42 } });
+    expect(formatSpend(k, "en")).toBe("0.42 USD (0.42 / 5)");
+    expect(formatSpend(toKey(KEY), "en")).toBe("0");
   });
 });

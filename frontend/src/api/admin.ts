@@ -38,7 +38,16 @@ export interface ClientKey {
   budgetTokens: number | null;
   tokensUsed: number;
   models: string[] | null;
+  /** Spending budget (in the server's pricing currency), null: none; and what counts against it. */
+  budgetCost: number | null;
+  costUsed: number;
+  /** All-time spend and cache savings by currency. */
+  spend: Money;
+  saved: Money;
 }
+
+/** Amounts by currency: { USD: 1.25, RUB: 300 }. */
+export type Money = Record<string, number>;
 
 export interface Counters {
   requests: number;
@@ -60,6 +69,10 @@ export interface ChatUser {
   tokensUsed: number;
   models: string[] | null;
   usage: Counters;
+  budgetCost: number | null;
+  costUsed: number;
+  spend: Money;
+  saved: Money;
 }
 
 export interface UsageDay extends Counters {
@@ -125,6 +138,16 @@ export function toMe(v: unknown): Me {
   return { name: str(o.name), isAdmin: o.is_admin === true, singleUser: o.single_user === true };
 }
 
+const money = (v: unknown): Money =>
+  Object.fromEntries(Object.entries(obj(v)).filter((e): e is [string, number] => typeof e[1] === "number"));
+
+const costs = (o: Json) => ({
+  budgetCost: optNum(o.budget_cost),
+  costUsed: num(o.cost_used),
+  spend: money(o.spend),
+  saved: money(o.saved),
+});
+
 const models = (v: unknown): string[] | null =>
   Array.isArray(v) ? v.filter((m): m is string => typeof m === "string") : null;
 
@@ -143,6 +166,7 @@ export function toKey(v: unknown): ClientKey {
     budgetTokens: optNum(o.budget_tokens),
     tokensUsed: num(o.tokens_used),
     models: models(o.models),
+    ...costs(o),
   };
 }
 
@@ -169,6 +193,7 @@ export function toUser(v: unknown): ChatUser {
     tokensUsed: num(o.tokens_used),
     models: models(o.models),
     usage: toCounters(obj(o.usage)),
+    ...costs(o),
   };
 }
 
@@ -455,6 +480,24 @@ export function formatLimits(k: Pick<ClientKey, "rpm" | "tpm">, locale: string):
   if (k.rpm !== null) parts.push(`${formatCount(k.rpm, locale)} rpm`);
   if (k.tpm !== null) parts.push(`${formatCount(k.tpm, locale)} tpm`);
   return parts.join(" · ");
+}
+
+/** "1.25 USD + 300 RUB" (largest first by name), "" for nothing. */
+export function formatMoney(amounts: Money, locale: string): string {
+  const fmt = new Intl.NumberFormat(locale, { maximumSignificantDigits: 6 });
+  return Object.entries(amounts)
+    .filter(([, n]) => n > 0)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([currency, n]) => `${fmt.format(n)} ${currency}`)
+    .join(" + ");
+}
+
+/** A key's or user's spend ("0.42 USD"), with its spending budget ("0.42 / 5") when it has one. */
+export function formatSpend(k: Pick<ClientKey, "spend" | "budgetCost" | "costUsed">, locale: string): string {
+  const spent = formatMoney(k.spend, locale) || "0";
+  if (k.budgetCost === null) return spent;
+  const fmt = new Intl.NumberFormat(locale, { maximumSignificantDigits: 6 });
+  return `${spent} (${fmt.format(k.costUsed)} / ${fmt.format(k.budgetCost)})`;
 }
 
 /** "1,234 / 5,000" with a budget, else "1,234" (a key's or a user's). */

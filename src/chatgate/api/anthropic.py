@@ -118,6 +118,7 @@ class Messages(_Door):
                 async with DisconnectWatch(receive) as watch:
                     answer = await exchange.open()
                     headers.append((b"x-chatgate-cache", answer.cache.encode()))
+                    headers += exchange.cost_headers
                     if answer.completion is not None:
                         message = anthropic.to_message(answer.completion, asked, stops)
                         await send_json(send, 200, orjson.dumps(message), headers)

@@ -119,6 +119,7 @@ class OllamaDoor:
                 async with DisconnectWatch(receive) as watch:
                     answer = await exchange.open()
                     headers.append((b"x-chatgate-cache", answer.cache.encode()))
+                    headers += exchange.cost_headers
                     if answer.completion is not None:
                         whole = self.render(answer.completion, asked, timing)
                         await send_json(send, 200, orjson.dumps(whole), headers)

@@ -97,6 +97,7 @@ class ChatCompletions:
                 async with DisconnectWatch(receive) as watch:
                     answer = await exchange.open()
                     headers.append(_CACHE_HEADERS[answer.cache])
+                    headers += exchange.cost_headers
                     if answer.completion is not None:
                         whole = answer.completion
                         if self.render is not None:

@@ -147,6 +147,7 @@ class CreateResponse:
                 async with DisconnectWatch(receive) as watch:
                     answer = await exchange.open()
                     headers.append(_CACHE_HEADERS[answer.cache])
+                    headers += exchange.cost_headers
                     if answer.completion is not None:
                         payload = orjson.dumps(render(rreq, turn.rid, answer.completion))
                         turn.save(payload)
