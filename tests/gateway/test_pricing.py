@@ -155,8 +155,11 @@ def test_budget_currency_and_exchange_rates() -> None:
 
 
 def test_a_cached_input_price_of_zero_is_free_and_none_means_input() -> None:
-    free = Pricing(PricingConfig.model_validate({"prices": {"m": {"input": 1, "output": 1,
-                                                                  "cached_input": 0}}}))
+    free = Pricing(
+        PricingConfig.model_validate(
+            {"prices": {"m": {"input": 1, "output": 1, "cached_input": 0}}}
+        )
+    )
     cost = free.cost("m", {"prompt_tokens": 10, "precached_prompt_tokens": 90})
     assert cost is not None and cost.nanos == 10 * 1000
     same = Pricing(PricingConfig.model_validate({"prices": {"m": {"input": 1, "output": 1}}}))
@@ -167,13 +170,23 @@ def test_a_cached_input_price_of_zero_is_free_and_none_means_input() -> None:
 def test_config_errors_name_the_field() -> None:
     with pytest.raises(ValidationError, match="hours"):
         PricingConfig.model_validate(
-            {"prices": {"m": {"input": 1, "output": 1, "windows": [{"hours": "25:00-01:00",
-                                                                     "input": 1, "output": 1}]}}}
+            {
+                "prices": {
+                    "m": {
+                        "input": 1,
+                        "output": 1,
+                        "windows": [{"hours": "25:00-01:00", "input": 1, "output": 1}],
+                    }
+                }
+            }
         )
     with pytest.raises(ValidationError, match="input"):
         Price.model_validate({"input": -1, "output": 1})
     config = Config.model_validate(
-        {"models": {"x": {"provider": "p", "price": {"input": 1, "output": 2}}}}
+        {
+            "providers": {"p": {"type": "openai", "base_url": "http://127.0.0.1:9/v1"}},
+            "models": {"x": {"provider": "p", "price": {"input": 1, "output": 2}}},
+        }
     )
     assert config.models["x"].price is not None
 

@@ -31,8 +31,8 @@ from chatgate.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from chatgate.state import AppState
 from chatgate.gateway.pricing import from_nanos, to_nanos
+from chatgate.state import AppState
 from chatgate.storage import ANONYMOUS, NO_USER, ClientKey, KeyTotals, UserTotals
 from chatgate.storage.keys import MAX_BUDGET, MAX_EXPIRES_DAYS, MAX_RATE
 
@@ -313,8 +313,8 @@ def admin_router() -> APIRouter:
     @router.get("/keys", summary="List client keys (never their secrets)")
     async def list_keys(request: Request) -> KeyList:
         state = _state(request)
-        keys = await state.auth.keys.list()
         await state.usage.flush()  # what this replica has not written yet
+        keys = await state.auth.keys.list()
         totals = await state.usage.repo.totals_by_key()
         return KeyList(data=[KeyRecord.of(k, totals.get(k.id)) for k in keys])
 
@@ -352,8 +352,8 @@ def admin_router() -> APIRouter:
     @router.get("/users", summary="Chat users with their limits and all-time usage")
     async def list_users(request: Request) -> UserList:
         state = _state(request)
-        accounts = await _accounts(state).list_users()
         await state.usage.flush()  # what this replica has not written yet
+        accounts = await _accounts(state).list_users()
         totals = await state.usage.repo.totals_by_user()
         return UserList(data=[UserRecord.of(a, totals.get(a.id)) for a in accounts])
 

@@ -19,7 +19,9 @@ class Totals(Protocol):
     def saved(self) -> dict[str, int]: ...
 
 
-def money(budget_nanos: int | None, used_nanos: int | None, totals: Totals | None) -> dict[str, Any]:
+def money(
+    budget_nanos: int | None, used_nanos: int | None, totals: Totals | None
+) -> dict[str, Any]:
     """The record fields ``budget_cost``, ``cost_used``, ``spend``, ``saved``."""
     return {
         "budget_cost": None if budget_nanos is None else from_nanos(budget_nanos),

@@ -251,9 +251,7 @@ class Authenticator:
             was = self._unwritten.get(subject, (0, 0))
             self._unwritten[subject] = (was[0] + tokens, was[1] + nanos)
 
-    def written(
-        self, by_key: dict[str, Spent], by_user: dict[str, Spent] | None = None
-    ) -> None:
+    def written(self, by_key: dict[str, Spent], by_user: dict[str, Spent] | None = None) -> None:
         """The usage recorder wrote these (tokens, nano-units) to the keys' and users' records."""
         self._batches += 1
         batch = self._batches

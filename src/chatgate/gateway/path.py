@@ -341,8 +341,9 @@ class Exchange:
             code,
         )
         if cost is not None or saved is not None:
-            path.metrics.observe_cost(_label(path, req.model) if req is not None else "other",
-                                      cost, saved)
+            path.metrics.observe_cost(
+                _label(path, req.model) if req is not None else "other", cost, saved
+            )
         path.access.request(
             self.api,
             self.request_id,

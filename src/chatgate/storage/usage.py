@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Insert, Select, func, select, update
+from sqlalchemy import ColumnElement, Insert, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -76,7 +76,8 @@ class UserTotals:
         return self.prompt_tokens + self.completion_tokens
 
 
-_Sums = tuple[list[int], str]  # counters (requests, prompt, completion, cost, saved, budget), currency
+# counters (requests, prompt, completion, cost, saved, budget nanos) and the currency
+_Sums = tuple[list[int], str]
 
 
 def _aggregate(rows: Iterable[UsageRow]) -> dict[_Row, _Sums]:
@@ -217,15 +218,15 @@ class UsageRepository:
     async def _sums(
         self, by: InstrumentedAttribute[str], since: date | None, until: date | None
     ) -> dict[str, tuple[int, int, int]]:
-        stmt = _between(
+        stmt = (
             select(
                 by,
                 func.sum(UsageDaily.requests),
                 func.sum(UsageDaily.prompt_tokens),
                 func.sum(UsageDaily.completion_tokens),
-            ).group_by(by),
-            since,
-            until,
+            )
+            .where(*_between(since, until))
+            .group_by(by)
         )
         async with self._db.session() as s:
             result = await s.execute(stmt)
@@ -237,17 +238,15 @@ class UsageRepository:
         self, by: InstrumentedAttribute[str], since: date | None, until: date | None
     ) -> dict[str, tuple[dict[str, int], dict[str, int]]]:
         """Spent and saved nano-units per owner and currency (priced rows only)."""
-        stmt = _between(
+        stmt = (
             select(
                 by,
                 UsageDaily.currency,
                 func.sum(UsageDaily.cost_nanos),
                 func.sum(UsageDaily.saved_nanos),
             )
-            .where(UsageDaily.currency != "")
-            .group_by(by, UsageDaily.currency),
-            since,
-            until,
+            .where(UsageDaily.currency != "", *_between(since, until))
+            .group_by(by, UsageDaily.currency)
         )
         out: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
         async with self._db.session() as s:
@@ -257,9 +256,11 @@ class UsageRepository:
         return out
 
 
-def _between(stmt: Select[Any], since: date | None, until: date | None) -> Select[Any]:
+def _between(since: date | None, until: date | None) -> list[ColumnElement[bool]]:
+    """The conditions for days since..until, inclusive (either may be open)."""
+    days = []
     if since is not None:
-        stmt = stmt.where(UsageDaily.day >= since)
+        days.append(UsageDaily.day >= since)
     if until is not None:
-        stmt = stmt.where(UsageDaily.day <= until)
-    return stmt
+        days.append(UsageDaily.day <= until)
+    return days
