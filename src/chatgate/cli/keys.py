@@ -248,7 +248,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
         ]
         for k in keys
     ]
-    more = ["USED", "COST BUDGET", "COST USED", "SPEND", "SAVED", "MODELS"]
+    more = ["USED", "COST-BUDGET", "COST-USED", "SPEND", "SAVED", "MODELS"]
     print(table([*headers, *more], rows))
     return 0
 

@@ -237,7 +237,7 @@ class UsageRepository:
     async def _money(
         self, by: InstrumentedAttribute[str], since: date | None, until: date | None
     ) -> dict[str, tuple[dict[str, int], dict[str, int]]]:
-        """Spent and saved nano-units per owner and currency (priced rows only)."""
+        """Spent and saved nano-units per owner and currency (priced rows, amounts above 0)."""
         stmt = (
             select(
                 by,
@@ -252,7 +252,10 @@ class UsageRepository:
         async with self._db.session() as s:
             for owner, currency, cost, saved in (await s.execute(stmt)).all():
                 spent, kept = out.setdefault(owner, ({}, {}))
-                spent[currency], kept[currency] = int(cost or 0), int(saved or 0)
+                if cost:
+                    spent[currency] = int(cost)
+                if saved:
+                    kept[currency] = int(saved)
         return out
 
 
