@@ -99,7 +99,7 @@ async def measure(requests: int, concurrency: int, stream: bool, port: int) -> d
         "raw_path": b"/v1/chat/completions",
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"host", b"bench")],
+        "headers": [(b"content-type", b"application/json"), (b"host", b"127.0.0.1:8000")],
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 8000),
     }
