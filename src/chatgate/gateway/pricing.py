@@ -36,6 +36,8 @@ Clock = Callable[[], datetime]
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _MEMO_LIMIT = 4096
+PerToken = tuple[float, float, float]  # input, cached input, output: nano-units per token
+_Open = tuple[frozenset[int] | None, tuple[tuple[int, int], ...], PerToken]
 
 
 def utc_now() -> datetime:
@@ -51,7 +53,7 @@ class Rates(Section):
         None, ge=0, description="Input tokens the upstream served from its cache; default: input."
     )
 
-    def per_token(self) -> tuple[float, float, float]:
+    def per_token(self) -> PerToken:
         """(input, cached input, output) in nano-units per token."""
         cached = self.input if self.cached_input is None else self.cached_input
         return self.input * 1000, cached * 1000, self.output * 1000
@@ -80,7 +82,7 @@ class Window(Rates):
 
     @field_validator("hours")
     @classmethod
-    def _spans(cls, value: list[str]) -> list[str]:
+    def _check_spans(cls, value: list[str]) -> list[str]:
         for span in value:
             start, sep, end = span.partition("-")
             if not sep:
@@ -88,12 +90,30 @@ class Window(Rates):
             _minutes(start), _minutes(end)
         return value
 
-    def spans(self) -> list[tuple[int, int]]:
-        out = []
+    def compiled(self) -> _Open:
+        """(weekdays or None for every day, spans in minutes of the day, rates per token)."""
+        spans = []
         for span in self.hours:
             start, _, end = span.partition("-")
-            out.append((_minutes(start), _minutes(end)))
-        return out
+            spans.append((_minutes(start), _minutes(end)))
+        days = None if self.days is None else frozenset(map(_DAYS.index, self.days))
+        return days, tuple(spans), self.per_token()
+
+
+def _open(window: _Open, weekday: int, minute: int) -> bool:
+    """Whether a compiled window is open at ``minute`` of a ``weekday`` (0: Monday)."""
+    days, spans, _ = window
+    if days is not None and weekday not in days:
+        return False
+    for start, end in spans:
+        if start == end:
+            return True
+        if start < end:
+            if start <= minute < end:
+                return True
+        elif minute >= start or minute < end:  # wraps past midnight
+            return True
+    return False
 
 
 class Price(Rates):
@@ -207,16 +227,34 @@ def _int(value: Any) -> int:
 def rates_at(price: Price, when: datetime) -> Rates:
     """The rates in force at ``when`` (UTC): the first open window's, else the base ones."""
     when = when.astimezone(UTC)
-    minute, day = when.hour * 60 + when.minute, _DAYS[when.weekday()]
+    minute, weekday = when.hour * 60 + when.minute, when.weekday()
     for window in price.windows:
-        if window.days is not None and day not in window.days:
-            continue
-        for start, end in window.spans():
-            if start == end or (
-                start <= minute < end if start < end else minute >= start or minute < end
-            ):
-                return window
+        if _open(window.compiled(), weekday, minute):
+            return window
     return price
+
+
+@dataclass(frozen=True, slots=True)
+class _Tariff:
+    """A price compiled for the hot path (no pydantic attribute access per request)."""
+
+    price: Price
+    currency: str
+    base: PerToken
+    windows: tuple[_Open, ...]
+
+    @classmethod
+    def of(cls, price: Price) -> _Tariff:
+        windows = tuple(w.compiled() for w in price.windows)
+        return cls(price, price.currency, price.per_token(), windows)
+
+    def at(self, when: datetime) -> PerToken:
+        when = when.astimezone(UTC)
+        minute, weekday = when.hour * 60 + when.minute, when.weekday()
+        for window in self.windows:
+            if _open(window, weekday, minute):
+                return window[2]
+        return self.base
 
 
 class Pricing:
@@ -242,11 +280,15 @@ class Pricing:
             self.tables.append(PriceTable(shipped_prices()))
         self.resolve = resolve
         self.clock = clock
-        self._memo: dict[str, Price | None] = {}
+        self._memo: dict[str, _Tariff | None] = {}
 
     def lookup(self, model: str) -> Price | None:
         """The price of public model ``model``: its own ``price:`` setting, else the tables by
         its public name, then by the names its deployment has upstream (``resolve``)."""
+        tariff = self._tariff(model)
+        return tariff.price if tariff is not None else None
+
+    def _tariff(self, model: str) -> _Tariff | None:
         memo = self._memo
         if model in memo:
             return memo[model]
@@ -256,8 +298,8 @@ class Pricing:
             price = self._find(names)
         if len(memo) >= _MEMO_LIMIT:
             memo.clear()
-        memo[model] = price
-        return price
+        tariff = memo[model] = _Tariff.of(price) if price is not None else None
+        return tariff
 
     def _find(self, names: list[str]) -> Price | None:
         for table in self.tables:
@@ -269,16 +311,15 @@ class Pricing:
 
     def cost(self, model: str, usage: Any) -> Cost | None:
         """What ``usage`` of ``model`` costs now; None when the model has no price."""
-        price = self.lookup(model)
-        if price is None:
+        tariff = self._tariff(model)
+        if tariff is None:
             return None
         uncached, cached, output = billable(usage)
-        rates = rates_at(price, self.clock()) if price.windows else price
-        p_in, p_cached, p_out = rates.per_token()
+        p_in, p_cached, p_out = tariff.at(self.clock()) if tariff.windows else tariff.base
         nanos = round(uncached * p_in + cached * p_cached + output * p_out)
-        rate = self.exchange.get(price.currency)
+        rate = self.exchange.get(tariff.currency)
         budget = nanos if rate == 1.0 else round(nanos * rate) if rate is not None else 0
-        return Cost(nanos, price.currency, budget)
+        return Cost(nanos, tariff.currency, budget)
 
 
 def to_nanos(amount: float | Decimal | str) -> int:
