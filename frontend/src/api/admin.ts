@@ -264,11 +264,12 @@ export interface KeyForm {
   rpm: string;
   tpm: string;
   budget: string;
+  budgetCost: string;
   models: string;
   expiresDays: string;
 }
 
-export const EMPTY_KEY_FORM: KeyForm = { name: "", rpm: "", tpm: "", budget: "", models: "", expiresDays: "" };
+export const EMPTY_KEY_FORM: KeyForm = { name: "", rpm: "", tpm: "", budget: "", budgetCost: "", models: "", expiresDays: "" };
 
 export type KeyFormField = keyof KeyForm;
 
@@ -278,6 +279,14 @@ export function parseLimit(text: string): number | null | undefined {
   if (!t) return null;
   if (!/^\d+$/.test(t) || Number(t) < 1 || !Number.isSafeInteger(Number(t))) return undefined;
   return Number(t);
+}
+
+/** An amount of money as typed: null when empty, the number when above zero, else undefined. */
+export function parseAmount(text: string): number | null | undefined {
+  const t = text.trim();
+  if (!t) return null;
+  const n = Number(t);
+  return /^\d*\.?\d+$|^\d+\.$/.test(t) && Number.isFinite(n) && n > 0 ? n : undefined;
 }
 
 /** The POST /admin/keys body, or the first field that is wrong. Empty limits are left out. */
@@ -294,6 +303,9 @@ export function keyCreateBody(form: KeyForm): { body: Json } | { field: KeyFormF
   if (!whole("rpm", "rpm")) return { field: "rpm" };
   if (!whole("tpm", "tpm")) return { field: "tpm" };
   if (!whole("budget", "budget_tokens")) return { field: "budget" };
+  const cost = parseAmount(form.budgetCost);
+  if (cost === undefined) return { field: "budgetCost" };
+  if (cost !== null) body.budget_cost = cost;
   const models = parseModels(form.models);
   if (models.length) body.models = models;
   const days = form.expiresDays.trim();
@@ -310,6 +322,7 @@ export interface UserLimitsForm {
   rpm: string;
   tpm: string;
   budget: string;
+  budgetCost: string;
   models: string;
 }
 
@@ -318,7 +331,13 @@ export type UserLimitsField = keyof UserLimitsForm;
 /** The form filled with a user's current limits. */
 export function userLimitsForm(u: ChatUser): UserLimitsForm {
   const text = (n: number | null) => (n === null ? "" : String(n));
-  return { rpm: text(u.rpm), tpm: text(u.tpm), budget: text(u.budgetTokens), models: u.models?.join(", ") ?? "" };
+  return {
+    rpm: text(u.rpm),
+    tpm: text(u.tpm),
+    budget: text(u.budgetTokens),
+    budgetCost: text(u.budgetCost),
+    models: u.models?.join(", ") ?? "",
+  };
 }
 
 /**
@@ -332,8 +351,10 @@ export function userLimitsBody(form: UserLimitsForm): { body: Json } | { field: 
   if (tpm === undefined) return { field: "tpm" };
   const budget = parseLimit(form.budget);
   if (budget === undefined) return { field: "budget" };
+  const cost = parseAmount(form.budgetCost);
+  if (cost === undefined) return { field: "budgetCost" };
   const models = parseModels(form.models);
-  return { body: { rpm, tpm, budget_tokens: budget, models: models.length ? models : null } };
+  return { body: { rpm, tpm, budget_tokens: budget, budget_cost: cost, models: models.length ? models : null } };
 }
 
 /** "a, b  c" → ["a", "b", "c"], without repeats. */

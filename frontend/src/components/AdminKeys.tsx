@@ -27,6 +27,7 @@ const FIELD_LABELS: Record<KeyFormField, MessageKey> = {
   rpm: "adminRpmLabel",
   tpm: "adminTpmLabel",
   budget: "adminBudgetLabel",
+  budgetCost: "adminBudgetCostLabel",
   models: "adminModelsLabel",
   expiresDays: "adminExpiresLabel",
 };
@@ -92,7 +93,7 @@ function TextField({
       hint={hint}
       type={type}
       required={field === "name"}
-      step={field === "expiresDays" ? "any" : undefined}
+      step={field === "expiresDays" || field === "budgetCost" ? "any" : undefined}
     />
   );
 }
@@ -155,6 +156,7 @@ function CreateKey({ onCreated }: { onCreated: () => void }) {
         {field("rpm")}
         {field("tpm")}
         {field("budget")}
+        {field("budgetCost")}
         {field("models", "text", t("adminModelsHint"))}
         {field("expiresDays")}
       </div>

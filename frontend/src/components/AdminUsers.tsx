@@ -23,6 +23,7 @@ const FIELD_LABELS: Record<UserLimitsField, MessageKey> = {
   rpm: "adminRpmLabel",
   tpm: "adminTpmLabel",
   budget: "adminBudgetLabel",
+  budgetCost: "adminBudgetCostLabel",
   models: "adminModelsLabel",
 };
 
@@ -126,6 +127,7 @@ export function LimitsForm({
       invalid={bad === name}
       hint={hint}
       type={type}
+      step={name === "budgetCost" ? "any" : undefined}
       autoFocus={name === "rpm"}
     />
   );
@@ -163,6 +165,7 @@ export function LimitsForm({
         {field("rpm")}
         {field("tpm")}
         {field("budget")}
+        {field("budgetCost")}
         {field("models", "text", t("adminModelsHint"))}
       </div>
       <p className="admin-hint">{t("adminUserLimitsHint")}</p>
