@@ -246,3 +246,30 @@ async def test_a_spending_budget_runs_out_exactly(fake: FakeUpstream, tmp_path: 
     async with Database(db_url) as db:
         stored = await KeyRepository(db).get(capped.id)
     assert stored is not None and stored.cost_used_nanos == to_nanos("0.00144")
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/messages", {"max_tokens": 64, "messages": [{"role": "user", "content": "{q}"}]}),
+        ("/api/chat", {"stream": False, "messages": [{"role": "user", "content": "{q}"}]}),
+        ("/v1/responses", {"input": "{q}", "store": False}),
+        ("/v1/completions", {"prompt": "{q}"}),
+    ],
+    ids=["anthropic", "ollama", "responses", "completions"],
+)
+def test_every_door_says_what_a_whole_answer_cost(
+    priced: tuple[str, Gateway], fake: FakeUpstream, path: str, body: dict[str, Any]
+) -> None:
+    url, app = priced
+    fake.configure(usage=DEEPSEEK)
+    clock_of(app).when = OFF_PEAK
+    question = f"question {uuid.uuid4()}"
+    sent = orjson.loads(orjson.dumps(body).replace(b"{q}", question.encode()))
+    resp = httpx.post(url + path, json={"model": "fake-model", **sent}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    if path == "/v1/completions":  # the fake's completions have their own, plain usage
+        assert resp.headers["x-chatgate-cost-currency"] == "USD"
+        assert float(resp.headers["x-chatgate-cost"]) > 0
+    else:
+        assert resp.headers["x-chatgate-cost"] == OFF_PEAK_COST
