@@ -31,6 +31,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chatgate.errors import ConfigError
+from chatgate.gateway.pricing import Price, PricingConfig
 from chatgate.providers.settings import (
     PROVIDER_TYPES,
     ProviderConfig,
@@ -99,6 +100,7 @@ class ModelConfig(Section):
         description="Request fields sent upstream when the client did not set them, e.g. "
         "{thinking: {type: disabled}} or {reasoning_effort: high} for a DeepSeek model.",
     )
+    price: Price | None = Field(None, description="This model's price (see `pricing`).")
 
 
 CacheScope = Literal["global", "key", "user"]
@@ -314,6 +316,7 @@ class Config(Section):
     chat: ChatConfig = Field(default_factory=ChatConfig)
     anthropic: AnthropicConfig = Field(default_factory=AnthropicConfig)
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
+    pricing: PricingConfig = Field(default_factory=PricingConfig)
     discover_env: bool = Field(True, description="Add providers found in the environment.")
     local_model: bool = Field(
         True,

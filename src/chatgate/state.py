@@ -25,6 +25,7 @@ from chatgate.gateway.caller import UpstreamCaller
 from chatgate.gateway.keypool import KeyPool
 from chatgate.gateway.path import RequestPath
 from chatgate.gateway.pipeline import Pipeline
+from chatgate.gateway.pricing import Pricing
 from chatgate.gateway.queue import UpstreamQueue
 from chatgate.gateway.ratelimit import Backend, Limit, LocalBackend, RateLimiter
 from chatgate.gateway.refresh import ModelRefresher
@@ -164,6 +165,20 @@ def build_limiter(config: Config) -> RateLimiter:
     return RateLimiter(backend, Limit(rpm=config.rate_limits.rpm, tpm=config.rate_limits.tpm))
 
 
+def build_pricing(config: Config, router: Router) -> Pricing:
+    """Prices by public model name: its ``price:`` setting, else the price tables by that name,
+    then by its deployment's upstream name (bare and ``provider/``-qualified)."""
+
+    def upstream_names(model: str) -> list[str]:
+        dep = router.get(model)
+        if dep is None:
+            return [model.rpartition("/")[2]] if "/" in model else []
+        return [dep.upstream_model, dep.qualified_name]
+
+    per_model = {name: m.price for name, m in config.models.items() if m.price is not None}
+    return Pricing(config.pricing, per_model, upstream_names)
+
+
 async def open_database(url: str) -> Database:
     """Connect and bring the schema up to date (safe with several processes starting at once)."""
     try:
@@ -236,7 +251,11 @@ async def build_state(
         )
         stack.callback(accounts.hashing.close)
         auth = Authenticator(
-            KeyRepository(db), config.auth.require_keys, config.auth.key_cache_ttl, accounts.get
+            KeyRepository(db),
+            config.auth.require_keys,
+            config.auth.key_cache_ttl,
+            accounts.get,
+            currency=config.pricing.currency,
         )
         usage = UsageRecorder(UsageRepository(db), on_written=auth.written)
         usage.start()
@@ -250,6 +269,7 @@ async def build_state(
             config.rate_limits.default_max_tokens,
             config.cache.resolved_scope(config.auth.require_keys),
             config.rate_limits.max_n,
+            build_pricing(config, router),
         )
         settings = config.responses
         responses = ResponseRepository(

@@ -179,6 +179,8 @@ def test_usage_counts_the_tokens(admin_url: str, fake: FakeUpstream) -> None:
         "prompt_tokens": total["prompt_tokens"],
         "completion_tokens": total["completion_tokens"],
         "total_tokens": spent,
+        "spend": {},  # fake-model has no price
+        "saved": {},
     }
     (row,) = report["data"]
     assert row["model"] == "fake-model" and row["total_tokens"] == spent
@@ -326,6 +328,8 @@ def test_usage_reports_users(users_server: UsersServer) -> None:
         "prompt_tokens": 11,
         "completion_tokens": 22,
         "total_tokens": 33,
+        "spend": {},  # no prices
+        "saved": {},
     }
     assert users[None]["name"] is None and users[None]["total_tokens"] == 100
     assert users_server.bob not in users  # no usage, no row
@@ -399,12 +403,13 @@ def test_admin_docs_describe_the_bodies(admin_url: str) -> None:
         "rpm",
         "tpm",
         "budget_tokens",
+        "budget_cost",
         "models",
         "expires_days",
     }
     assert "/admin/usage" in schema["paths"] and "/admin/upstreams" in schema["paths"]
     update = schema["components"]["schemas"]["UserPolicyUpdate"]
-    assert set(update["properties"]) == {"rpm", "tpm", "budget_tokens", "models"}
+    assert set(update["properties"]) == {"rpm", "tpm", "budget_tokens", "budget_cost", "models"}
     assert "patch" in schema["paths"]["/admin/users/{user_id}"]
 
 

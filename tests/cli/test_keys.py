@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chatgate.storage import head_revision
+from chatgate.gateway.pricing import Cost, to_nanos
+from chatgate.storage import Database, UsageRepository, UsageRow, head_revision
 from tests.cli.process import chatgate, free_port, wait_healthy
 from tests.fakes.upstream import FakeUpstream
 from tests.storage.conftest import PgServer, pg_server, require_pg
@@ -89,6 +90,10 @@ def test_keys_round_trip(db_url: str) -> None:
         "TPM",
         "BUDGET",
         "USED",
+        "COST-BUDGET",
+        "COST-USED",
+        "SPEND",
+        "SAVED",
         "MODELS",
     ]
     (mine,) = [r for r in rows if r.startswith(key_id)]
@@ -235,3 +240,33 @@ def test_help(command: list[str]) -> None:
         assert "--database-url" in out and "--config" in out
     if command == ["serve"]:
         assert "--require-keys" in out and "--admin-key" in out
+
+
+async def test_a_spending_budget_and_the_spend_are_listed(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'keys.db'}"
+    key_id, _ = create(db_url, "--name", "spender", "--budget-cost", "2.5")
+    async_url = f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}"
+    async with Database(async_url) as db:
+        usd = Cost(to_nanos("0.25"), "USD", to_nanos("0.25"))
+        await UsageRepository(db).add_batch(
+            [
+                UsageRow(
+                    key_id,
+                    "m",
+                    1,
+                    1,
+                    cost_nanos=usd.nanos,
+                    currency="USD",
+                    budget_nanos=usd.budget_nanos,
+                ),
+                UsageRow(key_id, "giga", 1, 1, cost_nanos=to_nanos(12), currency="RUB"),
+                UsageRow(key_id, "m", saved_nanos=to_nanos("1.5"), currency="USD"),
+            ]
+        )
+    (record,) = json.loads(ok("keys", "list", "--json", "--database-url", db_url))
+    assert (record["budget_cost"], record["cost_used"]) == (2.5, 0.25)
+    assert record["spend"] == {"USD": 0.25, "RUB": 12.0} and record["saved"] == {"USD": 1.5}
+    table = ok("keys", "list", "--database-url", db_url)
+    assert "12 RUB + 0.25 USD" in table and "1.5 USD" in table and " 2.5 " in table
+    code, out = run("keys", "create", "--database-url", db_url, "--name", "x", "--budget-cost", "0")
+    assert code == 2 and "budget-cost" in out

@@ -86,6 +86,7 @@ DEFAULT_KNOBS: dict[str, Any] = {
     "gigachat_token_ttl_s": 1800,
     "gigachat_models": ["GigaChat", "GigaChat-Pro"],
     "gigachat_embedders": [],  # listed by GigaChat's /models too, with type "embedder"
+    "usage": None,  # dict: fields merged over the chat usage (a provider's own shape)
     # Server-wide only: a list of knob dicts; each chat request takes the next one over the
     # server's knobs (its own "fake" knobs still win), then the server's knobs alone apply.
     # [{"status": 503}] is "fail once, then succeed".
@@ -549,6 +550,8 @@ class FakeServer:
             usage["prompt_tokens_details"] = {"cached_tokens": hit}
             usage["prompt_cache_hit_tokens"] = hit
             usage["prompt_cache_miss_tokens"] = prompt - hit
+        if isinstance(k.get("usage"), dict):
+            usage.update(k["usage"])
         return usage
 
     def _chat_json(

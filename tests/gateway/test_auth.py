@@ -14,6 +14,7 @@ import pytest
 from chatgate.chat.accounts import Account, Accounts
 from chatgate.errors import AuthenticationError, PermissionDeniedError, QuotaExceededError
 from chatgate.gateway.auth import ANONYMOUS_IDENTITY, Authenticator, Identity, bearer
+from chatgate.gateway.pricing import Cost
 from chatgate.gateway.ratelimit import Limit
 from chatgate.gateway.usage import UsageRecorder
 from chatgate.storage import ClientKey, Database, KeyRepository, UsageRepository
@@ -154,6 +155,33 @@ async def test_a_key_budget_counts_spent_written_and_read_tokens_once(db: Databa
     usage.record(key.id, "m", 40, 0)
     await usage.flush()
     with pytest.raises(QuotaExceededError, match=r"\(100 of 100"):
+        auth.check_budget(fresh)
+
+
+async def test_a_cost_budget_counts_like_the_token_budget_and_runs_out_exactly(
+    db: Database,
+) -> None:
+    keys = KeyRepository(db)
+    key, secret = await keys.create("spender", budget_cost_nanos=1000)
+    auth = authenticator(db, ttl=60)
+    usage = recorder(db, auth)
+    identity = await auth.authenticate(secret)
+    assert (identity.budget_cost, identity.cost_used) == (1000, 0)
+    cost = Cost(500, "USD", 500)
+    auth.spend(identity, 0, 500)
+    usage.record(key.id, "m", 1, 1, cost=cost)
+    auth.check_budget(identity)  # 500 of 1000
+    await usage.flush()
+    auth.check_budget(identity)  # still 500: written, not counted twice
+    auth.spend(identity, 0, 500)
+    with pytest.raises(QuotaExceededError, match=r"spending budget .*\(0.000001 of 0.000001 USD"):
+        auth.check_budget(identity)
+    usage.record(key.id, "m", 1, 1, cost=cost)
+    await usage.flush()
+    auth.forget()
+    fresh = await auth.authenticate(secret)
+    assert fresh.cost_used == 1000
+    with pytest.raises(QuotaExceededError, match="spending budget"):
         auth.check_budget(fresh)
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from chatgate.gateway.usage import UsageRecorder
+from chatgate.gateway.pricing import Cost
+from chatgate.gateway.usage import Spent, UsageRecorder
 from chatgate.storage import (
     ANONYMOUS,
     NO_USER,
@@ -36,9 +37,9 @@ class Written:
     """An on_written callback that remembers its calls."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[dict[str, int], dict[str, int]]] = []
+        self.calls: list[tuple[dict[str, Spent], dict[str, Spent]]] = []
 
-    def __call__(self, by_key: dict[str, int], by_user: dict[str, int]) -> None:
+    def __call__(self, by_key: dict[str, Spent], by_user: dict[str, Spent]) -> None:
         self.calls.append((by_key, by_user))
 
 
@@ -64,7 +65,7 @@ async def test_tallies_per_key_and_user_and_reports_both(db: Database) -> None:
         (ANONYMOUS, "u_bob", "chat", today, 1, 7, 8),
         (ANONYMOUS, NO_USER, "chat", today, 1, 9, 10),
     }
-    assert written.calls == [({key.id: 3 + 18}, {"u_ann": 18, "u_bob": 15})]
+    assert written.calls == [({key.id: (3 + 18, 0)}, {"u_ann": (18, 0), "u_bob": (15, 0)})]
     totals = await recorder.repo.totals_by_user()
     assert totals["u_ann"].total_tokens == 18 and totals["u_bob"].requests == 1
 
@@ -109,4 +110,35 @@ async def test_a_failed_write_keeps_the_users_rows(db: Database) -> None:
         4,
         6,
     )
-    assert written.calls == [({}, {"u_ann": 10})]
+    assert written.calls == [({}, {"u_ann": (10, 0)})]
+
+
+async def test_cost_and_savings_are_tallied_by_currency_and_reported_for_budgets(
+    db: Database,
+) -> None:
+    key, _ = await KeyRepository(db).create("k")
+    written = Written()
+    recorder = UsageRecorder(UsageRepository(db), on_written=written)
+    usd, rub = Cost(480, "USD", 480), Cost(300, "RUB", 4)  # RUB at an exchange rate
+    recorder.record(key.id, "m", 10, 1, "u_ann", cost=usd)
+    recorder.record(key.id, "m", 10, 1, "u_ann", cost=usd)
+    recorder.record(key.id, "m", 0, 0, "u_ann", saved=usd)  # a cache hit
+    recorder.record(key.id, "m", 5, 5)  # unpriced: no currency, the row keeps its own
+    recorder.record(key.id, "giga", 3, 0, cost=rub)
+    await recorder.flush()
+    rows = {(r.user_id, r.model): r for r in await recorder.repo.query()}
+    priced = rows[("u_ann", "m")]
+    assert (priced.cost_nanos, priced.saved_nanos, priced.currency) == (960, 480, "USD")
+    assert rows[(NO_USER, "m")].currency == ""
+    assert (rows[(NO_USER, "giga")].cost_nanos, rows[(NO_USER, "giga")].currency) == (300, "RUB")
+    # Budgets count the budget-currency worth: 960 + 4.
+    assert written.calls == [({key.id: (35, 964)}, {"u_ann": (22, 960)})]
+    stored = await KeyRepository(db).get(key.id)
+    assert stored is not None and stored.cost_used_nanos == 964
+    totals = (await recorder.repo.totals_by_key())[key.id]
+    assert totals.cost == {"USD": 960, "RUB": 300} and totals.saved == {"USD": 480}
+    # A later unpriced request on the priced row does not erase its currency.
+    recorder.record(key.id, "m", 1, 1, "u_ann")
+    await recorder.flush()
+    rows = {(r.user_id, r.model): r for r in await recorder.repo.query()}
+    assert rows[("u_ann", "m")].currency == "USD" and rows[("u_ann", "m")].requests == 4

@@ -69,7 +69,7 @@ async def test_upgrade_creates_tables(db_url: str) -> None:
     assert await _inspect(db_url, _tables) == set()
     await upgrade(db_url)
     assert await _inspect(db_url, _tables) == TABLES | {"alembic_version"}
-    assert await current_revision(db_url) == head_revision() == "0006"
+    assert await current_revision(db_url) == head_revision() == "0007"
 
 
 async def test_migrations_match_models(db_url: str) -> None:

@@ -8,7 +8,9 @@ import {
   formatDateTime,
   formatKeyUsage,
   formatLimits,
+  formatMoney,
   formatPercent,
+  formatSpend,
   keyCreateBody,
   keyState,
   parseLimit,
@@ -45,10 +47,28 @@ describe("keyCreateBody", () => {
   });
 
   it("maps every field to the API's names", () => {
-    const form = { name: "bot", rpm: "60", tpm: " 1000 ", budget: "50000", models: "local, fake-model local", expiresDays: "1.5" };
+    const form = {
+      name: "bot",
+      rpm: "60",
+      tpm: " 1000 ",
+      budget: "50000",
+      budgetCost: " 2.5 ",
+      models: "local, fake-model local",
+      expiresDays: "1.5",
+    };
     expect(keyCreateBody(form)).toEqual({
-      body: { name: "bot", rpm: 60, tpm: 1000, budget_tokens: 50000, models: ["local", "fake-model"], expires_days: 1.5 },
+      body: {
+        name: "bot",
+        rpm: 60,
+        tpm: 1000,
+        budget_tokens: 50000,
+        budget_cost: 2.5,
+        models: ["local", "fake-model"],
+        expires_days: 1.5,
+      },
     });
+    expect(keyCreateBody({ ...form, budgetCost: "0" })).toEqual({ field: "budgetCost" });
+    expect(keyCreateBody({ ...form, budgetCost: "5$" })).toEqual({ field: "budgetCost" });
   });
 
   it.each([
@@ -97,28 +117,30 @@ describe("parseLimit", () => {
 
 describe("user limits", () => {
   it("fill the form from the user, empty where there is no limit", () => {
-    expect(userLimitsForm(toUser(USER))).toEqual({ rpm: "60", tpm: "", budget: "5000", models: "local, fake-model" });
+    expect(userLimitsForm(toUser(USER))).toEqual({ rpm: "60", tpm: "", budget: "5000", budgetCost: "", models: "local, fake-model" });
     expect(userLimitsForm(toUser({ ...USER, rpm: null, budget_tokens: null, models: null }))).toEqual({
       rpm: "",
       tpm: "",
       budget: "",
+      budgetCost: "",
       models: "",
     });
+    expect(userLimitsForm(toUser({ ...USER, budget_cost: 0.5 })).budgetCost).toBe("0.5");
   });
 
   it("send every limit: a value sets it, an empty field clears it (null)", () => {
-    expect(userLimitsBody({ rpm: "30", tpm: "", budget: " 100000 ", models: "a, b a" })).toEqual({
-      body: { rpm: 30, tpm: null, budget_tokens: 100000, models: ["a", "b"] },
+    expect(userLimitsBody({ rpm: "30", tpm: "", budget: " 100000 ", budgetCost: "12.5", models: "a, b a" })).toEqual({
+      body: { rpm: 30, tpm: null, budget_tokens: 100000, budget_cost: 12.5, models: ["a", "b"] },
     });
-    expect(userLimitsBody({ rpm: "", tpm: "", budget: "", models: " , " })).toEqual({
-      body: { rpm: null, tpm: null, budget_tokens: null, models: null },
+    expect(userLimitsBody({ rpm: "", tpm: "", budget: "", budgetCost: "", models: " , " })).toEqual({
+      body: { rpm: null, tpm: null, budget_tokens: null, budget_cost: null, models: null },
     });
   });
 
   it("a round trip of the form changes nothing", () => {
     const u = toUser(USER);
     expect(userLimitsBody(userLimitsForm(u))).toEqual({
-      body: { rpm: 60, tpm: null, budget_tokens: 5000, models: ["local", "fake-model"] },
+      body: { rpm: 60, tpm: null, budget_tokens: 5000, budget_cost: null, models: ["local", "fake-model"] },
     });
   });
 
@@ -127,8 +149,9 @@ describe("user limits", () => {
     [{ tpm: "fast" }, "tpm"],
     [{ budget: "-5" }, "budget"],
     [{ rpm: "1", budget: "1.5" }, "budget"],
+    [{ budgetCost: "-1" }, "budgetCost"],
   ] as const)("%j is wrong in %s", (fields, field) => {
-    expect(userLimitsBody({ rpm: "", tpm: "", budget: "", models: "", ...fields })).toEqual({ field });
+    expect(userLimitsBody({ rpm: "", tpm: "", budget: "", budgetCost: "", models: "", ...fields })).toEqual({ field });
   });
 });
 
@@ -304,5 +327,25 @@ describe("formatting", () => {
     expect(formatDateTime(null, "en")).toBe("");
     expect(formatDateTime("2025-03-01T10:00:00Z", "en", "UTC")).toBe("Mar 1, 2025, 10:00 AM");
     expect(formatDateTime("garbage", "en")).toBe("garbage");
+  });
+});
+
+describe("spend and savings", () => {
+  it("maps a key's money fields, ignoring what is not a number", () => {
+    const k = toKey({ ...KEY, budget_cost: 5, cost_used: 0.42, spend: { USD: 0.42, RUB: 300, XXX: "no" }, saved: { USD: 1.5 } });
+    expect(k.budgetCost).toBe(5);
+    expect(k.costUsed).toBe(0.42);
+    expect(k.spend).toEqual({ USD: 0.42, RUB: 300 });
+    expect(k.saved).toEqual({ USD: 1.5 });
+    expect(toKey(KEY).budgetCost).toBeNull();
+    expect(toKey(KEY).spend).toEqual({});
+  });
+
+  it("formats amounts by currency and the budget next to them", () => {
+    expect(formatMoney({ USD: 0.00048, RUB: 300, EUR: 0 }, "en")).toBe("300 RUB + 0.00048 USD");
+    expect(formatMoney({}, "en")).toBe("");
+    const k = toKey({ ...KEY, budget_cost: 5, cost_used: 0.42, spend: { USD: 0.42 } });
+    expect(formatSpend(k, "en")).toBe("0.42 USD (0.42 / 5)");
+    expect(formatSpend(toKey(KEY), "en")).toBe("0");
   });
 });

@@ -38,7 +38,16 @@ export interface ClientKey {
   budgetTokens: number | null;
   tokensUsed: number;
   models: string[] | null;
+  /** Spending budget (in the server's pricing currency), null: none; and what counts against it. */
+  budgetCost: number | null;
+  costUsed: number;
+  /** All-time spend and cache savings by currency. */
+  spend: Money;
+  saved: Money;
 }
+
+/** Amounts by currency: { USD: 1.25, RUB: 300 }. */
+export type Money = Record<string, number>;
 
 export interface Counters {
   requests: number;
@@ -60,6 +69,10 @@ export interface ChatUser {
   tokensUsed: number;
   models: string[] | null;
   usage: Counters;
+  budgetCost: number | null;
+  costUsed: number;
+  spend: Money;
+  saved: Money;
 }
 
 export interface UsageDay extends Counters {
@@ -125,6 +138,16 @@ export function toMe(v: unknown): Me {
   return { name: str(o.name), isAdmin: o.is_admin === true, singleUser: o.single_user === true };
 }
 
+const money = (v: unknown): Money =>
+  Object.fromEntries(Object.entries(obj(v)).filter((e): e is [string, number] => typeof e[1] === "number"));
+
+const costs = (o: Json) => ({
+  budgetCost: optNum(o.budget_cost),
+  costUsed: num(o.cost_used),
+  spend: money(o.spend),
+  saved: money(o.saved),
+});
+
 const models = (v: unknown): string[] | null =>
   Array.isArray(v) ? v.filter((m): m is string => typeof m === "string") : null;
 
@@ -143,6 +166,7 @@ export function toKey(v: unknown): ClientKey {
     budgetTokens: optNum(o.budget_tokens),
     tokensUsed: num(o.tokens_used),
     models: models(o.models),
+    ...costs(o),
   };
 }
 
@@ -169,6 +193,7 @@ export function toUser(v: unknown): ChatUser {
     tokensUsed: num(o.tokens_used),
     models: models(o.models),
     usage: toCounters(obj(o.usage)),
+    ...costs(o),
   };
 }
 
@@ -239,11 +264,12 @@ export interface KeyForm {
   rpm: string;
   tpm: string;
   budget: string;
+  budgetCost: string;
   models: string;
   expiresDays: string;
 }
 
-export const EMPTY_KEY_FORM: KeyForm = { name: "", rpm: "", tpm: "", budget: "", models: "", expiresDays: "" };
+export const EMPTY_KEY_FORM: KeyForm = { name: "", rpm: "", tpm: "", budget: "", budgetCost: "", models: "", expiresDays: "" };
 
 export type KeyFormField = keyof KeyForm;
 
@@ -253,6 +279,14 @@ export function parseLimit(text: string): number | null | undefined {
   if (!t) return null;
   if (!/^\d+$/.test(t) || Number(t) < 1 || !Number.isSafeInteger(Number(t))) return undefined;
   return Number(t);
+}
+
+/** An amount of money as typed: null when empty, the number when above zero, else undefined. */
+export function parseAmount(text: string): number | null | undefined {
+  const t = text.trim();
+  if (!t) return null;
+  const n = Number(t);
+  return /^\d*\.?\d+$|^\d+\.$/.test(t) && Number.isFinite(n) && n > 0 ? n : undefined;
 }
 
 /** The POST /admin/keys body, or the first field that is wrong. Empty limits are left out. */
@@ -269,6 +303,9 @@ export function keyCreateBody(form: KeyForm): { body: Json } | { field: KeyFormF
   if (!whole("rpm", "rpm")) return { field: "rpm" };
   if (!whole("tpm", "tpm")) return { field: "tpm" };
   if (!whole("budget", "budget_tokens")) return { field: "budget" };
+  const cost = parseAmount(form.budgetCost);
+  if (cost === undefined) return { field: "budgetCost" };
+  if (cost !== null) body.budget_cost = cost;
   const models = parseModels(form.models);
   if (models.length) body.models = models;
   const days = form.expiresDays.trim();
@@ -285,6 +322,7 @@ export interface UserLimitsForm {
   rpm: string;
   tpm: string;
   budget: string;
+  budgetCost: string;
   models: string;
 }
 
@@ -293,7 +331,13 @@ export type UserLimitsField = keyof UserLimitsForm;
 /** The form filled with a user's current limits. */
 export function userLimitsForm(u: ChatUser): UserLimitsForm {
   const text = (n: number | null) => (n === null ? "" : String(n));
-  return { rpm: text(u.rpm), tpm: text(u.tpm), budget: text(u.budgetTokens), models: u.models?.join(", ") ?? "" };
+  return {
+    rpm: text(u.rpm),
+    tpm: text(u.tpm),
+    budget: text(u.budgetTokens),
+    budgetCost: text(u.budgetCost),
+    models: u.models?.join(", ") ?? "",
+  };
 }
 
 /**
@@ -307,8 +351,10 @@ export function userLimitsBody(form: UserLimitsForm): { body: Json } | { field: 
   if (tpm === undefined) return { field: "tpm" };
   const budget = parseLimit(form.budget);
   if (budget === undefined) return { field: "budget" };
+  const cost = parseAmount(form.budgetCost);
+  if (cost === undefined) return { field: "budgetCost" };
   const models = parseModels(form.models);
-  return { body: { rpm, tpm, budget_tokens: budget, models: models.length ? models : null } };
+  return { body: { rpm, tpm, budget_tokens: budget, budget_cost: cost, models: models.length ? models : null } };
 }
 
 /** "a, b  c" → ["a", "b", "c"], without repeats. */
@@ -455,6 +501,24 @@ export function formatLimits(k: Pick<ClientKey, "rpm" | "tpm">, locale: string):
   if (k.rpm !== null) parts.push(`${formatCount(k.rpm, locale)} rpm`);
   if (k.tpm !== null) parts.push(`${formatCount(k.tpm, locale)} tpm`);
   return parts.join(" · ");
+}
+
+/** "1.25 USD + 300 RUB" (largest first by name), "" for nothing. */
+export function formatMoney(amounts: Money, locale: string): string {
+  const fmt = new Intl.NumberFormat(locale, { maximumSignificantDigits: 6 });
+  return Object.entries(amounts)
+    .filter(([, n]) => n > 0)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([currency, n]) => `${fmt.format(n)} ${currency}`)
+    .join(" + ");
+}
+
+/** A key's or user's spend ("0.42 USD"), with its spending budget ("0.42 / 5") when it has one. */
+export function formatSpend(k: Pick<ClientKey, "spend" | "budgetCost" | "costUsed">, locale: string): string {
+  const spent = formatMoney(k.spend, locale) || "0";
+  if (k.budgetCost === null) return spent;
+  const fmt = new Intl.NumberFormat(locale, { maximumSignificantDigits: 6 });
+  return `${spent} (${fmt.format(k.costUsed)} / ${fmt.format(k.budgetCost)})`;
 }
 
 /** "1,234 / 5,000" with a budget, else "1,234" (a key's or a user's). */

@@ -6,6 +6,8 @@ import {
   formatDateTime,
   formatKeyUsage,
   formatLimits,
+  formatMoney,
+  formatSpend,
   keyCreateBody,
   keyState,
   type AdminApi,
@@ -25,6 +27,7 @@ const FIELD_LABELS: Record<KeyFormField, MessageKey> = {
   rpm: "adminRpmLabel",
   tpm: "adminTpmLabel",
   budget: "adminBudgetLabel",
+  budgetCost: "adminBudgetCostLabel",
   models: "adminModelsLabel",
   expiresDays: "adminExpiresLabel",
 };
@@ -90,7 +93,7 @@ function TextField({
       hint={hint}
       type={type}
       required={field === "name"}
-      step={field === "expiresDays" ? "any" : undefined}
+      step={field === "expiresDays" || field === "budgetCost" ? "any" : undefined}
     />
   );
 }
@@ -153,6 +156,7 @@ function CreateKey({ onCreated }: { onCreated: () => void }) {
         {field("rpm")}
         {field("tpm")}
         {field("budget")}
+        {field("budgetCost")}
         {field("models", "text", t("adminModelsHint"))}
         {field("expiresDays")}
       </div>
@@ -179,6 +183,11 @@ function KeyRow({ k, t, locale, onRevoke }: { k: ClientKey; t: T; locale: string
         <small>{k.models ? k.models.join(", ") : t("adminAllModels")}</small>
       </td>
       <td className="num">{formatKeyUsage(k, locale)}</td>
+      <td className="num" data-spend>
+        {formatSpend(k, locale)}
+        <br />
+        <small>{formatMoney(k.saved, locale) || "0"}</small>
+      </td>
       <td className="date">{formatDateTime(k.createdAt, locale)}</td>
       <td className="date">{k.expiresAt ? formatDateTime(k.expiresAt, locale) : t("adminNever")}</td>
       <td>
@@ -226,6 +235,7 @@ export function KeysSection() {
               <th scope="col">{t("adminKeyPrefix")}</th>
               <th scope="col">{t("adminKeyLimits")}</th>
               <th scope="col" className="num">{t("adminKeyUsage")}</th>
+              <th scope="col" className="num">{t("adminSpendSaved")}</th>
               <th scope="col">{t("adminKeyCreated")}</th>
               <th scope="col">{t("adminKeyExpires")}</th>
               <th scope="col">{t("adminKeyStatus")}</th>

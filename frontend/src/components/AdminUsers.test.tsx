@@ -15,6 +15,10 @@ const USER = {
   tokens_used: 1234,
   models: ["local", "fake-model"],
   usage: { requests: 7, prompt_tokens: 1000, completion_tokens: 234, total_tokens: 1234 },
+  budget_cost: 5,
+  cost_used: 0.25,
+  spend: { USD: 0.25, RUB: 12 },
+  saved: { USD: 0.5 },
 };
 
 const t = (key: Parameters<typeof translate>[1], vars?: Record<string, string | number>) => translate("en", key, vars);
@@ -42,6 +46,8 @@ describe("UsersTable", () => {
     expect(ann).toContain("1,234 / 5,000");
     expect(ann).toContain("60 rpm");
     expect(ann).toContain("local, fake-model");
+    expect(ann).toContain("12 RUB + 0.25 USD (0.25 / 5)"); // spend (used / budget)
+    expect(ann).toContain("<small>0.5 USD</small>"); // saved by the cache
     expect(ann).toContain('aria-label="Edit limits of “ann”"');
   });
 
@@ -56,7 +62,7 @@ describe("UsersTable", () => {
 
   it("has a caption and column headers", () => {
     expect(html).toContain("<caption");
-    expect(html.match(/<th scope="col"/g)?.length).toBe(7);
+    expect(html.match(/<th scope="col"/g)?.length).toBe(8);
   });
 });
 

@@ -5,6 +5,8 @@ import {
   formatCount,
   formatKeyUsage,
   formatLimits,
+  formatMoney,
+  formatSpend,
   userLimitsBody,
   userLimitsForm,
   type AdminApi,
@@ -21,6 +23,7 @@ const FIELD_LABELS: Record<UserLimitsField, MessageKey> = {
   rpm: "adminRpmLabel",
   tpm: "adminTpmLabel",
   budget: "adminBudgetLabel",
+  budgetCost: "adminBudgetCostLabel",
   models: "adminModelsLabel",
 };
 
@@ -44,6 +47,7 @@ export function UsersTable({
           <th scope="col" className="num">{t("adminRequests")}</th>
           <th scope="col" className="num">{t("adminUserTokens")}</th>
           <th scope="col" className="num">{t("adminUserBudget")}</th>
+          <th scope="col" className="num">{t("adminSpendSaved")}</th>
           <th scope="col">{t("adminUserRates")}</th>
           <th scope="col">{t("adminUserModels")}</th>
           <th scope="col">
@@ -68,6 +72,11 @@ export function UsersTable({
             <td className="num">{formatCount(u.usage.totalTokens, locale)}</td>
             <td className="num" data-budget={u.budgetTokens ?? ""}>
               {u.budgetTokens === null ? t("adminNoBudget") : formatKeyUsage(u, locale)}
+            </td>
+            <td className="num" data-spend>
+              {formatSpend(u, locale)}
+              <br />
+              <small>{formatMoney(u.saved, locale) || "0"}</small>
             </td>
             <td>{formatLimits(u, locale) || t("adminNoLimits")}</td>
             <td>{u.models ? u.models.join(", ") : t("adminAllModels")}</td>
@@ -118,6 +127,7 @@ export function LimitsForm({
       invalid={bad === name}
       hint={hint}
       type={type}
+      step={name === "budgetCost" ? "any" : undefined}
       autoFocus={name === "rpm"}
     />
   );
@@ -155,6 +165,7 @@ export function LimitsForm({
         {field("rpm")}
         {field("tpm")}
         {field("budget")}
+        {field("budgetCost")}
         {field("models", "text", t("adminModelsHint"))}
       </div>
       <p className="admin-hint">{t("adminUserLimitsHint")}</p>

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from chatgate.api.admin_money import MAX_COST, SAVED, SPEND, money
 from chatgate.api.auth import csrf_guard, resolve_account
 from chatgate.api.deps import app_state
 from chatgate.errors import (
@@ -28,8 +29,9 @@ from chatgate.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from chatgate.gateway.pricing import from_nanos, to_nanos
 from chatgate.state import AppState
-from chatgate.storage import ANONYMOUS, NO_USER, ClientKey
+from chatgate.storage import ANONYMOUS, NO_USER, ClientKey, KeyTotals
 from chatgate.storage.keys import MAX_BUDGET, MAX_EXPIRES_DAYS, MAX_RATE
 
 
@@ -81,6 +83,9 @@ class KeyCreate(BaseModel):
     expires_days: float | None = Field(
         None, gt=0, le=MAX_EXPIRES_DAYS, description="Expire after this many days."
     )
+    budget_cost: float | None = Field(
+        None, gt=0, le=MAX_COST, description="Spending budget, all time, in `pricing.currency`."
+    )
 
 
 class KeyRecord(BaseModel):
@@ -98,10 +103,15 @@ class KeyRecord(BaseModel):
     budget_tokens: int | None
     tokens_used: int
     models: list[str] | None
+    budget_cost: float | None = Field(None, description="In `pricing.currency`.")
+    cost_used: float = Field(0.0, description="Spend counted against `budget_cost`.")
+    spend: dict[str, float] = Field(default_factory=dict, description=SPEND)
+    saved: dict[str, float] = Field(default_factory=dict, description=SAVED)
 
     @classmethod
-    def of(cls, key: ClientKey) -> KeyRecord:
+    def of(cls, key: ClientKey, totals: KeyTotals | None = None) -> KeyRecord:
         return cls(
+            **money(key.budget_cost_nanos, key.cost_used_nanos, totals),
             id=key.id,
             name=key.name,
             prefix=key.prefix,
@@ -138,16 +148,23 @@ class UsageDay(UsageCounters):
     user_id: str | None = Field(description="None: requests made without a signed-in user.")
     model: str
     day: date
+    cost: float = Field(0.0, description="What the upstream charged, in `currency`.")
+    saved: float = Field(0.0, description="What chatgate's cache saved, in `currency`.")
+    currency: str | None = Field(None, description="None: the model had no price.")
 
 
 class UsageTotal(UsageCounters):
     key_id: str | None
     name: str | None
+    spend: dict[str, float] = Field(default_factory=dict, description=SPEND)
+    saved: dict[str, float] = Field(default_factory=dict, description=SAVED)
 
 
 class UsageUserTotal(UsageCounters):
     user_id: str | None = Field(description="None: requests made without a signed-in user.")
     name: str | None
+    spend: dict[str, float] = Field(default_factory=dict, description=SPEND)
+    saved: dict[str, float] = Field(default_factory=dict, description=SAVED)
 
 
 class UsageReport(BaseModel):
@@ -181,8 +198,11 @@ def admin_router() -> APIRouter:
 
     @router.get("/keys", summary="List client keys (never their secrets)")
     async def list_keys(request: Request) -> KeyList:
-        keys = await _state(request).auth.keys.list()
-        return KeyList(data=[KeyRecord.of(k) for k in keys])
+        state = _state(request)
+        await state.usage.flush()  # what this replica has not written yet
+        keys = await state.auth.keys.list()
+        totals = await state.usage.repo.totals_by_key()
+        return KeyList(data=[KeyRecord.of(k, totals.get(k.id)) for k in keys])
 
     @router.post("/keys", status_code=201, summary="Create a client key (its secret shown once)")
     async def create_key(request: Request, body: KeyCreate) -> KeyCreated:
@@ -193,6 +213,7 @@ def admin_router() -> APIRouter:
             budget_tokens=body.budget_tokens,
             models=body.models,
             expires_days=body.expires_days,
+            budget_cost_nanos=None if body.budget_cost is None else to_nanos(body.budget_cost),
         )
         return KeyCreated(**KeyRecord.of(key).model_dump(), key=secret)
 
@@ -249,6 +270,9 @@ def admin_router() -> APIRouter:
                     user_id=r.user_id or None,
                     model=r.model,
                     day=r.day,
+                    cost=from_nanos(r.cost_nanos),
+                    saved=from_nanos(r.saved_nanos),
+                    currency=r.currency or None,
                     **counters(r.requests, r.prompt_tokens, r.completion_tokens),
                 )
                 for r in rows
@@ -257,6 +281,8 @@ def admin_router() -> APIRouter:
                 UsageTotal(
                     key_id=t.key_id or None,
                     name=names.get(t.key_id, "anonymous" if t.key_id == ANONYMOUS else None),
+                    spend=money(None, 0, t)["spend"],
+                    saved=money(None, 0, t)["saved"],
                     **counters(t.requests, t.prompt_tokens, t.completion_tokens),
                 )
                 for t in sorted(totals.values(), key=lambda t: t.key_id)
@@ -266,6 +292,8 @@ def admin_router() -> APIRouter:
                 UsageUserTotal(
                     user_id=u.user_id or None,
                     name=user_names.get(u.user_id),
+                    spend=money(None, 0, u)["spend"],
+                    saved=money(None, 0, u)["saved"],
                     **counters(u.requests, u.prompt_tokens, u.completion_tokens),
                 )
                 for u in sorted(user_totals.values(), key=lambda u: u.user_id)

@@ -12,10 +12,12 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatgate.api.admin import UsageCounters, counters, require_admin
+from chatgate.api.admin_money import MAX_COST, SAVED, SPEND, money
 from chatgate.api.deps import app_state
 from chatgate.chat.accounts import MAX_MODEL_NAME, UNSET, Account, Accounts
 from chatgate.chat.passwords import MIN_LENGTH
 from chatgate.errors import NotFoundError
+from chatgate.gateway.pricing import to_nanos
 from chatgate.state import AppState
 from chatgate.storage import UserTotals
 from chatgate.storage.keys import MAX_BUDGET, MAX_RATE
@@ -36,6 +38,10 @@ class UserRecord(BaseModel):
     models: list[str] | None
     disabled: bool = Field(description="May not sign in or use anything.")
     usage: UsageCounters = Field(description="All-time requests and tokens.")
+    budget_cost: float | None = Field(None, description="In `pricing.currency`.")
+    cost_used: float = Field(0.0, description="Spend counted against `budget_cost`.")
+    spend: dict[str, float] = Field(default_factory=dict, description=SPEND)
+    saved: dict[str, float] = Field(default_factory=dict, description=SAVED)
 
     @classmethod
     def of(cls, account: Account, totals: UserTotals | None) -> UserRecord:
@@ -43,6 +49,7 @@ class UserRecord(BaseModel):
         if totals is not None:
             counts = (totals.requests, totals.prompt_tokens, totals.completion_tokens)
         return cls(
+            **money(account.budget_cost_nanos, account.cost_used_nanos, totals),
             id=account.id,
             name=account.name,
             is_admin=account.is_admin,
@@ -83,6 +90,9 @@ class UserPolicyUpdate(BaseModel):
         None,
         min_length=1,
         description=f"Models the user may use (null: all); names of 1-{MAX_MODEL_NAME} characters.",
+    )
+    budget_cost: float | None = Field(
+        None, gt=0, le=MAX_COST, description="Spending budget, all time, in `pricing.currency`."
     )
 
 
@@ -131,8 +141,8 @@ def admin_users_router() -> APIRouter:
     @router.get("/users", summary="Chat users with their limits and all-time usage")
     async def list_users(request: Request) -> UserList:
         state = app_state(request)
-        accounts = await _accounts(state).list_users()
         await state.usage.flush()  # what this replica has not written yet
+        accounts = await _accounts(state).list_users()
         totals = await state.usage.repo.totals_by_user()
         return UserList(data=[UserRecord.of(a, totals.get(a.id)) for a in accounts])
 
@@ -154,6 +164,11 @@ def admin_users_router() -> APIRouter:
             tpm=body.tpm if "tpm" in given else UNSET,
             budget_tokens=body.budget_tokens if "budget_tokens" in given else UNSET,
             models=body.models if "models" in given else UNSET,
+            budget_cost_nanos=(
+                (None if body.budget_cost is None else to_nanos(body.budget_cost))
+                if "budget_cost" in given
+                else UNSET
+            ),
         )
         if account is None:
             raise NotFoundError(f"No user with id `{user_id}`.", param="user_id")

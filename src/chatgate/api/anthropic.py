@@ -129,6 +129,7 @@ class Messages(_Door):
                     if opening.cut:  # the drain deadline came first: no answer begun to end
                         raise shutting_down()
                     headers.append((b"x-chatgate-cache", answer.cache.encode()))
+                    headers += exchange.cost_headers
                     if answer.completion is not None:
                         message = anthropic.to_message(answer.completion, asked, stops)
                         await send_json(send, 200, orjson.dumps(message), headers)

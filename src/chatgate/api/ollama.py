@@ -131,6 +131,7 @@ class OllamaDoor:
                     if opening.cut:  # the drain deadline came first: no answer begun to end
                         raise shutting_down()
                     headers.append((b"x-chatgate-cache", answer.cache.encode()))
+                    headers += exchange.cost_headers
                     if answer.completion is not None:
                         whole = self.render(answer.completion, asked, timing)
                         await send_json(send, 200, orjson.dumps(whole), headers)

@@ -105,6 +105,7 @@ class ChatCompletions:
                     if opening.cut:  # the drain deadline came first: no answer begun to end
                         raise shutting_down()
                     headers.append(_CACHE_HEADERS[answer.cache])
+                    headers += exchange.cost_headers
                     if answer.completion is not None:
                         whole = answer.completion
                         if self.render is not None:

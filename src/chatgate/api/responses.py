@@ -155,6 +155,7 @@ class CreateResponse:
                     if opening.cut:  # the drain deadline came first: no answer begun to end
                         raise shutting_down()
                     headers.append(_CACHE_HEADERS[answer.cache])
+                    headers += exchange.cost_headers
                     if answer.completion is not None:
                         payload = orjson.dumps(render(rreq, turn.rid, answer.completion))
                         turn.save(payload)

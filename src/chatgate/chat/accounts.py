@@ -76,6 +76,8 @@ class Account:
     models: frozenset[str] | None = None
     created_at: datetime | None = None
     disabled: bool = False
+    budget_cost_nanos: int | None = None  # nano-units of the budgets' currency
+    cost_used_nanos: int = 0
 
     @classmethod
     def of(cls, user: User) -> Account:
@@ -91,6 +93,8 @@ class Account:
             models=None if user.models is None else frozenset(user.models),
             created_at=user.created_at,
             disabled=user.disabled_at is not None,
+            budget_cost_nanos=user.budget_cost_nanos,
+            cost_used_nanos=user.cost_used_nanos or 0,
         )
 
     def allows_model(self, model: str) -> bool:
@@ -205,6 +209,7 @@ class Accounts:
         tpm: int | Unset | None = UNSET,
         budget_tokens: int | Unset | None = UNSET,
         models: Sequence[str] | Unset | None = UNSET,
+        budget_cost_nanos: int | Unset | None = UNSET,
     ) -> Account | None:
         """Set (a value) or clear (None) each given policy field, leaving UNSET ones alone; the
         updated account, or None when no user has this id. InvalidRequestError names a value
@@ -215,6 +220,7 @@ class Accounts:
             ("rpm", rpm, MAX_RATE),
             ("tpm", tpm, MAX_RATE),
             ("budget_tokens", budget_tokens, MAX_BUDGET),
+            ("budget_cost_nanos", budget_cost_nanos, MAX_BUDGET),
         ):
             if value is not UNSET:
                 values[name] = _check_limit(name, value, top)

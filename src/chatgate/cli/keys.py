@@ -11,7 +11,15 @@ from typing import Any, TypeVar
 from chatgate.cli.common import Commands, OneLineParser, store_options
 from chatgate.cli.db import database_url, run_db
 from chatgate.errors import NotFoundError
-from chatgate.storage import ClientKey, Database, KeyRepository, upgrade
+from chatgate.gateway.pricing import format_amount, from_nanos, to_nanos
+from chatgate.storage import (
+    ClientKey,
+    Database,
+    KeyRepository,
+    KeyTotals,
+    UsageRepository,
+    upgrade,
+)
 from chatgate.storage.keys import MAX_BUDGET, MAX_EXPIRES_DAYS, MAX_RATE
 
 T = TypeVar("T")
@@ -40,6 +48,17 @@ def positive_number(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"expected a number above 0 and at most {MAX_EXPIRES_DAYS:g}, got {text!r}"
         )
+    return value
+
+
+def amount(text: str) -> int:
+    """A positive amount of money (``2.50``) as nano-units."""
+    try:
+        value = to_nanos(text)
+    except (ArithmeticError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected an amount of money, got {text!r}") from None
+    if not 1 <= value <= MAX_BUDGET:
+        raise argparse.ArgumentTypeError(f"expected an amount above 0, got {text!r}")
     return value
 
 
@@ -74,6 +93,12 @@ def add_commands(sub: Commands) -> None:
         "--budget-tokens", type=positive_int, metavar="N", help="total token budget (all time)"
     )
     create.add_argument(
+        "--budget-cost",
+        type=amount,
+        metavar="AMOUNT",
+        help="total spending budget (all time), in the config's pricing.currency (USD)",
+    )
+    create.add_argument(
         "--models", type=model_list, metavar="A,B", help="allowed models (default: all)"
     )
     create.add_argument(
@@ -100,9 +125,13 @@ def add_commands(sub: Commands) -> None:
 
 
 async def _with_keys(url: str, work: Callable[[KeyRepository], Awaitable[T]]) -> T:
+    return await _with_db(url, lambda db: work(KeyRepository(db)))
+
+
+async def _with_db(url: str, work: Callable[[Database], Awaitable[T]]) -> T:
     await upgrade(url)
     async with Database(url) as db:
-        return await work(KeyRepository(db))
+        return await work(db)
 
 
 def _when(value: datetime | None) -> str:
@@ -124,6 +153,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
             budget_tokens=args.budget_tokens,
             models=args.models,
             expires_days=args.expires_days,
+            budget_cost_nanos=args.budget_cost,
         )
 
     key, secret = run_db(url, _with_keys(url, create))
@@ -132,6 +162,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
             f"rpm {_num(key.rpm, 'unlimited')}",
             f"tpm {_num(key.tpm, 'unlimited')}",
             f"budget {_num(key.budget_tokens, 'unlimited')} tokens",
+            f"spending budget {_money(key.budget_cost_nanos, 'unlimited')}",
             f"models {','.join(key.models) if key.models is not None else 'all'}",
             f"expires {_when(key.expires_at) + ' UTC' if key.expires_at else 'never'}",
         ]
@@ -142,8 +173,18 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def key_row(key: ClientKey) -> dict[str, Any]:
-    """A key's public fields (no secret, no hash)."""
+def _money(nanos: int | None, none: str = "-") -> str:
+    return none if nanos is None else format_amount(nanos)
+
+
+def _by_currency(amounts: dict[str, int]) -> str:
+    """``1.25 USD + 300 RUB``; ``-`` for nothing."""
+    parts = [f"{format_amount(n)} {c}" for c, n in sorted(amounts.items()) if n]
+    return " + ".join(parts) or "-"
+
+
+def key_row(key: ClientKey, totals: KeyTotals | None = None) -> dict[str, Any]:
+    """A key's public fields (no secret, no hash), its spending and its cache savings."""
     return {
         "id": key.id,
         "name": key.name,
@@ -157,6 +198,10 @@ def key_row(key: ClientKey) -> dict[str, Any]:
         "budget_tokens": key.budget_tokens,
         "tokens_used": key.tokens_used,
         "models": key.models,
+        "budget_cost": None if key.budget_cost_nanos is None else from_nanos(key.budget_cost_nanos),
+        "cost_used": from_nanos(key.cost_used_nanos or 0),
+        "spend": {c: from_nanos(n) for c, n in totals.cost.items()} if totals else {},
+        "saved": {c: from_nanos(n) for c, n in totals.saved.items()} if totals else {},
     }
 
 
@@ -171,9 +216,13 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
     url = database_url(args)
-    keys = run_db(url, _with_keys(url, lambda repo: repo.list()))
+
+    async def listing(db: Database) -> tuple[list[ClientKey], dict[str, KeyTotals]]:
+        return await KeyRepository(db).list(), await UsageRepository(db).totals_by_key()
+
+    keys, totals = run_db(url, _with_db(url, listing))
     if args.json:
-        print(json.dumps([key_row(k) for k in keys], indent=2))
+        print(json.dumps([key_row(k, totals.get(k.id)) for k in keys], indent=2))
         return 0
     if not keys:
         print("No keys yet: create one with `chatgate keys create --name NAME`.")
@@ -191,11 +240,16 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
             _num(k.tpm),
             _num(k.budget_tokens),
             str(k.tokens_used),
+            _money(k.budget_cost_nanos),
+            _money(k.cost_used_nanos or 0),
+            _by_currency(totals[k.id].cost) if k.id in totals else "-",
+            _by_currency(totals[k.id].saved) if k.id in totals else "-",
             ",".join(k.models) if k.models is not None else "*",
         ]
         for k in keys
     ]
-    print(table([*headers, "USED", "MODELS"], rows))
+    more = ["USED", "COST-BUDGET", "COST-USED", "SPEND", "SAVED", "MODELS"]
+    print(table([*headers, *more], rows))
     return 0
 
 

@@ -18,12 +18,19 @@ from chatgate.chat.accounts import UNSET, Account, Accounts
 from chatgate.chat.passwords import MIN_LENGTH
 from chatgate.cli.common import Commands, OneLineParser, store_options
 from chatgate.cli.db import database_url, run_db
-from chatgate.cli.keys import model_list, positive_int, rate
+from chatgate.cli.keys import amount, model_list, positive_int, rate
 from chatgate.errors import ConfigError, GatewayError
+from chatgate.gateway.pricing import format_amount
 from chatgate.storage import Database, upgrade
 
 T = TypeVar("T")
-CLEARABLE = {"rpm": "rpm", "tpm": "tpm", "budget-tokens": "budget_tokens", "models": "models"}
+CLEARABLE = {
+    "rpm": "rpm",
+    "tpm": "tpm",
+    "budget-tokens": "budget_tokens",
+    "budget-cost": "budget_cost_nanos",
+    "models": "models",
+}
 
 
 def clear_list(text: str) -> list[str]:
@@ -78,13 +85,19 @@ def add_commands(sub: Commands) -> None:
     update.add_argument(
         "--budget-tokens", type=positive_int, metavar="N", help="total token budget (all time)"
     )
+    update.add_argument(
+        "--budget-cost",
+        type=amount,
+        metavar="AMOUNT",
+        help="total spending budget (all time), in the config's pricing.currency (USD)",
+    )
     update.add_argument("--models", type=model_list, metavar="A,B", help="allowed models")
     update.add_argument(
         "--clear",
         type=clear_list,
         metavar="FIELDS",
         default=[],
-        help="limits to remove: rpm,tpm,budget-tokens,models",
+        help="limits to remove: rpm,tpm,budget-tokens,budget-cost,models",
     )
     update.set_defaults(func=cmd_users_update)
 
@@ -170,10 +183,14 @@ def _policy(account: Account) -> str:
     def num(value: int | None) -> str:
         return "-" if value is None else str(value)
 
+    def money(value: int | None) -> str:
+        return "-" if value is None else format_amount(value)
+
     models = ",".join(sorted(account.models)) if account.models is not None else "all"
     return (
         f"rpm={num(account.rpm)} tpm={num(account.tpm)} budget={num(account.budget_tokens)} "
-        f"used={account.tokens_used} models={models}"
+        f"used={account.tokens_used} models={models} "
+        f"budget_cost={money(account.budget_cost_nanos)} cost_used={money(account.cost_used_nanos)}"
     )
 
 
@@ -208,6 +225,7 @@ def cmd_users_update(args: argparse.Namespace) -> int:
         "rpm": args.rpm,
         "tpm": args.tpm,
         "budget_tokens": args.budget_tokens,
+        "budget_cost_nanos": args.budget_cost,
         "models": args.models,
     }
     changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from chatgate.errors import AuthenticationError, PermissionDeniedError, QuotaExceededError
+from chatgate.gateway.pricing import format_amount
 from chatgate.gateway.ratelimit import Limit
+from chatgate.gateway.usage import Spent
 from chatgate.storage import ClientKey, KeyRepository
 
 _PREFIX = "sk-cg-"
@@ -38,6 +40,8 @@ class Identity:
     budget_tokens: int | None
     tokens_used: int
     user_id: str | None = None
+    budget_cost: int | None = None  # nano-units of the budgets' currency
+    cost_used: int = 0
 
     @property
     def subject(self) -> str | None:
@@ -77,6 +81,10 @@ class Member(Protocol):
     @property
     def tokens_used(self) -> int: ...
     @property
+    def budget_cost_nanos(self) -> int | None: ...
+    @property
+    def cost_used_nanos(self) -> int: ...
+    @property
     def disabled(self) -> bool: ...
 
 
@@ -91,6 +99,8 @@ def _key_identity(key: ClientKey) -> Identity:
         models=frozenset(key.models) if key.models is not None else None,
         budget_tokens=key.budget_tokens,
         tokens_used=key.tokens_used,
+        budget_cost=key.budget_cost_nanos,
+        cost_used=key.cost_used_nanos or 0,
     )
 
 
@@ -103,6 +113,8 @@ def _user_identity(user: Member) -> Identity:
         budget_tokens=user.budget_tokens,
         tokens_used=user.tokens_used,
         user_id=user.id,
+        budget_cost=user.budget_cost_nanos,
+        cost_used=user.cost_used_nanos,
     )
 
 
@@ -120,11 +132,13 @@ class Authenticator:
         require_keys: bool,
         cache_ttl: float = 10.0,
         users: UserLookup | None = None,
+        currency: str = "USD",
     ) -> None:
         self.keys = keys
         self.users = users
         self.require_keys = require_keys
         self.cache_ttl = cache_ttl
+        self.currency = currency  # of the cost budgets
         # secret or "u:<id>" → (identity or None for "no such key", valid until); bounded, so a
         # flood of made-up keys cannot grow it without limit
         self._cache: dict[str, tuple[Identity | None, float]] = {}
@@ -133,8 +147,9 @@ class Authenticator:
         # the batches wrote, so a fresh read must not forget the rest — nor a batch written while
         # the read was on its way (it may not include it): batches are numbered, and a read
         # drops only those written before it began.
-        self._unwritten: dict[str, int] = {}
-        self._written_since_read: dict[str, list[tuple[int, int]]] = {}  # [(batch, tokens)]
+        # Amounts are (tokens, nano-units of the budgets' currency).
+        self._unwritten: dict[str, tuple[int, int]] = {}
+        self._written_since_read: dict[str, list[tuple[int, int, int]]] = {}  # (batch, tokens, $)
         self._batches = 0
 
     async def authenticate(self, secret: str | None) -> Identity:
@@ -207,47 +222,55 @@ class Authenticator:
             del self._written_since_read[subject]
 
     def check_budget(self, identity: Identity) -> None:
+        """Refuse a caller whose token or cost budget is spent (429 ``insufficient_quota``)."""
         subject = identity.subject
-        if identity.budget_tokens is None or subject is None:
+        if subject is None or (identity.budget_tokens is None and identity.budget_cost is None):
             return
-        written = self._written_since_read.get(subject, ())
-        used = (
-            identity.tokens_used
-            + self._unwritten.get(subject, 0)
-            + sum(tokens for _, tokens in written)
-        )
-        if used >= identity.budget_tokens:
-            whose = "API key" if identity.key_id is not None else "account"
+        tokens, nanos = self._unwritten.get(subject, (0, 0))
+        for _, t, n in self._written_since_read.get(subject, ()):
+            tokens, nanos = tokens + t, nanos + n
+        whose = "API key" if identity.key_id is not None else "account"
+        used = identity.tokens_used + tokens
+        if identity.budget_tokens is not None and used >= identity.budget_tokens:
             raise QuotaExceededError(
                 f"You exceeded your token budget for this {whose} "
                 f"({used} of {identity.budget_tokens} tokens used)."
             )
+        spent = identity.cost_used + nanos
+        if identity.budget_cost is not None and spent >= identity.budget_cost:
+            raise QuotaExceededError(
+                f"You exceeded your spending budget for this {whose} ({format_amount(spent)} "
+                f"of {format_amount(identity.budget_cost)} {self.currency} spent)."
+            )
 
-    def spend(self, identity: Identity, tokens: int) -> None:
-        """Count tokens against the caller's budget (the usage recorder writes them later)."""
+    def spend(self, identity: Identity, tokens: int, nanos: int = 0) -> None:
+        """Count tokens and cost (nano-units of the budgets' currency) against the caller's
+        budgets (the usage recorder writes them later)."""
         subject = identity.subject
-        if subject is not None and tokens > 0:
-            self._unwritten[subject] = self._unwritten.get(subject, 0) + tokens
+        if subject is not None and (tokens > 0 or nanos > 0):
+            was = self._unwritten.get(subject, (0, 0))
+            self._unwritten[subject] = (was[0] + tokens, was[1] + nanos)
 
-    def written(self, by_key: dict[str, int], by_user: dict[str, int] | None = None) -> None:
-        """The usage recorder wrote these tokens to the keys' and users' records."""
+    def written(self, by_key: dict[str, Spent], by_user: dict[str, Spent] | None = None) -> None:
+        """The usage recorder wrote these (tokens, nano-units) to the keys' and users' records."""
         self._batches += 1
         batch = self._batches
         written = {"k:" + k: n for k, n in by_key.items()}
         written.update(("u:" + u, n) for u, n in (by_user or {}).items())
-        for subject, tokens in written.items():
-            left = self._unwritten.get(subject, 0) - tokens
-            if left > 0:
+        for subject, (tokens, nanos) in written.items():
+            was = self._unwritten.get(subject, (0, 0))
+            left = (max(was[0] - tokens, 0), max(was[1] - nanos, 0))
+            if left != (0, 0):
                 self._unwritten[subject] = left
             else:
                 self._unwritten.pop(subject, None)
             entries = self._written_since_read.setdefault(subject, [])
-            entries.append((batch, tokens))
+            entries.append((batch, tokens, nanos))
             if len(entries) > _WRITTEN_ENTRIES:
                 # Bounded (a user the door never re-reads): the oldest two become one under the
                 # newer number, so a read can only keep them too long, never forget one.
-                (_, first), (second_batch, second) = entries[0], entries[1]
-                entries[0:2] = [(second_batch, first + second)]
+                (_, t1, n1), (second_batch, t2, n2) = entries[0], entries[1]
+                entries[0:2] = [(second_batch, t1 + t2, n1 + n2)]
 
     def forget(self) -> None:
         """Drop every cached key and user (after a change made here, so it takes effect at once)."""

@@ -2,7 +2,7 @@
 
     door (parse) → authenticate → bound on n → model access → budget → rate-limit reserve
       → pipeline (cache, single-flight, router, key pool, queue, provider, reasoning)
-      → reconcile + usage + metrics + access log → door (render)
+      → reconcile + usage + cost + metrics + access log → door (render)
 
 Every door (``/v1/chat/completions``, the seed endpoints, the web chat, …) is a thin adapter:
 it opens an :class:`Exchange` with its ``api`` name, hands over the caller's credential and the
@@ -22,6 +22,7 @@ from chatgate.config import CacheScope
 from chatgate.errors import GatewayError, InvalidRequestError
 from chatgate.gateway.auth import ANONYMOUS_IDENTITY, Authenticator, Identity
 from chatgate.gateway.pipeline import Answer, Pipeline
+from chatgate.gateway.pricing import Cost, Pricing, format_amount
 from chatgate.gateway.ratelimit import RateLimiter, Reservation
 from chatgate.gateway.router import Deployment
 from chatgate.gateway.usage import UsageRecorder, usage_tokens
@@ -74,6 +75,7 @@ class RequestPath:
         default_max_tokens: int = 512,
         cache_scope: CacheScope = "global",
         max_n: int = 8,
+        pricing: Pricing | None = None,
     ) -> None:
         self.auth = auth
         self.limiter = limiter
@@ -84,6 +86,7 @@ class RequestPath:
         self.default_max_tokens = default_max_tokens
         self.cache_scope = cache_scope
         self.max_n = max_n
+        self.pricing = pricing
 
     def partition(self, identity: Identity) -> str:
         """The caller's cache partition under ``cache.scope`` ("" is the shared cache).
@@ -115,8 +118,10 @@ class Exchange:
     __slots__ = (
         "_label",
         "_last",
+        "_priced",
         "answer",
         "api",
+        "cost",
         "error",
         "finished",
         "identity",
@@ -124,6 +129,7 @@ class Exchange:
         "req",
         "request_id",
         "reservation",
+        "saved",
         "started",
         "status",
     )
@@ -140,6 +146,9 @@ class Exchange:
         self.status = 200
         self.error: GatewayError | str | None = None
         self.finished = False
+        self.cost: Cost | None = None  # what the upstream charged for the answer
+        self.saved: Cost | None = None  # an answer from chatgate's cache: what it would have
+        self._priced = False
         self._label: tuple[str] = ("other",)
         self._last = 0.0
         path.metrics.in_flight += 1
@@ -220,6 +229,8 @@ class Exchange:
         if path.pipeline.cache is not None and self.identity is not None:
             partition = path.partition(self.identity)
         self.answer = answer = await path.pipeline.open(self.req, route, partition)
+        if answer.completion is not None:
+            self._price()
         if self.req.stream:
             self._last = now = time.perf_counter()
             path.metrics.ttft.observe(self._label, now - self.started)
@@ -239,6 +250,41 @@ class Exchange:
     async def aclose(self) -> None:
         if self.answer is not None:
             await self.answer.aclose()
+
+    # -- money -----------------------------------------------------------------------------------
+    def _price(self) -> None:
+        """Price the answer once its usage is known: ``cost``, or ``saved`` for a cache hit."""
+        if self._priced:
+            return
+        self._priced = True
+        pricing, answer, req = self.path.pricing, self.answer, self.req
+        if pricing is None or answer is None or req is None or answer.usage is None:
+            return
+        cost = pricing.cost(req.model, answer.usage)
+        if cost is None:
+            return
+        if answer.cache == "hit":
+            self.saved = cost
+        else:
+            self.cost = cost
+
+    @property
+    def cost_headers(self) -> list[tuple[bytes, bytes]]:
+        """``x-chatgate-cost`` (+ ``-currency``, and ``x-chatgate-cost-saved`` for a cache hit)
+        of a whole answer whose model has a price; a stream's cost is known only at its end."""
+        cost, saved = self.cost, self.saved
+        if saved is not None:
+            return [
+                (b"x-chatgate-cost", b"0"),
+                (b"x-chatgate-cost-currency", saved.currency.encode()),
+                (b"x-chatgate-cost-saved", format_amount(saved.nanos).encode()),
+            ]
+        if cost is None:
+            return []
+        return [
+            (b"x-chatgate-cost", format_amount(cost.nanos).encode()),
+            (b"x-chatgate-cost-currency", cost.currency.encode()),
+        ]
 
     # -- the books -------------------------------------------------------------------------------
     def fail(self, error: GatewayError | str, status: int | None = None) -> None:
@@ -268,9 +314,13 @@ class Exchange:
         path.metrics.in_flight -= 1
         req, identity, answer = self.req, self.identity, self.answer
         prompt, completion = self.usage
+        self._price()
+        cost, saved = self.cost, self.saved
         if self.reservation is not None and req is not None and identity is not None:
-            path.usage.record(identity.key_id, req.model, prompt, completion, identity.user_id)
-            path.auth.spend(identity, prompt + completion)
+            path.usage.record(
+                identity.key_id, req.model, prompt, completion, identity.user_id, cost, saved
+            )
+            path.auth.spend(identity, prompt + completion, cost.budget_nanos if cost else 0)
             # The limiter degrades on its own; a missed correction is small.
             with contextlib.suppress(Exception):
                 await path.limiter.reconcile(self.reservation, prompt + completion)
@@ -290,6 +340,10 @@ class Exchange:
             completion,
             code,
         )
+        if cost is not None or saved is not None:
+            path.metrics.observe_cost(
+                _label(path, req.model) if req is not None else "other", cost, saved
+            )
         path.access.request(
             self.api,
             self.request_id,

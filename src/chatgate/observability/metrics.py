@@ -11,6 +11,12 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chatgate.gateway.pricing import Cost
+
+NANOS = 1_000_000_000
 
 Labels = tuple[str, ...]
 
@@ -117,6 +123,16 @@ class Metrics:
             "Failed upstream attempts (before retries).",
             ("provider", "status"),
         )
+        self.cost = Counter(
+            "chatgate_cost_total",
+            "What upstreams charged for answers, by model and currency (from their usage).",
+            ("model", "currency"),
+        )
+        self.cost_saved = Counter(
+            "chatgate_cost_saved_total",
+            "What answers served from chatgate's cache would have cost upstream.",
+            ("model", "currency"),
+        )
         self.in_flight = 0
 
     def observe_request(
@@ -141,6 +157,12 @@ class Metrics:
         if status in (429, 503) and code:
             self.rejected.inc((code,))
 
+    def observe_cost(self, model: str, cost: Cost | None, saved: Cost | None) -> None:
+        if cost is not None:
+            self.cost.inc((model, cost.currency), cost.nanos / NANOS)
+        if saved is not None:
+            self.cost_saved.inc((model, saved.currency), saved.nanos / NANOS)
+
     def upstream_error(self, provider: str, status: int | None) -> None:
         self.upstream_errors.inc((provider, str(status) if status else "connection"))
 
@@ -153,6 +175,8 @@ class Metrics:
             self.ttft,
             self.inter_chunk,
             self.tokens,
+            self.cost,
+            self.cost_saved,
             self.rejected,
             self.upstream_errors,
         ):

@@ -38,13 +38,18 @@ MAX_EXPIRES_DAYS = 36_500.0  # a hundred years; beyond that a datetime overflows
 
 
 def check_limits(
-    rpm: int | None, tpm: int | None, budget_tokens: int | None, expires_days: float | None
+    rpm: int | None,
+    tpm: int | None,
+    budget_tokens: int | None,
+    expires_days: float | None,
+    budget_cost_nanos: int | None = None,
 ) -> None:
     """Raise ValueError naming the first value the key table cannot hold."""
     for name, value, top in (
         ("rpm", rpm, MAX_RATE),
         ("tpm", tpm, MAX_RATE),
         ("budget_tokens", budget_tokens, MAX_BUDGET),
+        ("budget_cost", budget_cost_nanos, MAX_BUDGET),
     ):
         if value is not None and not 1 <= value <= top:
             raise ValueError(f"{name} must be between 1 and {top}")
@@ -67,9 +72,11 @@ class KeyRepository:
         budget_tokens: int | None = None,
         models: Sequence[str] | None = None,
         expires_days: float | None = None,
+        budget_cost_nanos: int | None = None,
     ) -> tuple[ClientKey, str]:
-        """Store a new key and return it with its plaintext secret (shown to the user once)."""
-        check_limits(rpm, tpm, budget_tokens, expires_days)
+        """Store a new key and return it with its plaintext secret (shown to the user once).
+        ``budget_cost_nanos``: a spending budget in nano-units of the budgets' currency."""
+        check_limits(rpm, tpm, budget_tokens, expires_days, budget_cost_nanos)
         secret = generate_secret()
         now = utcnow()
         key = ClientKey(
@@ -84,6 +91,8 @@ class KeyRepository:
             budget_tokens=budget_tokens,
             models=None if models is None else builtins.list(models),
             tokens_used=0,
+            budget_cost_nanos=budget_cost_nanos,
+            cost_used_nanos=0,
         )
         async with self._db.session() as s:
             s.add(key)

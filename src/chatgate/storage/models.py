@@ -1,4 +1,4 @@
-"""ORM tables: client (virtual) keys and per-key/user/model/day usage counters."""
+"""ORM tables: client (virtual) keys and per-key/user/model/day usage and cost counters."""
 
 from __future__ import annotations
 
@@ -34,6 +34,9 @@ class ClientKey(Base):
     # None allows every model; JSON null would be ambiguous, so store SQL NULL.
     models: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     tokens_used: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    # Money in nano-units (1e-9) of the budgets' currency (``pricing.currency``).
+    budget_cost_nanos: Mapped[int | None] = mapped_column(BigInteger)
+    cost_used_nanos: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
 
     def is_active(self, now: datetime | None = None) -> bool:
         """Not revoked and not expired at `now` (default: the current time)."""
@@ -70,6 +73,12 @@ class UsageDaily(Base):
     requests: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    # What the upstream charged (``cost``) and what chatgate's cache saved (``saved``, answers
+    # served from it priced as if they had gone upstream), in nano-units (1e-9) of ``currency``
+    # (the model's price currency; '' while the model has no price).
+    cost_nanos: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    saved_nanos: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    currency: Mapped[str] = mapped_column(String(8), default="", server_default=text("''"))
 
     @property
     def total_tokens(self) -> int:

@@ -52,6 +52,8 @@ class User(Base):
     # SQL NULL, never JSON null, for "every model" (as ClientKey.models).
     models: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     tokens_used: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    budget_cost_nanos: Mapped[int | None] = mapped_column(BigInteger)  # as ClientKey's
+    cost_used_nanos: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

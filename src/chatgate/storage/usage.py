@@ -1,4 +1,5 @@
-"""Usage counters per client key, user, model and UTC day, written in batches as one upsert."""
+"""Usage and cost counters per client key, user, model and UTC day, written in batches as one
+upsert."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from chatgate.storage.db import Database
 from chatgate.storage.models import ANONYMOUS, NO_USER, ClientKey, UsageDaily
 from chatgate.storage.models_chat import User
 
-_COUNTERS = ("requests", "prompt_tokens", "completion_tokens")
+_COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "cost_nanos", "saved_nanos")
 _CONFLICT = ["key_id", "user_id", "model", "day"]
 
 _Row = tuple[str, str, str, date]  # key_id, user_id, model, day (sentinels for None)
@@ -35,6 +36,10 @@ class UsageRow:
     requests: int = 1
     day: date = field(default_factory=utc_today)
     user_id: str | None = None
+    cost_nanos: int = 0  # what the upstream charged, in `currency`
+    saved_nanos: int = 0  # what chatgate's cache saved, in `currency`
+    currency: str = ""
+    budget_nanos: int = 0  # the cost in the budgets' currency (added to keys' and users' use)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,8 @@ class KeyTotals:
     requests: int
     prompt_tokens: int
     completion_tokens: int
+    cost: dict[str, int] = field(default_factory=dict)  # currency → nano-units spent
+    saved: dict[str, int] = field(default_factory=dict)  # currency → nano-units the cache saved
 
     @property
     def total_tokens(self) -> int:
@@ -60,6 +67,8 @@ class UserTotals:
     requests: int
     prompt_tokens: int
     completion_tokens: int
+    cost: dict[str, int] = field(default_factory=dict)
+    saved: dict[str, int] = field(default_factory=dict)
 
     @property
     def total_tokens(self) -> int:
@@ -67,15 +76,28 @@ class UserTotals:
         return self.prompt_tokens + self.completion_tokens
 
 
-def _aggregate(rows: Iterable[UsageRow]) -> dict[_Row, list[int]]:
+# counters (requests, prompt, completion, cost, saved, budget nanos) and the currency
+_Sums = tuple[list[int], str]
+
+
+def _aggregate(rows: Iterable[UsageRow]) -> dict[_Row, _Sums]:
     # One row per unique key: PostgreSQL refuses to upsert the same row twice in a statement,
     # and sorted keys give every writer the same lock order (no deadlocks between batches).
-    sums: dict[_Row, list[int]] = defaultdict(lambda: [0, 0, 0])
+    sums: dict[_Row, _Sums] = {}
     for row in rows:
-        counters = sums[(row.key_id or ANONYMOUS, row.user_id or NO_USER, row.model, row.day)]
+        key = (row.key_id or ANONYMOUS, row.user_id or NO_USER, row.model, row.day)
+        entry = sums.get(key)
+        if entry is None:
+            entry = sums[key] = ([0, 0, 0, 0, 0, 0], "")
+        counters = entry[0]
         counters[0] += row.requests
         counters[1] += row.prompt_tokens
         counters[2] += row.completion_tokens
+        counters[3] += row.cost_nanos
+        counters[4] += row.saved_nanos
+        counters[5] += row.budget_nanos
+        if row.currency:
+            sums[key] = (counters, row.currency)
     return dict(sorted(sums.items()))
 
 
@@ -93,6 +115,8 @@ def _upsert(dialect: str) -> Insert:
     added: dict[str, ColumnElement[Any]] = {
         name: table[name] + excluded[name] for name in _COUNTERS
     }
+    # A row priced once keeps its currency; an unpriced request ('') does not erase it.
+    added["currency"] = func.coalesce(func.nullif(excluded["currency"], ""), table["currency"])
     return stmt.on_conflict_do_update(index_elements=_CONFLICT, set_=added)
 
 
@@ -114,36 +138,36 @@ class UsageRepository:
                 "user_id": u,
                 "model": m,
                 "day": d,
-                "requests": r,
-                "prompt_tokens": p,
-                "completion_tokens": c,
+                "requests": n[0],
+                "prompt_tokens": n[1],
+                "completion_tokens": n[2],
+                "cost_nanos": n[3],
+                "saved_nanos": n[4],
+                "currency": currency,
             }
-            for (k, u, m, d), (r, p, c) in sums.items()
+            for (k, u, m, d), (n, currency) in sums.items()
         ]
-        per_key: dict[str, int] = defaultdict(int)
-        per_user: dict[str, int] = defaultdict(int)
-        for (key_id, user_id, _, _), (_, prompt, completion) in sums.items():
-            if key_id != ANONYMOUS:
-                per_key[key_id] += prompt + completion
-            if user_id != NO_USER:
-                per_user[user_id] += prompt + completion
+        per_key: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # tokens, budget nanos
+        per_user: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for (key_id, user_id, _, _), (n, _) in sums.items():
+            for owner, per in ((key_id, per_key), (user_id, per_user)):
+                if owner != ANONYMOUS:  # == NO_USER
+                    per[owner][0] += n[1] + n[2]
+                    per[owner][1] += n[5]
         async with self._db.session() as s:
             conn = await s.connection()
             await conn.execute(_upsert(self._db.dialect), params)
-            for key_id, tokens in sorted(per_key.items()):
-                if tokens:
-                    await conn.execute(
-                        update(ClientKey)
-                        .where(ClientKey.id == key_id)
-                        .values(tokens_used=ClientKey.tokens_used + tokens)
-                    )
-            for user_id, tokens in sorted(per_user.items()):
-                if tokens:
-                    await conn.execute(
-                        update(User)
-                        .where(User.id == user_id)
-                        .values(tokens_used=User.tokens_used + tokens)
-                    )
+            for table, per in ((ClientKey, per_key), (User, per_user)):
+                for owner, (tokens, nanos) in sorted(per.items()):
+                    if tokens or nanos:
+                        await conn.execute(
+                            update(table)
+                            .where(table.id == owner)
+                            .values(
+                                tokens_used=table.tokens_used + tokens,
+                                cost_used_nanos=table.cost_used_nanos + nanos,
+                            )
+                        )
 
     async def query(
         self,
@@ -174,30 +198,72 @@ class UsageRepository:
     ) -> dict[str, KeyTotals]:
         """Summed counters per key id (ANONYMOUS included), optionally over since..until."""
         sums = await self._sums(UsageDaily.key_id, since, until)
-        return {key: KeyTotals(key, r, p, c) for key, (r, p, c) in sums.items()}
+        money = await self._money(UsageDaily.key_id, since, until)
+        return {
+            key: KeyTotals(key, r, p, c, *money.get(key, ({}, {})))
+            for key, (r, p, c) in sums.items()
+        }
 
     async def totals_by_user(
         self, since: date | None = None, until: date | None = None
     ) -> dict[str, UserTotals]:
         """Summed counters per user id (NO_USER included), optionally over since..until."""
         sums = await self._sums(UsageDaily.user_id, since, until)
-        return {user: UserTotals(user, r, p, c) for user, (r, p, c) in sums.items()}
+        money = await self._money(UsageDaily.user_id, since, until)
+        return {
+            user: UserTotals(user, r, p, c, *money.get(user, ({}, {})))
+            for user, (r, p, c) in sums.items()
+        }
 
     async def _sums(
         self, by: InstrumentedAttribute[str], since: date | None, until: date | None
     ) -> dict[str, tuple[int, int, int]]:
-        stmt = select(
-            by,
-            func.sum(UsageDaily.requests),
-            func.sum(UsageDaily.prompt_tokens),
-            func.sum(UsageDaily.completion_tokens),
-        ).group_by(by)
-        if since is not None:
-            stmt = stmt.where(UsageDaily.day >= since)
-        if until is not None:
-            stmt = stmt.where(UsageDaily.day <= until)
+        stmt = (
+            select(
+                by,
+                func.sum(UsageDaily.requests),
+                func.sum(UsageDaily.prompt_tokens),
+                func.sum(UsageDaily.completion_tokens),
+            )
+            .where(*_between(since, until))
+            .group_by(by)
+        )
         async with self._db.session() as s:
             result = await s.execute(stmt)
             return {
                 owner: (int(r or 0), int(p or 0), int(c or 0)) for owner, r, p, c in result.all()
             }
+
+    async def _money(
+        self, by: InstrumentedAttribute[str], since: date | None, until: date | None
+    ) -> dict[str, tuple[dict[str, int], dict[str, int]]]:
+        """Spent and saved nano-units per owner and currency (priced rows, amounts above 0)."""
+        stmt = (
+            select(
+                by,
+                UsageDaily.currency,
+                func.sum(UsageDaily.cost_nanos),
+                func.sum(UsageDaily.saved_nanos),
+            )
+            .where(UsageDaily.currency != "", *_between(since, until))
+            .group_by(by, UsageDaily.currency)
+        )
+        out: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
+        async with self._db.session() as s:
+            for owner, currency, cost, saved in (await s.execute(stmt)).all():
+                spent, kept = out.setdefault(owner, ({}, {}))
+                if cost:
+                    spent[currency] = int(cost)
+                if saved:
+                    kept[currency] = int(saved)
+        return out
+
+
+def _between(since: date | None, until: date | None) -> list[ColumnElement[bool]]:
+    """The conditions for days since..until, inclusive (either may be open)."""
+    days = []
+    if since is not None:
+        days.append(UsageDaily.day >= since)
+    if until is not None:
+        days.append(UsageDaily.day <= until)
+    return days
