@@ -32,6 +32,7 @@ from chatgate.api.bodylimit import BodyLimit
 from chatgate.api.chat import chat_router
 from chatgate.api.completions import COMPLETIONS_PATH, completions_door
 from chatgate.api.embeddings import EMBEDDINGS_PATH, embeddings_door
+from chatgate.api.files import FILES_PATH, files_router
 from chatgate.api.guard import Guard, refuse
 from chatgate.api.health import health_router
 from chatgate.api.legacy import legacy_router
@@ -99,7 +100,10 @@ class Gateway:
                     wrong = MethodNotAllowedError("Only POST is allowed here.")
                     await send_error(send, wrong, [(b"allow", b"POST")])
                 return
-            body = BodyLimit(receive, send, self.config.server.max_body_bytes)
+            limit = self.config.server.max_body_bytes
+            if scope["path"] == FILES_PATH:  # counted by the route too, as file_too_large
+                limit = max(limit, self.config.files.max_bytes + 65536)
+            body = BodyLimit(receive, send, limit)
             # The internal-error handler logs an unexpected error and answers 500 in OpenAI's
             # shape; Starlette then re-raises it only for the server to log it a second time.
             with contextlib.suppress(Exception):
@@ -152,6 +156,7 @@ class Gateway:
         api.include_router(metrics_router(server.metrics_token, auth.admin_key))
         api.include_router(auth_router())
         api.include_router(chat_router())
+        api.include_router(files_router())
         api.include_router(ws_router())
         # Last: `/` and the UI's own paths; every API route above wins.
         api.include_router(ui_router())

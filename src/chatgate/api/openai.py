@@ -33,6 +33,7 @@ from chatgate.errors import GatewayError
 from chatgate.gateway.auth import bearer
 from chatgate.gateway.path import CLIENT_GONE, Exchange
 from chatgate.gateway.reasoning import parse_mode
+from chatgate.files.vision import sees_images
 from chatgate.gateway.router import Deployment, known_context_window
 from chatgate.protocol import sse
 from chatgate.protocol.openai import (
@@ -165,7 +166,8 @@ def model_card(state: AppState, name: str, dep: Deployment) -> dict[str, Any]:
     """A model as OpenAI lists it, plus ``context_window`` when it is known (configured, or the
     bundled model's ``n_ctx``): the web UI's local mode measures its context gauge against it.
     Unknown windows are left out rather than guessed. An embedding-only model carries
-    ``capabilities: ["embeddings"]``."""
+    ``capabilities: ["embeddings"]``; a chat model ``capabilities: {"vision": bool}`` (whether
+    the web chat sends it images: ``chatgate.files.vision``)."""
     card: dict[str, Any] = {
         "id": name,
         "object": "model",
@@ -178,4 +180,6 @@ def model_card(state: AppState, name: str, dep: Deployment) -> dict[str, Any]:
     provider = state.config.providers.get(dep.provider_name)
     if provider is not None and provider.embeddings_only:
         card["capabilities"] = ["embeddings"]  # not a chat model: chat UIs leave it out
+    else:
+        card["capabilities"] = {"vision": sees_images(dep, state.config.providers)}
     return card

@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatgate.chat.context import Built, ContextBuilder
 from chatgate.chat.ids import new_id
@@ -33,6 +33,9 @@ from chatgate.gateway.auth import Identity
 from chatgate.gateway.path import CLIENT_GONE, Exchange, RequestPath
 from chatgate.gateway.usage import usage_tokens
 from chatgate.protocol.openai import ChunkBatch, validate_chat_request
+
+if TYPE_CHECKING:
+    from chatgate.files.grounding import Grounding
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +125,8 @@ class Generations:
         self.jobs: dict[str, Job] = {}
         self._saver: asyncio.Task[None] | None = None
         self._closing = False
+        # The conversation's files for the prompt (set by the chat service: chatgate.files).
+        self.grounder: Callable[[Spec], Awaitable[Grounding | None]] | None = None
 
     def start_saver(self) -> None:
         self._saver = asyncio.get_running_loop().create_task(self._save_loop())
@@ -224,12 +229,15 @@ class Generations:
             params=spec.params,
             summarizer=lambda msgs, n: self.complete(spec, msgs, n),
             new_summary_id=new_id("m"),
+            grounding=await self.grounder(spec) if self.grounder is not None else None,
         )
         record = built.record()
         if built.new_summary is not None:
             await self.store.add_messages(job.conversation_id, [built.new_summary], None)
         # The record is stored with the answer at the end (one write less per generation).
         event: dict[str, Any] = {"type": "context", **record}
+        if built.citations:
+            event["citations"] = built.citations
         if built.new_summary is not None:
             summary = built.new_summary
             event["summary"] = {k: summary[k] for k in ("id", "parent_id", "content")}
@@ -281,7 +289,11 @@ class Generations:
                     "usage": usage,
                     "error": error["message"] if error else None,
                     **(
-                        {"context": built.record(), "context_detail": built.detail()}
+                        {
+                            "context": built.record(),
+                            "context_detail": built.detail(),
+                            "citations": built.citations or None,
+                        }
                         if built is not None
                         else {}
                     ),

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from chatgate.chat import attachments
 from chatgate.chat.accounts import Account, Accounts
 from chatgate.chat.context import ContextBuilder
 from chatgate.chat.events import UserEvents, started_event
@@ -29,6 +30,7 @@ from chatgate.chat.store import ConversationStore, Row
 from chatgate.chat.tokens import TokenCounter, resolver
 from chatgate.chat.tree import Tree
 from chatgate.config import Config
+from chatgate.files.service import FileService
 from chatgate.errors import (
     GatewayError,
     InvalidRequestError,
@@ -59,6 +61,7 @@ class Send:
     edit_of: str | None = None
     regenerate_of: str | None = None
     model: str | None = None
+    attachments: tuple[str, ...] | None = None  # file ids (None: an edit keeps the original's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,10 @@ class ChatService:
         self.generations = Generations(
             self.store, path, self.context, self.tokens, config.chat, self.shared
         )
+        self.files = FileService(config.files, db, self.router, self.events.publish)
+        self.generations.grounder = attachments.grounder(
+            self.files, self.tokens, self.router, config.providers, config.chat.reply_tokens
+        )
         self._starting: dict[str, int] = {}  # per user: sends between the check and the start
         self.sessions = SessionWatch(db, config.auth.session_check_seconds)
 
@@ -108,6 +115,7 @@ class ChatService:
         self.generations.start_saver()
         self.sessions.start()
         self.events.start()
+        await self.files.start()
         if self.shared is not None:
             self.shared.start(self.generations.on_stop)
         swept = await self.store.interrupted(older_than_seconds=600)
@@ -116,6 +124,7 @@ class ChatService:
 
     async def close(self) -> None:
         await self.sessions.close()
+        await self.files.close()
         await self.events.close()
         await self.generations.close()
         await self.store.close()  # after the jobs: their last saves are queued writes
@@ -171,6 +180,7 @@ class ChatService:
         model = req.model or conv["model"]
         self.router.resolve(model)
         new_rows: list[Row] = []
+        links: list[Row] = []
         user_mid: str | None = None
         if req.regenerate_of is not None:
             target = _message(tree, req.regenerate_of, "regenerate_of")
@@ -197,6 +207,11 @@ class ChatService:
             new_rows.append(
                 {"id": user_mid, "parent_id": parent, "role": "user", "content": req.content}
             )
+            files = await attachments.for_message(
+                self.files, user.id, req.attachments, req.edit_of, model, self.router,
+                self.config.providers,
+            )  # fmt: skip
+            links = self.files.store.links(user_mid, files)
         branch = tree.path_to(parent) if parent is not None else []
         if user_mid is not None:
             branch.append(user_mid)
@@ -230,7 +245,7 @@ class ChatService:
             if not conv["title"] and req.content and user_mid is not None:
                 conv["title"] = title = first_words(req.content)
                 title_from = req.content
-            await self.store.add_messages(cid, new_rows, active_leaf=mid, title=title)
+            await self.store.add_messages(cid, new_rows, active_leaf=mid, title=title, links=links)
         except BaseException as exc:
             exchange.fail(exc if isinstance(exc, GatewayError) else "not started", 500)
             await exchange.finish()

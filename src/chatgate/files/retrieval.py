@@ -1,0 +1,188 @@
+"""Retrieval over a conversation's documents: cosine similarity of the question's embedding
+to every chunk (brute force in numpy: 2,000 chunks of 384 floats is one 3 MB product, well
+under a millisecond), fused with a lexical score (BM25 over words and CJK character bigrams),
+which finds names, numbers and rare terms that a small embedding model blurs.
+
+Each process caches each document's vectors and term index (``files.cache_bytes``, least
+recently used out first). A document's chunks never change once indexed, so an entry is only
+ever dropped — when the file is deleted here, or re-indexed — and a file deleted through another
+replica is never asked for again (the request names the files from the database).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from chatgate.files.embed import Matrix
+
+_WORD = re.compile(r"\w+")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al.)
+_BM25_K1, _BM25_B = 1.2, 0.75
+
+
+def terms(text: str) -> list[str]:
+    """Lower-cased words (their first 6 letters: a crude stem that joins Russian and English
+    word forms) and CJK character bigrams."""
+    out: list[str] = []
+    for word in _WORD.findall(text.lower()):
+        if _CJK.search(word):
+            chars = _CJK.findall(word)
+            out += chars if len(chars) == 1 else [a + b for a, b in zip(chars, chars[1:], strict=False)]
+        elif len(word) > 1 or word.isdigit():
+            out.append(word[:6])
+    return out
+
+
+@dataclass
+class Entry:
+    """One document's chunks, ready to search."""
+
+    file_id: str
+    ns: list[int]
+    pages: list[int | None]
+    texts: list[str]
+    vectors: Matrix | None  # (chunks, dims), normalised; None: lexical only
+    postings: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # term → (i, tf)
+    lengths: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
+
+    @property
+    def nbytes(self) -> int:
+        text = sum(len(t) for t in self.texts) * 2
+        return text * 2 + (self.vectors.nbytes if self.vectors is not None else 0)
+
+
+def make_entry(file_id: str, rows: Sequence[dict[str, Any]]) -> Entry:
+    vectors = None
+    if rows and all(r["vector"] for r in rows):
+        vectors = np.vstack([np.frombuffer(r["vector"], dtype=np.float32) for r in rows])
+    entry = Entry(file_id, [r["n"] for r in rows], [r["page"] for r in rows],
+                  [r["text"] for r in rows], vectors)  # fmt: skip
+    lengths = []
+    for i, row in enumerate(rows):
+        counts = Counter(terms(row["text"]))
+        lengths.append(sum(counts.values()))
+        for term, tf in counts.items():
+            entry.postings.setdefault(term, []).append((i, tf))
+    entry.lengths = np.asarray(lengths, dtype=np.float32)
+    return entry
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    file_id: str
+    n: int
+    page: int | None
+    text: str
+    score: float
+
+
+Loader = Callable[[Sequence[str]], Awaitable[list[dict[str, Any]]]]
+
+
+class Index:
+    """The per-process cache of entries and the search over several of them."""
+
+    def __init__(self, load: Loader, max_bytes: int) -> None:
+        self._load = load
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
+        self._bytes = 0
+
+    def forget(self, file_id: str) -> None:
+        entry = self._entries.pop(file_id, None)
+        if entry is not None:
+            self._bytes -= entry.nbytes
+
+    async def entries(self, file_ids: Sequence[str]) -> list[Entry]:
+        missing = [f for f in file_ids if f not in self._entries]
+        if missing:
+            by_file: dict[str, list[dict[str, Any]]] = {f: [] for f in missing}
+            for row in await self._load(missing):
+                by_file[row["file_id"]].append(row)
+            for fid, rows in by_file.items():
+                if rows:
+                    self._keep(make_entry(fid, rows))
+        found = []
+        for fid in file_ids:
+            entry = self._entries.get(fid)
+            if entry is not None:
+                self._entries.move_to_end(fid)
+                found.append(entry)
+        return found
+
+    def _keep(self, entry: Entry) -> None:
+        self.forget(entry.file_id)
+        self._entries[entry.file_id] = entry
+        self._bytes += entry.nbytes
+        while self._bytes > self.max_bytes and len(self._entries) > 1:
+            _, old = self._entries.popitem(last=False)
+            self._bytes -= old.nbytes
+
+
+def search(
+    entries: Sequence[Entry], query_vector: Matrix | None, query: str, k: int
+) -> list[Hit]:
+    """The ``k`` best chunks: dense and lexical rankings fused (reciprocal rank fusion)."""
+    if not entries:
+        return []
+    offsets, total = [], 0
+    for entry in entries:
+        offsets.append(total)
+        total += len(entry.ns)
+    fused = np.zeros(total, dtype=np.float64)
+    if query_vector is not None and all(e.vectors is not None for e in entries):
+        matrix = np.vstack([e.vectors for e in entries if e.vectors is not None])
+        _add_ranks(fused, matrix @ query_vector)
+    lexical = _bm25(entries, offsets, total, terms(query))
+    if lexical is not None:
+        _add_ranks(fused, lexical)
+    top = np.argsort(-fused, kind="stable")[:k]
+    hits = []
+    for index in top:
+        if fused[index] <= 0:
+            break
+        e = int(np.searchsorted(offsets, index, side="right")) - 1
+        entry, i = entries[e], int(index) - offsets[e]
+        hits.append(Hit(entry.file_id, entry.ns[i], entry.pages[i], entry.texts[i],
+                        float(fused[index])))  # fmt: skip
+    return hits
+
+
+def _add_ranks(fused: npt.NDArray[np.float64], scores: npt.NDArray[Any]) -> None:
+    """Add 1 / (RRF_K + rank) for the chunks with a positive score."""
+    order = np.argsort(-scores, kind="stable")
+    ranks = np.empty(len(scores), dtype=np.float64)
+    ranks[order] = np.arange(1, len(scores) + 1)
+    contribution = 1.0 / (RRF_K + ranks)
+    contribution[scores <= 0] = 0.0
+    fused += contribution
+
+
+def _bm25(
+    entries: Sequence[Entry], offsets: list[int], total: int, query_terms: list[str]
+) -> npt.NDArray[np.float64] | None:
+    if not query_terms:
+        return None
+    lengths = np.concatenate([e.lengths for e in entries]).astype(np.float64)
+    average = float(lengths.mean()) if total else 1.0
+    norm = _BM25_K1 * (1 - _BM25_B + _BM25_B * lengths / max(average, 1.0))
+    scores = np.zeros(total, dtype=np.float64)
+    for term in set(query_terms):
+        postings = [(offsets[e] + i, tf) for e, entry in enumerate(entries)
+                    for i, tf in entry.postings.get(term, ())]  # fmt: skip
+        if not postings:
+            continue
+        idf = math.log(1 + (total - len(postings) + 0.5) / (len(postings) + 0.5))
+        idx = np.fromiter((p[0] for p in postings), dtype=np.int64, count=len(postings))
+        tf = np.fromiter((p[1] for p in postings), dtype=np.float64, count=len(postings))
+        scores[idx] += idf * tf * (_BM25_K1 + 1) / (tf + norm[idx])
+    return scores if scores.any() else None
