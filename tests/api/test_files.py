@@ -45,7 +45,10 @@ GATEWAY_CONFIG: dict[str, Any] = {
         "context_tokens": 400,  # small: the 6-page PDF below does not fit whole
         "top_k": 3,
     },
-    "models": {"gpt-4o-mini": {"provider": "fake", "model": "fake-model"}},
+    "models": {
+        "gpt-4o-mini": {"provider": "fake", "model": "fake-model"},
+        "GigaChat-2-Max": {"provider": "giga", "model": "GigaChat"},
+    },
 }
 PDF_PAGES = [
     "Annual report of the Example Pump Company.\nThis page lists the board members.",
@@ -54,6 +57,10 @@ PDF_PAGES = [
     "Weather was mild during the year; no storms reached the plant.",
     "The canteen introduced a new menu with soups and salads.",
     "Outlook: the company plans to hire twelve engineers next spring.",
+]
+# Enough text that the document does not go in whole (context_tokens: 400).
+PDF_PAGES = [
+    p + "\nThe staff wrote many ordinary lines of minutes on this page." * 6 for p in PDF_PAGES
 ]
 
 
@@ -78,7 +85,7 @@ def wait_ready(client: httpx.Client, fid: str, timeout: float = 30) -> dict[str,
 
 
 def last_request(fake: FakeUpstream) -> dict[str, Any]:
-    chats = [r for r in fake.snapshot() if r["path"].endswith("/chat/completions")]
+    chats = [r for r in fake.requests if r["path"].endswith("/chat/completions")]
     body: dict[str, Any] = chats[-1]["body"]
     return body
 
@@ -191,9 +198,9 @@ def test_an_oversized_upload_is_refused_while_it_streams(
     headers = {"content-type": "application/pdf", "x-requested-with": "t",
                "cookie": f"chatgate_session={alice.cookies['chatgate_session']}"}  # fmt: skip
     try:
-        reply = asyncio.run(request(chat_server.url, "POST", "/api/files?name=big.pdf",
-                                    headers=headers,
-                                    chunks=(piece for _ in range(total // len(piece)))))  # fmt: skip
+        chunks = (piece for _ in range(total // len(piece)))
+        path = "/api/files?name=big.pdf"
+        reply = asyncio.run(request(chat_server.url, "POST", path, headers=headers, chunks=chunks))
     finally:
         stop.set()
         sampler.join()
@@ -210,11 +217,19 @@ def test_an_oversized_upload_is_refused_while_it_streams(
 
 def test_an_upload_from_another_site_is_refused(chat_server: ChatServer) -> None:
     with httpx.Client(base_url=chat_server.url) as bare:
-        r = bare.post("/api/files", params={"name": "a.txt"}, content=b"x",
-                      headers={"Content-Type": "text/plain", "Origin": "https://evil.example"})
+        r = bare.post(
+            "/api/files",
+            params={"name": "a.txt"},
+            content=b"x",
+            headers={"Content-Type": "text/plain", "Origin": "https://evil.example"},
+        )
         assert r.status_code == 403
-        r = bare.post("/api/files", params={"name": "a.txt"}, content=b"x",
-                      headers={"Content-Type": "text/plain"})  # no X-Requested-With: a form
+        r = bare.post(
+            "/api/files",
+            params={"name": "a.txt"},
+            content=b"x",
+            headers={"Content-Type": "text/plain"},
+        )  # no X-Requested-With: a form
         assert r.status_code == 403 and r.json()["error"]["code"] == "csrf"
 
 
@@ -253,6 +268,7 @@ def test_models_list_vision(chat_server: ChatServer, alice: httpx.Client) -> Non
     cards = {m["id"]: m for m in alice.get("/v1/models").json()["data"]}
     assert cards["gpt-4o-mini"]["capabilities"] == {"vision": True}
     assert cards["fake-model"]["capabilities"] == {"vision": False}
+    assert cards["GigaChat-2-Max"]["capabilities"] == {"vision": False}  # see files.vision
 
 
 def test_a_pdf_fact_on_page_three_reaches_the_prompt_and_is_cited(
@@ -290,8 +306,12 @@ def test_a_small_document_goes_in_whole(alice: httpx.Client, fake: FakeUpstream)
 
 def test_docx_is_indexed(alice: httpx.Client) -> None:
     data = make.docx(["Первый пункт.", "Второй пункт: оплата в течение 30 дней."])
-    made = upload(alice, "dogovor.docx", data,
-                  "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    made = upload(
+        alice,
+        "dogovor.docx",
+        data,
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    )
     ready = wait_ready(alice, made["id"])
     assert ready["status"] == "ready" and ready["pages"] is None
     r = alice.get(f"/api/files/{made['id']}/passages/0")
@@ -304,9 +324,7 @@ def test_a_broken_document_says_why(alice: httpx.Client) -> None:
     assert found["status"] == "error" and "PDF" in found["error"]
 
 
-def test_export_import_and_delete_carry_the_files(
-    alice: httpx.Client, fake: FakeUpstream
-) -> None:
+def test_export_import_and_delete_carry_the_files(alice: httpx.Client, fake: FakeUpstream) -> None:
     image = make.png(3, 3)
     img = upload(alice, "dot.png", image, "image/png")
     doc = upload(alice, "report.pdf", make.pdf(PDF_PAGES), "application/pdf")
@@ -356,6 +374,8 @@ def test_an_edit_keeps_the_original_attachments(alice: httpx.Client, fake: FakeU
 def test_gigachat_is_refused_images_clearly(alice: httpx.Client) -> None:
     made = upload(alice, "dot.png", make.png(), "image/png")
     conv = new_conversation(alice, model="fake-model")
-    r = alice.post(f"/api/conversations/{conv['id']}/messages",
-                   json={"content": "Look", "attachments": [made["id"]], "model": "GigaChat"})
+    r = alice.post(
+        f"/api/conversations/{conv['id']}/messages",
+        json={"content": "Look", "attachments": [made["id"]], "model": "GigaChat-2-Max"},
+    )
     assert r.status_code == 400 and r.json()["error"]["code"] == "model_cannot_see_images"

@@ -72,6 +72,7 @@ def test_cjk_characters_count_as_tokens() -> None:
         ("text/x-python; charset=utf-8", "a.py", "text/x-python", "document"),
         ("text/plain", "notes.md", "text/markdown", "document"),
         (DOCX, "a.docx", DOCX, "document"),
+        ("text/html", "page.html", "text/plain", "document"),  # kept as text, never served as HTML
     ],
 )
 def test_classify(declared: str, name: str, mime: str, kind: str) -> None:
@@ -81,7 +82,7 @@ def test_classify(declared: str, name: str, mime: str, kind: str) -> None:
 
 @pytest.mark.parametrize(
     ("declared", "name"),
-    [("image/svg+xml", "a.svg"), ("application/zip", "a.zip"), ("text/html", "a.html"),
+    [("image/svg+xml", "a.svg"), ("application/zip", "a.zip"), ("text/html", "page"),
      ("application/octet-stream", "a.exe")],
 )  # fmt: skip
 def test_unsupported_types_are_415(declared: str, name: str) -> None:

@@ -30,10 +30,10 @@ from chatgate.api.asgi import (
 from chatgate.api.deps import State
 from chatgate.api.schema import chat_completions_openapi
 from chatgate.errors import GatewayError
+from chatgate.files.vision import sees_images
 from chatgate.gateway.auth import bearer
 from chatgate.gateway.path import CLIENT_GONE, Exchange
 from chatgate.gateway.reasoning import parse_mode
-from chatgate.files.vision import sees_images
 from chatgate.gateway.router import Deployment, known_context_window
 from chatgate.protocol import sse
 from chatgate.protocol.openai import (

@@ -77,4 +77,3 @@ def grounder(
         )
 
     return for_spec
-

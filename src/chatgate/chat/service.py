@@ -30,7 +30,6 @@ from chatgate.chat.store import ConversationStore, Row
 from chatgate.chat.tokens import TokenCounter, resolver
 from chatgate.chat.tree import Tree
 from chatgate.config import Config
-from chatgate.files.service import FileService
 from chatgate.errors import (
     GatewayError,
     InvalidRequestError,
@@ -38,6 +37,7 @@ from chatgate.errors import (
     RateLimitError,
     ServiceUnavailableError,
 )
+from chatgate.files.service import FileService
 from chatgate.gateway.path import RequestPath, estimate_tokens
 from chatgate.gateway.router import known_context_window
 from chatgate.protocol.openai import ChatRequest

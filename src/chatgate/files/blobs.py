@@ -26,9 +26,7 @@ PART_BYTES = 256 * 1024
 _PARTS_PER_WRITE = 8  # 2 MiB per executemany
 
 _INSERT_PART = insert(FilePart)
-_PARTS = (
-    select(FilePart.data).where(FilePart.file_id == bindparam("fid")).order_by(FilePart.seq)
-)
+_PARTS = select(FilePart.data).where(FilePart.file_id == bindparam("fid")).order_by(FilePart.seq)
 
 
 class Blobs:
@@ -50,7 +48,8 @@ class Blobs:
         return self.dir / file_id[-2:] / file_id
 
     async def put(self, conn: AsyncConnection, file_id: str, source: Path) -> None:
-        """Store ``source`` (a received upload, which this takes over) as ``file_id``'s bytes."""
+        """Store ``source`` (a received upload) as ``file_id``'s bytes: moved there on disk,
+        copied part by part into the database (the caller removes it)."""
         if self.storage == "disk":
             target = self._path(file_id)
             await asyncio.to_thread(_move, source, target)
@@ -68,7 +67,6 @@ class Blobs:
                 if not batch:
                     break
                 await conn.execute(_INSERT_PART, batch)
-        source.unlink(missing_ok=True)
 
     async def read(self, file_id: str, storage: str) -> AsyncIterator[bytes]:
         if storage == "disk":

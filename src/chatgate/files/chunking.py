@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 from chatgate.files.extract import Page
 
-_UNIT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]|\w+|[^\w\s]")
+_UNIT = re.compile(
+    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]|\w+|[^\w\s]"
+)
 _SENTENCE_END = frozenset(".!?。！？;；\n")
 
 

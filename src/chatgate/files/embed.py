@@ -54,4 +54,5 @@ class Embedder:
             rows += [d["embedding"] for d in data]
         matrix = np.asarray(rows, dtype=np.float32)
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        return matrix / np.maximum(norms, 1e-12)
+        normalised: Matrix = matrix / np.maximum(norms, 1e-12)
+        return normalised

@@ -94,9 +94,7 @@ async def ground(
         question = next((r["content"] for r in reversed(branch) if r["role"] == "user"), "")
         allowance = min(files.config.context_tokens, budget // 2)
         await _wait_indexed(files, documents)
-        found.block, found.citations = await _passages(
-            files, documents, question, allowance, count
-        )
+        found.block, found.citations = await _passages(files, documents, question, allowance, count)
     return found
 
 
@@ -128,7 +126,8 @@ async def _passages(
     if hits is None:
         vector = await files.embedder.query(question) if question else None
         hits = search(entries, vector, question, files.config.top_k)
-    lines, citations, used = [BLOCK_HEAD], [], count(BLOCK_HEAD)
+    lines, used = [BLOCK_HEAD], count(BLOCK_HEAD)
+    citations: list[Row] = []
     for hit in hits:
         name = documents[hit.file_id]["name"]
         where = f"{name}, page {hit.page}" if hit.page is not None else name
@@ -153,5 +152,8 @@ def _whole(entries: list[Entry], allowance: int, count: Count) -> list[Hit] | No
             total += count(text) + 8
             if total > allowance:
                 return None
-    return [Hit(e.file_id, n, page, text, 0.0)
-            for e in entries for n, page, text in zip(e.ns, e.pages, e.texts, strict=True)]  # fmt: skip
+    return [
+        Hit(e.file_id, n, page, text, 0.0)
+        for e in entries
+        for n, page, text in zip(e.ns, e.pages, e.texts, strict=True)
+    ]

@@ -11,6 +11,7 @@ replica is never asked for again (the request names the files from the database)
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter, OrderedDict
@@ -36,7 +37,7 @@ def terms(text: str) -> list[str]:
     for word in _WORD.findall(text.lower()):
         if _CJK.search(word):
             chars = _CJK.findall(word)
-            out += chars if len(chars) == 1 else [a + b for a, b in zip(chars, chars[1:], strict=False)]
+            out += chars if len(chars) == 1 else [a + b for a, b in itertools.pairwise(chars)]
         elif len(word) > 1 or word.isdigit():
             out.append(word[:6])
     return out
@@ -103,20 +104,24 @@ class Index:
             self._bytes -= entry.nbytes
 
     async def entries(self, file_ids: Sequence[str]) -> list[Entry]:
+        """The files' entries (those with chunks), loading what the cache does not hold."""
+        loaded: dict[str, Entry] = {}
         missing = [f for f in file_ids if f not in self._entries]
         if missing:
             by_file: dict[str, list[dict[str, Any]]] = {f: [] for f in missing}
             for row in await self._load(missing):
                 by_file[row["file_id"]].append(row)
-            for fid, rows in by_file.items():
-                if rows:
-                    self._keep(make_entry(fid, rows))
+            loaded = {fid: make_entry(fid, rows) for fid, rows in by_file.items() if rows}
         found = []
         for fid in file_ids:
-            entry = self._entries.get(fid)
-            if entry is not None:
+            entry = loaded.get(fid) or self._entries.get(fid)
+            if entry is None:
+                continue
+            if fid in loaded:
+                self._keep(entry)
+            else:
                 self._entries.move_to_end(fid)
-                found.append(entry)
+            found.append(entry)
         return found
 
     def _keep(self, entry: Entry) -> None:
@@ -128,9 +133,7 @@ class Index:
             self._bytes -= old.nbytes
 
 
-def search(
-    entries: Sequence[Entry], query_vector: Matrix | None, query: str, k: int
-) -> list[Hit]:
+def search(entries: Sequence[Entry], query_vector: Matrix | None, query: str, k: int) -> list[Hit]:
     """The ``k`` best chunks: dense and lexical rankings fused (reciprocal rank fusion)."""
     if not entries:
         return []

@@ -49,9 +49,7 @@ def clean_name(name: str) -> str:
 
 
 class FileService:
-    def __init__(
-        self, config: FilesConfig, db: Database, router: Router, publish: Publish
-    ) -> None:
+    def __init__(self, config: FilesConfig, db: Database, router: Router, publish: Publish) -> None:
         self.config = config
         self.blobs = Blobs(db, config.storage, config.dir)
         self.store = FileStore(db, self.blobs)
@@ -123,7 +121,7 @@ class FileService:
             spool.unlink(missing_ok=True)
         # Uploads racing each other may each have fitted alone: the later one gives way.
         if await self.store.used(user_id) > self.config.quota_bytes:
-            await self.store.delete(user_id, [row["id"]])
+            await self.store.delete(user_id, [str(row["id"])])
             raise _quota(left)
         if row["status"] == "indexing":
             self._index_later(user_id, row)
@@ -217,4 +215,3 @@ def _check_size(size: int, limit: int, left: int) -> None:
         )
     if size > left:
         raise _quota(left)
-

@@ -35,9 +35,7 @@ async def _pieces(data: bytes) -> AsyncIterator[bytes]:
         yield data[start : start + _PIECE]
 
 
-async def import_files(
-    files: FileService, user_id: str, data: Any, rows: list[Row]
-) -> list[Row]:
+async def import_files(files: FileService, user_id: str, data: Any, rows: list[Row]) -> list[Row]:
     """Store the export's files as the user's new files; take each row's ``_attachments`` out
     (old ids) and return the ``message_files`` links with the new ids, and point the rows'
     citations at the new files."""
