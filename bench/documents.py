@@ -112,18 +112,22 @@ async def recall(service: FileService) -> dict[str, float]:
     return out
 
 
-async def index_pdf(service: FileService, user: str, pages: int) -> tuple[float, int]:
+async def index_pdf(service: FileService, user: str, pages: int) -> tuple[float, float, int]:
+    """Seconds until the PDF is searchable (``ready``: text and chunks stored), until every
+    chunk is embedded too, and its chunks."""
     from tests.files.make import pdf
 
     rng = random.Random(7)
     data = pdf([filler_page(rng, i + 1) for i in range(pages)])
     started = time.perf_counter()
     made = await service.upload(user, "big.pdf", "application/pdf", len(data), _pieces(data))
+    while (await service.store.get(user, made["id"]))["status"] == "indexing":  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    ready = time.perf_counter() - started
     await service.wait_indexed()
-    elapsed = time.perf_counter() - started
-    row = await service.store.get(user, made["id"])
-    assert row["status"] == "ready", row
-    return elapsed, len(await service.store.chunks([made["id"]]))
+    embedded = time.perf_counter() - started
+    assert not await service.store.unembedded(made["id"])
+    return ready, embedded, len(await service.store.chunks([made["id"]]))
 
 
 async def user_with_pages(service: FileService, user: str, pages: int) -> list[str]:
@@ -203,7 +207,7 @@ async def main() -> None:
         user = await Accounts(db, "off", True).create_user("bench", "bench-password-1")
         uid = user.id
         quality = await recall(service)
-        index_s, index_chunks = await index_pdf(service, uid, args.pages)
+        ready_s, index_s, index_chunks = await index_pdf(service, uid, args.pages)
         ids = await user_with_pages(service, uid, args.user_pages)
         latency = await retrieval(service, ids, args.runs)
     finally:
@@ -221,7 +225,8 @@ async def main() -> None:
         f"| {quality['dense']:.2f} | {quality['lexical']:.2f} | {quality['hybrid']:.2f} |", "",
         f"## Indexing a {args.pages}-page PDF (upload → text → {index_chunks} chunks → "
         "embeddings → database)", "",
-        f"{index_s:.1f} s (target < 20 s)", "",
+        f"searchable (`ready`: text, chunks, lexical index) after {ready_s:.1f} s; every "
+        f"chunk embedded after {index_s:.1f} s (target < 20 s)", "",
         f"## Retrieval for a user with {args.user_pages} indexed pages "
         f"({int(latency['chunks'])} chunks)", "",
         "| first (cold: chunks read from the database) | p50 | p95 (target < 50 ms) | "

@@ -4,9 +4,11 @@ under a millisecond), fused with a lexical score (BM25 over words and CJK charac
 which finds names, numbers and rare terms that a small embedding model blurs.
 
 Each process caches each document's vectors and term index (``files.cache_bytes``, least
-recently used out first). A document's chunks never change once indexed, so an entry is only
-ever dropped — when the file is deleted here, or re-indexed — and a file deleted through another
-replica is never asked for again (the request names the files from the database).
+recently used out first). A document's chunks never change once embedded, so such an entry is
+only ever dropped — when the file is deleted here, or re-indexed — and a file deleted through
+another replica is never asked for again (the request names the files from the database). An
+entry still waiting for some of its vectors (embedding runs after the text is searchable, on
+whichever replica took the upload) is read again once it is ``STALE_SECONDS`` old.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +29,7 @@ from chatgate.files.embed import Matrix
 
 _WORD = re.compile(r"\w+")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+STALE_SECONDS = 5.0
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al.)
 _BM25_K1, _BM25_B = 1.2, 0.75
 
@@ -52,6 +56,8 @@ class Entry:
     pages: list[int | None]
     texts: list[str]
     vectors: Matrix | None  # (chunks, dims), normalised; None: lexical only
+    complete: bool = True  # every chunk has its vector
+    loaded_at: float = 0.0
     postings: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # term → (i, tf)
     lengths: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
 
@@ -63,10 +69,11 @@ class Entry:
 
 def make_entry(file_id: str, rows: Sequence[dict[str, Any]]) -> Entry:
     vectors = None
-    if rows and all(r["vector"] for r in rows):
+    complete = all(r["vector"] for r in rows)
+    if rows and complete:
         vectors = np.vstack([np.frombuffer(r["vector"], dtype=np.float32) for r in rows])
     entry = Entry(file_id, [r["n"] for r in rows], [r["page"] for r in rows],
-                  [r["text"] for r in rows], vectors)  # fmt: skip
+                  [r["text"] for r in rows], vectors, complete, time.monotonic())  # fmt: skip
     lengths = []
     for i, row in enumerate(rows):
         counts = Counter(terms(row["text"]))
@@ -106,6 +113,11 @@ class Index:
     async def entries(self, file_ids: Sequence[str]) -> list[Entry]:
         """The files' entries (those with chunks), loading what the cache does not hold."""
         loaded: dict[str, Entry] = {}
+        now = time.monotonic()
+        for fid in file_ids:
+            entry = self._entries.get(fid)
+            if entry is not None and not entry.complete and now - entry.loaded_at > STALE_SECONDS:
+                self.forget(fid)
         missing = [f for f in file_ids if f not in self._entries]
         if missing:
             by_file: dict[str, list[dict[str, Any]]] = {f: [] for f in missing}

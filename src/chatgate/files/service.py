@@ -11,7 +11,7 @@ import hashlib
 import logging
 import secrets
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 _HEAD = 16  # bytes the type check looks at
+EMBED_BATCH = 32  # chunks embedded (and stored) at a time
 
 
 def new_file_id() -> str:
@@ -59,9 +60,13 @@ class FileService:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        """Index again what a stopped process left half done."""
+        """Index again what a stopped process left half done (any replica may: indexing a
+        file twice writes the same chunks)."""
         for row in await self.store.pending():
             self._index_later(row["user_id"], row)
+        if self.embedder.available():
+            for file_id in await self.store.unembedded_files():
+                self._later(self._embed_logged(file_id))
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -150,7 +155,10 @@ class FileService:
 
     # -- indexing --------------------------------------------------------------------------------
     def _index_later(self, user_id: str, row: Row) -> None:
-        task = asyncio.get_running_loop().create_task(self._index(user_id, row))
+        self._later(self._index(user_id, row))
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -169,30 +177,50 @@ class FileService:
             with contextlib.suppress(Exception):
                 await self.store.set_status(row["id"], values)
         await self.publish(user_id, {"type": "file", "file": public({**row, **values})})
+        if values["status"] == "ready":
+            await self._embed_logged(row["id"])
 
     async def index_file(self, row: Row) -> Row:
-        """Extract, chunk, embed and store one document; the file's new values."""
+        """Extract, chunk and store one document: searchable from then on (by its words);
+        ``embed_file`` adds the vectors after. The file's new values."""
         data = await self.blobs.read_all(row["id"], row["storage"])
         pages = await asyncio.to_thread(extract, data, row["mime"])
         del data
         chunks = await asyncio.to_thread(
             split, pages, self.config.chunk_tokens, self.config.chunk_overlap
         )
-        vectors = await self.embedder.passages([c.text for c in chunks])
-        rows = [
-            {
-                "n": n,
-                "page": c.page,
-                "text": c.text,
-                "vector": vectors[n].astype(np.float32).tobytes() if vectors is not None else None,
-            }
-            for n, c in enumerate(chunks)
-        ]
+        rows = [{"n": n, "page": c.page, "text": c.text, "vector": None}
+                for n, c in enumerate(chunks)]  # fmt: skip
         has_pages = any(p.number is not None for p in pages)
         values: Row = {"status": "ready", "error": None, "pages": len(pages) if has_pages else None}
         await self.store.replace_chunks(row["id"], rows, values)
         self.index.forget(row["id"])
         return values
+
+    async def embed_file(self, file_id: str) -> None:
+        """Embed the file's chunks that have no vector yet, a batch at a time (each batch
+        stored at once: a process that stops midway leaves the rest for the next start)."""
+        if not self.embedder.available():
+            return
+        todo = await self.store.unembedded(file_id)
+        for start in range(0, len(todo), EMBED_BATCH):
+            batch = todo[start : start + EMBED_BATCH]
+            vectors = await self.embedder.passages([text for _, text in batch])
+            if vectors is None:
+                return
+            await self.store.set_vectors(
+                file_id,
+                [(n, vectors[i].astype(np.float32).tobytes()) for i, (n, _) in enumerate(batch)],
+            )
+        self.index.forget(file_id)
+
+    async def _embed_logged(self, file_id: str) -> None:
+        try:
+            await self.embed_file(file_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # lexical retrieval still works; the next start tries again
+            log.exception("embedding %s failed", file_id)
 
     async def wait_indexed(self) -> None:
         """Until the indexing running now is done (tests, benchmarks)."""

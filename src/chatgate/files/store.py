@@ -50,6 +50,11 @@ _USED = select(func.coalesce(func.sum(StoredFile.size), 0)).where(
     StoredFile.user_id == bindparam("uid")
 )
 _INSERT_CHUNK = insert(FileChunk)
+_SET_VECTOR = (
+    update(FileChunk)
+    .where(FileChunk.file_id == bindparam("f"), FileChunk.n == bindparam("k"))
+    .values(vector=bindparam("v"))
+)
 
 
 def file_not_found() -> NotFoundError:
@@ -145,6 +150,25 @@ class FileStore:
                 batch = [{"file_id": file_id, **c} for c in chunks[start : start + 500]]
                 await conn.execute(_INSERT_CHUNK, batch)
             await conn.execute(update(StoredFile).where(StoredFile.id == file_id).values(**values))
+
+    async def unembedded(self, file_id: str) -> builtins.list[tuple[int, str]]:
+        query = (
+            select(FileChunk.n, FileChunk.text)
+            .where(FileChunk.file_id == file_id, FileChunk.vector.is_(None))
+            .order_by(FileChunk.n)
+        )
+        async with self.db.engine.connect() as conn:
+            return [(r["n"], r["text"]) for r in await _rows(conn, query)]
+
+    async def unembedded_files(self) -> builtins.list[str]:
+        query = select(FileChunk.file_id).where(FileChunk.vector.is_(None)).distinct()
+        async with self.db.engine.connect() as conn:
+            return [r["file_id"] for r in await _rows(conn, query)]
+
+    async def set_vectors(self, file_id: str, vectors: Sequence[tuple[int, bytes]]) -> None:
+        params = [{"f": file_id, "k": n, "v": v} for n, v in vectors]
+        async with self.db.engine.begin() as conn:
+            await conn.execute(_SET_VECTOR, params)
 
     async def chunks(self, file_ids: Sequence[str]) -> builtins.list[Row]:
         query = (
