@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import tempfile
 import threading
 import time
@@ -379,3 +380,52 @@ def test_gigachat_is_refused_images_clearly(alice: httpx.Client) -> None:
         json={"content": "Look", "attachments": [made["id"]], "model": "GigaChat-2-Max"},
     )
     assert r.status_code == 400 and r.json()["error"]["code"] == "model_cannot_see_images"
+
+
+def test_indexing_is_announced_to_the_users_tabs(
+    chat_server: ChatServer, alice: httpx.Client
+) -> None:
+    events: list[dict[str, Any]] = []
+    opened = threading.Event()
+
+    def listen() -> None:
+        with (
+            httpx.Client(base_url=chat_server.url, cookies=alice.cookies, timeout=30) as tab,
+            tab.stream("GET", "/api/events") as stream,
+        ):
+            opened.set()
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+                    if events[-1].get("type") == "file":
+                        return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert opened.wait(10)
+    time.sleep(0.2)  # the stream's listener is registered once its headers are out
+    made = upload(alice, "n.txt", b"text to index", "text/plain")
+    listener.join(20)
+    assert events and events[-1]["type"] == "file"
+    assert events[-1]["file"]["id"] == made["id"] and events[-1]["file"]["status"] == "ready"
+
+
+def test_attachments_over_the_websocket(
+    chat_server: ChatServer, alice: httpx.Client, fake: FakeUpstream
+) -> None:
+    from websockets.sync.client import connect
+
+    made = upload(alice, "dot.png", make.png(), "image/png")
+    conv = new_conversation(alice, model="gpt-4o-mini")
+    cookie = f"chatgate_session={alice.cookies['chatgate_session']}"
+    url = chat_server.url.replace("http://", "ws://") + "/api/ws"
+    with connect(url, additional_headers={"Cookie": cookie}) as ws:
+        ws.send(json.dumps({"type": "send", "conversation_id": conv["id"], "content": "See?",
+                            "attachments": [made["id"]]}))  # fmt: skip
+        while True:
+            event = json.loads(ws.recv(timeout=20))
+            if event.get("type") in ("done", "error"):
+                break
+    assert event["type"] == "done", event
+    content = last_request(fake)["messages"][-1]["content"]
+    assert content[1]["type"] == "image_url"
