@@ -207,6 +207,8 @@ def test_an_oversized_upload_is_refused_while_it_streams(
         sampler.join()
     assert reply.status == 413 and reply.code == "file_too_large", reply
     assert reply.sent < total // 2, "the server read on past the limit"
+    print(f"upload of {total >> 20} MiB refused after {reply.sent >> 10} KiB; peak RSS growth "
+          f"{(peak[0] - base) >> 10} KiB")  # fmt: skip
     assert peak[0] - base < 8 * 1024 * 1024, f"grew by {(peak[0] - base) >> 20} MiB"
     assert alice.get("/api/files").json()["files"] == []
     assert not list((FILES_DIR / "incoming").glob("*.part"))  # the spool is cleaned
