@@ -31,6 +31,7 @@ _WORD = re.compile(r"\w+")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 STALE_SECONDS = 5.0
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al.)
+LEXICAL_WEIGHT = 0.5  # the lexical ranking's share beside the dense one (bench/documents.py)
 _BM25_K1, _BM25_B = 1.2, 0.75
 
 
@@ -58,7 +59,10 @@ class Entry:
     vectors: Matrix | None  # (chunks, dims), normalised; None: lexical only
     complete: bool = True  # every chunk has its vector
     loaded_at: float = 0.0
-    postings: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # term → (i, tf)
+    # term → (chunk indexes, term frequencies)
+    postings: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = field(
+        default_factory=dict
+    )
     lengths: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
 
     @property
@@ -75,11 +79,17 @@ def make_entry(file_id: str, rows: Sequence[dict[str, Any]]) -> Entry:
     entry = Entry(file_id, [r["n"] for r in rows], [r["page"] for r in rows],
                   [r["text"] for r in rows], vectors, complete, time.monotonic())  # fmt: skip
     lengths = []
+    postings: dict[str, list[tuple[int, int]]] = {}
     for i, row in enumerate(rows):
         counts = Counter(terms(row["text"]))
         lengths.append(sum(counts.values()))
         for term, tf in counts.items():
-            entry.postings.setdefault(term, []).append((i, tf))
+            postings.setdefault(term, []).append((i, tf))
+    entry.postings = {
+        term: (np.asarray([p[0] for p in found], np.int64),
+               np.asarray([p[1] for p in found], np.float64))
+        for term, found in postings.items()
+    }  # fmt: skip
     entry.lengths = np.asarray(lengths, dtype=np.float32)
     return entry
 
@@ -145,8 +155,15 @@ class Index:
             self._bytes -= old.nbytes
 
 
-def search(entries: Sequence[Entry], query_vector: Matrix | None, query: str, k: int) -> list[Hit]:
-    """The ``k`` best chunks: dense and lexical rankings fused (reciprocal rank fusion)."""
+def search(
+    entries: Sequence[Entry],
+    query_vector: Matrix | None,
+    query: str,
+    k: int,
+    lexical_weight: float = LEXICAL_WEIGHT,
+) -> list[Hit]:
+    """The ``k`` best chunks: dense and lexical rankings fused (weighted reciprocal rank
+    fusion; the lexical side alone when there are no vectors)."""
     if not entries:
         return []
     offsets, total = [], 0
@@ -157,9 +174,10 @@ def search(entries: Sequence[Entry], query_vector: Matrix | None, query: str, k:
     if query_vector is not None and all(e.vectors is not None for e in entries):
         matrix = np.vstack([e.vectors for e in entries if e.vectors is not None])
         _add_ranks(fused, matrix @ query_vector)
+    dense = bool(fused.any())
     lexical = _bm25(entries, offsets, total, terms(query))
     if lexical is not None:
-        _add_ranks(fused, lexical)
+        _add_ranks(fused, lexical, lexical_weight if dense else 1.0)
     top = np.argsort(-fused, kind="stable")[:k]
     hits = []
     for index in top:
@@ -172,12 +190,14 @@ def search(entries: Sequence[Entry], query_vector: Matrix | None, query: str, k:
     return hits
 
 
-def _add_ranks(fused: npt.NDArray[np.float64], scores: npt.NDArray[Any]) -> None:
-    """Add 1 / (RRF_K + rank) for the chunks with a positive score."""
+def _add_ranks(
+    fused: npt.NDArray[np.float64], scores: npt.NDArray[Any], weight: float = 1.0
+) -> None:
+    """Add weight / (RRF_K + rank) for the chunks with a positive score."""
     order = np.argsort(-scores, kind="stable")
     ranks = np.empty(len(scores), dtype=np.float64)
     ranks[order] = np.arange(1, len(scores) + 1)
-    contribution = 1.0 / (RRF_K + ranks)
+    contribution = weight / (RRF_K + ranks)
     contribution[scores <= 0] = 0.0
     fused += contribution
 
@@ -192,12 +212,12 @@ def _bm25(
     norm = _BM25_K1 * (1 - _BM25_B + _BM25_B * lengths / max(average, 1.0))
     scores = np.zeros(total, dtype=np.float64)
     for term in set(query_terms):
-        postings = [(offsets[e] + i, tf) for e, entry in enumerate(entries)
-                    for i, tf in entry.postings.get(term, ())]  # fmt: skip
-        if not postings:
+        found = [(offsets[e] + p[0], p[1]) for e, entry in enumerate(entries)
+                 if (p := entry.postings.get(term)) is not None]  # fmt: skip
+        if not found:
             continue
-        idf = math.log(1 + (total - len(postings) + 0.5) / (len(postings) + 0.5))
-        idx = np.fromiter((p[0] for p in postings), dtype=np.int64, count=len(postings))
-        tf = np.fromiter((p[1] for p in postings), dtype=np.float64, count=len(postings))
+        idx = np.concatenate([f[0] for f in found])
+        tf = np.concatenate([f[1] for f in found])
+        idf = math.log(1 + (total - len(idx) + 0.5) / (len(idx) + 0.5))
         scores[idx] += idf * tf * (_BM25_K1 + 1) / (tf + norm[idx])
     return scores if scores.any() else None
