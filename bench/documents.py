@@ -91,10 +91,10 @@ async def _pieces(data: bytes) -> AsyncIterator[bytes]:
 
 
 MODES = {  # name: (dense, lexical weight)
-    "dense only": (True, 0.0),
+    "dense only (used)": (True, 0.0),
     "lexical only": (False, 1.0),
     "fused, lexical x1": (True, 1.0),
-    "fused, lexical x0.5 (used)": (True, 0.5),
+    "fused, lexical x0.5": (True, 0.5),
 }
 
 

@@ -42,12 +42,16 @@ def test_lexical_finds_the_passage_without_vectors() -> None:
     assert hits[0].n == 3
 
 
-def test_dense_and_lexical_are_fused() -> None:
+def test_dense_ranks_alone_unless_the_lexical_side_is_weighed_in() -> None:
     vectors = np.eye(4, dtype=np.float32)
     entry = make_entry("f1", _rows(TEXTS, vectors))
-    # The query vector points at chunk 2; the words point at chunk 1: both come first.
-    hits = search([entry], vectors[2], "payment invoice", 2)
-    assert {h.n for h in hits} == {1, 2}
+    # The query vector points at chunk 2; the words point at chunk 1.
+    assert [h.n for h in search([entry], vectors[2], "payment invoice", 2)] == [2]
+    fused = search([entry], vectors[2], "payment invoice", 2, lexical_weight=0.5)
+    assert [h.n for h in fused] == [2, 1]
+    # A document without vectors yet: the words alone.
+    bare = make_entry("f2", _rows(TEXTS))
+    assert search([bare], None, "payment invoice", 1)[0].n == 1
 
 
 def test_search_spans_several_documents() -> None:
