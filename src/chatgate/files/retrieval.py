@@ -20,7 +20,7 @@ import re
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -65,16 +65,43 @@ class Entry:
     vectors: Matrix | None  # (chunks, dims), normalised; None: lexical only
     complete: bool = True  # every chunk has its vector
     loaded_at: float = 0.0
-    # term → (chunk indexes, term frequencies)
-    postings: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = field(
-        default_factory=dict
-    )
-    lengths: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
+    # The term index, built on first lexical use: term → (chunk indexes, term frequencies).
+    _postings: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] | None = None
+    _lengths: npt.NDArray[np.float32] | None = None
 
     @property
     def nbytes(self) -> int:
         text = sum(len(t) for t in self.texts) * 2
         return text * 2 + (self.vectors.nbytes if self.vectors is not None else 0)
+
+    @property
+    def postings(self) -> dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
+        if self._postings is None:
+            self._build_terms()
+        assert self._postings is not None
+        return self._postings
+
+    @property
+    def lengths(self) -> npt.NDArray[np.float32]:
+        if self._lengths is None:
+            self._build_terms()
+        assert self._lengths is not None
+        return self._lengths
+
+    def _build_terms(self) -> None:
+        lengths = []
+        postings: dict[str, list[tuple[int, int]]] = {}
+        for i, text in enumerate(self.texts):
+            counts = Counter(terms(text))
+            lengths.append(sum(counts.values()))
+            for term, tf in counts.items():
+                postings.setdefault(term, []).append((i, tf))
+        self._postings = {
+            term: (np.asarray([p[0] for p in found], np.int64),
+                   np.asarray([p[1] for p in found], np.float64))
+            for term, found in postings.items()
+        }  # fmt: skip
+        self._lengths = np.asarray(lengths, dtype=np.float32)
 
 
 def make_entry(file_id: str, rows: Sequence[dict[str, Any]]) -> Entry:
@@ -82,22 +109,8 @@ def make_entry(file_id: str, rows: Sequence[dict[str, Any]]) -> Entry:
     complete = all(r["vector"] for r in rows)
     if rows and complete:
         vectors = np.vstack([np.frombuffer(r["vector"], dtype=np.float32) for r in rows])
-    entry = Entry(file_id, [r["n"] for r in rows], [r["page"] for r in rows],
-                  [r["text"] for r in rows], vectors, complete, time.monotonic())  # fmt: skip
-    lengths = []
-    postings: dict[str, list[tuple[int, int]]] = {}
-    for i, row in enumerate(rows):
-        counts = Counter(terms(row["text"]))
-        lengths.append(sum(counts.values()))
-        for term, tf in counts.items():
-            postings.setdefault(term, []).append((i, tf))
-    entry.postings = {
-        term: (np.asarray([p[0] for p in found], np.int64),
-               np.asarray([p[1] for p in found], np.float64))
-        for term, found in postings.items()
-    }  # fmt: skip
-    entry.lengths = np.asarray(lengths, dtype=np.float32)
-    return entry
+    return Entry(file_id, [r["n"] for r in rows], [r["page"] for r in rows],
+                 [r["text"] for r in rows], vectors, complete, time.monotonic())  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +191,11 @@ def search(
         total += len(entry.ns)
     fused = np.zeros(total, dtype=np.float64)
     if query_vector is not None and all(e.vectors is not None for e in entries):
-        matrix = np.vstack([e.vectors for e in entries if e.vectors is not None])
-        _add_ranks(fused, matrix @ query_vector)
+        # One product per document, not one over a stacked matrix: no copy, and each stays
+        # below the size where OpenBLAS fans out to threads (measured on a busy 2-CPU box:
+        # 3,000 chunks 0.2 ms this way, 21 ms as one threaded product).
+        _add_ranks(fused, np.concatenate([e.vectors @ query_vector for e in entries
+                                          if e.vectors is not None]))  # fmt: skip
     dense = bool(fused.any())
     if dense and lexical_weight <= 0:
         lexical = None
