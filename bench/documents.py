@@ -198,6 +198,9 @@ async def main() -> None:
     parser.add_argument("--pages", type=int, default=100)
     parser.add_argument("--user-pages", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument(
+        "--retrieval-only", action="store_true", help="Only part 3 (printed, not written)."
+    )
     args = parser.parse_args()
 
     load_before = os.getloadavg()[0]
@@ -224,6 +227,10 @@ async def main() -> None:
         service = FileService(config.files, db, router, publish)
         user = await Accounts(db, "off", True).create_user("bench", "bench-password-1")
         uid = user.id
+        if args.retrieval_only:
+            ids = await user_with_pages(service, uid, args.user_pages)
+            print(await retrieval(service, ids, args.runs), f"load {os.getloadavg()[0]:.1f}")
+            return
         ready_s, index_s, index_chunks, pdf_id = await index_pdf(service, uid, args.pages)
         quality = await recall(service, await service.index.entries([pdf_id]))
         ids = await user_with_pages(service, uid, args.user_pages)
