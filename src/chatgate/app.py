@@ -34,6 +34,7 @@ from chatgate.api.bodylimit import BodyLimit
 from chatgate.api.chat import chat_router
 from chatgate.api.completions import COMPLETIONS_PATH, completions_door
 from chatgate.api.embeddings import EMBEDDINGS_PATH, embeddings_door
+from chatgate.api.files import FILES_PATH, files_router
 from chatgate.api.guard import Guard, refuse
 from chatgate.api.health import health_router
 from chatgate.api.legacy import SEED_PATHS, legacy_router
@@ -124,9 +125,10 @@ class Gateway:
                 with contextlib.suppress(Exception):
                     await self.api(scope, receive, send)
                 return
-            body = BodyLimit(
-                receive, send, self.config.server.max_body_bytes, scope["path"], self.shapes
-            )
+            limit = self.config.server.max_body_bytes
+            if scope["path"] == FILES_PATH:  # counted by the route too, as file_too_large
+                limit = max(limit, self.config.files.max_bytes + 65536)
+            body = BodyLimit(receive, send, limit, scope["path"], self.shapes)
             with contextlib.suppress(Exception):
                 await self.api(scope, body.receive, body.send)
             return
@@ -183,6 +185,7 @@ class Gateway:
         api.include_router(metrics_router(server.metrics_token, auth.admin_key))
         api.include_router(auth_router())
         api.include_router(chat_router())
+        api.include_router(files_router())
         api.include_router(ws_router())
         # Last: `/` and the UI's own paths; every API route above wins.
         api.include_router(ui_router())

@@ -101,6 +101,11 @@ class ModelConfig(Section):
         "{thinking: {type: disabled}} or {reasoning_effort: high} for a DeepSeek model.",
     )
     price: Price | None = Field(None, description="This model's price (see `pricing`).")
+    vision: bool | None = Field(
+        None,
+        description="The model reads images. Default: by name (gpt-4o*, gpt-4.1*, gpt-5*, o3*, "
+        "o4*, claude-*, llava*, *vision*).",
+    )
 
 
 CacheScope = Literal["global", "key", "user"]
@@ -287,6 +292,44 @@ class ResponsesConfig(Section):
     )
 
 
+class FilesConfig(Section):
+    """Uploads in the web chat (``/api/files``): images and documents, quota, retrieval."""
+
+    max_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest upload, bytes.")
+    max_image_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest image, bytes.")
+    quota_bytes: int = Field(
+        500 * 1024 * 1024, ge=0, description="What one user's files may take in all, bytes."
+    )
+    storage: Literal["database", "disk"] = Field(
+        "database",
+        description="Where the bytes live: `database` (every replica reads them, nothing to "
+        "share) or `disk` under `dir` (replicas then need `dir` on a shared volume).",
+    )
+    dir: Path = Field(
+        Path("./data/files"),
+        description="Uploads being received (both storages) and the bytes with `storage: disk`.",
+    )
+    chunk_tokens: int = Field(
+        160, ge=16, le=480, description="Words (or CJK characters) a document chunk holds."
+    )
+    chunk_overlap: int = Field(32, ge=0, description="Words two neighbouring chunks share.")
+    context_tokens: int = Field(
+        4000,
+        ge=0,
+        description="Most prompt tokens a conversation's documents take (at most half the "
+        "model's budget); a conversation's documents that fit go in whole.",
+    )
+    top_k: int = Field(8, ge=1, le=64, description="Most passages retrieved for one question.")
+    cache_bytes: int = Field(
+        256 * 1024 * 1024, ge=0, description="In-process cache of document vectors, bytes."
+    )
+    embedding_model: str = Field(
+        "local-embed",
+        description="The model that embeds documents (its provider is called "
+        "directly; with none, retrieval is lexical only).",
+    )
+
+
 class Config(Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     providers: dict[
@@ -317,6 +360,7 @@ class Config(Section):
     anthropic: AnthropicConfig = Field(default_factory=AnthropicConfig)
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
     pricing: PricingConfig = Field(default_factory=PricingConfig)
+    files: FilesConfig = Field(default_factory=FilesConfig)
     discover_env: bool = Field(True, description="Add providers found in the environment.")
     local_model: bool = Field(
         True,

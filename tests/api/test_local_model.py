@@ -63,7 +63,7 @@ def test_zero_config_embeds_locally(local_url: str) -> None:
     client = openai.OpenAI(base_url=local_url + "/v1", api_key="anything", max_retries=0)
     cards = {m.id: m.model_dump() for m in client.models.list()}
     assert cards["local-embed"]["capabilities"] == ["embeddings"]  # chat UIs leave it out
-    assert "capabilities" not in cards["local"]
+    assert cards["local"]["capabilities"] == {"vision": False}  # SmolLM2 reads text only
     result = client.embeddings.create(model="local-embed", input=["Привет, мир", "你好", "hello"])
     assert [len(d.embedding) for d in result.data] == [384, 384, 384]
     assert result.usage.prompt_tokens > 3

@@ -29,6 +29,7 @@ from chatgate.chat.transfer import conversation_view, export_json, export_markdo
 from chatgate.chat.tree import Tree
 from chatgate.drain import shutting_down
 from chatgate.errors import InvalidRequestError, NotFoundError
+from chatgate.files.transfer import export_files, import_files
 
 
 def _cut_event(**fields: Any) -> bytes:
@@ -95,6 +96,12 @@ class NewMessage(BaseModel):
     edit_of: str | None = None
     regenerate_of: str | None = None
     model: str | None = Field(None, description="This answer only; default the conversation's.")
+    attachments: list[str] | None = Field(
+        None,
+        max_length=10,
+        description="Files (ids from POST /api/files) the message carries; an edit without "
+        "this field keeps the edited message's.",
+    )
 
 
 class MessagePatch(BaseModel):
@@ -137,7 +144,8 @@ def chat_router() -> APIRouter:
     @router.get("/conversations/{cid}", summary="A conversation with its active branch")
     async def get_conversation(cid: str, chat: ChatService = Chat, me: Account = Me) -> JSON:
         conv, rows = await chat.store.with_messages(me.id, cid)
-        return JSON(conversation_view(conv, rows))
+        files = await chat.files.store.conversation_attachments(cid)
+        return JSON(conversation_view(conv, rows, files))
 
     @router.patch("/conversations/{cid}", summary="Rename, pin, switch branch, change settings")
     async def patch_conversation(
@@ -156,7 +164,8 @@ def chat_router() -> APIRouter:
                 raise NotFoundError("No such message in this conversation.", param="active_leaf_id")
         conv = await chat.store.update(me.id, cid, values)
         await chat.events.publish(me.id, conversation_event("updated", cid))
-        return JSON(conversation_view(conv, rows))
+        files = await chat.files.store.conversation_attachments(cid)
+        return JSON(conversation_view(conv, rows, files))
 
     @router.delete("/conversations/{cid}", status_code=204, summary="Delete a conversation")
     async def delete_conversation(cid: str, chat: ChatService = Chat, me: Account = Me) -> None:
@@ -164,7 +173,9 @@ def chat_router() -> APIRouter:
         for job in list(chat.generations.jobs.values()):
             if job.conversation_id == cid:
                 await chat.generations.stop(job)
+        attached_only_here = await chat.files.store.only_in(me.id, cid)
         await chat.store.delete(me.id, cid)
+        await chat.files.delete(me.id, attached_only_here)
         await chat.events.publish(me.id, conversation_event("deleted", cid))
 
     @router.post(
@@ -182,6 +193,7 @@ def chat_router() -> APIRouter:
             edit_of=body.edit_of,
             regenerate_of=body.regenerate_of,
             model=body.model,
+            attachments=tuple(body.attachments) if body.attachments is not None else None,
         )
         return JSON(await chat.send(me, cid, send), status_code=202)
 
@@ -230,8 +242,9 @@ def chat_router() -> APIRouter:
                 media_type="text/markdown; charset=utf-8",
                 headers={"Content-Disposition": f'attachment; filename="{filename}.md"'},
             )
+        files = await chat.files.store.conversation_attachments(cid)
         return JSON(
-            export_json(conv, rows),
+            export_json(conv, rows, files, await export_files(chat.files, files)),
             headers={"Content-Disposition": f'attachment; filename="{filename}.json"'},
         )
 
@@ -242,12 +255,14 @@ def chat_router() -> APIRouter:
         me: Account = Me,
     ) -> JSON:
         values, rows, leaf = parse_import(data, chat.default_model())
+        links = await import_files(chat.files, me.id, data, rows)
         conv = await chat.store.create(me.id, values)
         if rows:
-            await chat.store.add_messages(conv["id"], rows, leaf)
+            await chat.store.add_messages(conv["id"], rows, leaf, links=links)
         conv, rows = await chat.store.with_messages(me.id, conv["id"])
         await chat.events.publish(me.id, conversation_event("created", conv["id"]))
-        return JSON(conversation_view(conv, rows), status_code=201)
+        files = await chat.files.store.conversation_attachments(conv["id"])
+        return JSON(conversation_view(conv, rows, files), status_code=201)
 
     @router.get("/search", summary="Full-text search over your messages")
     async def search_messages(

@@ -102,6 +102,9 @@ def is_json(content_type: bytes) -> bool:
 # Ollama's answering endpoints, which Ollama's documentation calls with `curl -d` (a form content
 # type). A browser always sends Origin with a POST, so a cross-site form still gets 415.
 CURL_FRIENDLY = frozenset({"/api/chat", "/api/generate", "/api/show"})
+# Routes whose body is raw bytes, not JSON (file uploads), each counting its own size limit as
+# it reads (``files.max_bytes``): no JSON check and no ``server.max_body_bytes`` check here.
+RAW_BODY_ROUTES = frozenset({"/api/files"})
 
 
 class Guard:
@@ -152,7 +155,7 @@ class Guard:
                 "Cross-origin request refused: a request from another site needs an API key.",
                 code="csrf",
             )
-        if websocket:
+        if websocket or scope["path"] in RAW_BODY_ROUTES:
             return None
         if length and length != b"0":
             try:

@@ -32,6 +32,7 @@ from chatgate.api.deps import State
 from chatgate.api.schema import chat_completions_openapi
 from chatgate.drain import Drain, shutting_down
 from chatgate.errors import GatewayError
+from chatgate.files.vision import sees_images
 from chatgate.gateway.auth import bearer
 from chatgate.gateway.path import CLIENT_GONE, Exchange
 from chatgate.gateway.reasoning import parse_mode
@@ -180,7 +181,8 @@ def model_card(state: AppState, name: str, dep: Deployment) -> dict[str, Any]:
     """A model as OpenAI lists it, plus ``context_window`` when it is known (configured, or the
     bundled model's ``n_ctx``): the web UI's local mode measures its context gauge against it.
     Unknown windows are left out rather than guessed. An embedding-only model carries
-    ``capabilities: ["embeddings"]``."""
+    ``capabilities: ["embeddings"]``; a chat model ``capabilities: {"vision": bool}`` (whether
+    the web chat sends it images: ``chatgate.files.vision``)."""
     card: dict[str, Any] = {
         "id": name,
         "object": "model",
@@ -193,4 +195,6 @@ def model_card(state: AppState, name: str, dep: Deployment) -> dict[str, Any]:
     provider = state.config.providers.get(dep.provider_name)
     if dep.kind == "embeddings" or (provider is not None and provider.embeddings_only):
         card["capabilities"] = ["embeddings"]  # not a chat model: chat UIs leave it out
+    else:
+        card["capabilities"] = {"vision": sees_images(dep, state.config.providers)}
     return card

@@ -4,7 +4,7 @@ Client → server (JSON text frames):
     {"type": "subscribe", "generation_id": ID, "after": SEQ}   events with seq > SEQ (default 0)
     {"type": "unsubscribe", "generation_id": ID}
     {"type": "send", "conversation_id": ID, "content": ..., "parent_id"|"edit_of"|
-     "regenerate_of": ...}                                     start a generation, subscribed
+     "regenerate_of": ..., "attachments": [FILE_ID, ...]}       start a generation, subscribed
     {"type": "stop", "generation_id": ID}
     {"type": "watch"} / {"type": "unwatch"}                    your conversations' events
     {"type": "ping"}
@@ -134,7 +134,15 @@ def _send(msg: dict[str, Any]) -> Send:
         edit_of=text("edit_of"),
         regenerate_of=text("regenerate_of"),
         model=text("model"),
+        attachments=_ids(msg.get("attachments")),
     )
+
+
+def _ids(value: Any) -> tuple[str, ...] | None:
+    """The message's attached file ids (None when the field is absent or not a list of ids)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return None
+    return tuple(value[:11])  # one too many still reaches the service's own 400
 
 
 def ws_router() -> APIRouter:

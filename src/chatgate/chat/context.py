@@ -17,11 +17,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatgate.chat.records import Record, compact, lists
 from chatgate.chat.tokens import PER_MESSAGE, TokenCounter, message_text
 from chatgate.chat.tree import Row, Tree
+
+if TYPE_CHECKING:
+    from chatgate.files.grounding import Grounding
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,7 @@ class Built:
     raw_estimate: float = 0.0  # uncalibrated, for calibrating against the reported usage
     tokenizer: str = ""  # the tokenizer that counted raw_estimate
     summary_error: str | None = None
+    citations: list[dict[str, Any]] = field(default_factory=list)  # the documents' passages
 
     def record(self) -> Record:
         """What the assistant message stores as ``context`` (and the open shows): counts."""
@@ -123,13 +127,17 @@ class ContextBuilder:
         params: dict[str, Any],
         summarizer: Summarizer | None,
         new_summary_id: str,
+        grounding: Grounding | None = None,
     ) -> Built:
-        """The prompt for answering the last message of ``branch`` (root first)."""
+        """The prompt for answering the last message of ``branch`` (root first); with
+        ``grounding``, its images and document passages too (``files.grounding``)."""
         count = self.tokens.message
         reply = reply_budget(window, params, self.reply_tokens)
         budget = max(window - reply, 1)
         system = [{"role": "system", "content": system_prompt}] if system_prompt else []
         fixed = sum(count(model, m) for m in system)
+        if grounding is not None:
+            fixed += grounding.cost(lambda m: count(model, m))
 
         checkpoint = tree.latest_summary(branch)
         before: list[str] = []
@@ -179,9 +187,16 @@ class ContextBuilder:
 
         built.messages = [*system, *([summary_msg] if summary_msg else []), *map(_wire, kept)]
         built.sent = [r["id"] for r in kept]
+        if grounding is not None:
+            head = built.messages[: len(built.messages) - len(kept)]
+            built.messages = grounding.apply(head, built.messages[len(head) :], built.sent)
+            built.citations = grounding.citations
         built.estimate = sum(count(model, m) for m in built.messages)
         built.tokenizer = self.tokens.tokenizer(model).name
         built.raw_estimate = self.tokens.raw_prompt(model, built.messages)
+        if grounding is not None:  # images are not text: their estimated cost, counted apart
+            built.estimate += grounding.image_tokens
+            built.raw_estimate += grounding.image_tokens
         return built
 
     async def _summarise(

@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from chatgate.chat.context import Built, ContextBuilder
 from chatgate.chat.ids import new_id
@@ -32,6 +33,9 @@ from chatgate.gateway.auth import Identity
 from chatgate.gateway.path import CLIENT_GONE, RequestPath
 from chatgate.gateway.usage import usage_tokens
 from chatgate.protocol.openai import ChunkBatch, validate_chat_request
+
+if TYPE_CHECKING:
+    from chatgate.files.grounding import Grounding
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,8 @@ class Generations:
         self.jobs: dict[str, Job] = {}
         self.saver = Saver(store, self.jobs, config.save_interval)
         self._closing = False
+        # The conversation's files for the prompt (set by the chat service: chatgate.files).
+        self.grounder: Callable[[Spec], Awaitable[Grounding | None]] | None = None
 
     def start_saver(self) -> None:
         self.saver.start()
@@ -176,12 +182,15 @@ class Generations:
             params=spec.params,
             summarizer=lambda msgs, n: self.complete(spec, msgs, n),
             new_summary_id=new_id("m"),
+            grounding=await self.grounder(spec) if self.grounder is not None else None,
         )
         record = built.record()
         if built.new_summary is not None:
             await self.store.add_messages(job.conversation_id, [built.new_summary], None)
         # The record is stored with the answer at the end (one write less per generation).
         event: dict[str, Any] = {"type": "context", **record}
+        if built.citations:
+            event["citations"] = built.citations
         if built.new_summary is not None:
             summary = built.new_summary
             event["summary"] = {k: summary[k] for k in ("id", "parent_id", "content")}
@@ -230,7 +239,11 @@ class Generations:
             "usage": usage,
             "error": error["message"] if error else None,
             **(
-                {"context": built.record(), "context_detail": built.detail()}
+                {
+                    "context": built.record(),
+                    "context_detail": built.detail(),
+                    "citations": built.citations or None,
+                }
                 if built is not None
                 else {}
             ),

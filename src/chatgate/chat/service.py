@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from chatgate.chat import attachments
 from chatgate.chat.accounts import Account, Accounts
 from chatgate.chat.context import ContextBuilder
 from chatgate.chat.events import UserEvents, started_event
@@ -37,6 +38,7 @@ from chatgate.errors import (
     RateLimitError,
     ServiceUnavailableError,
 )
+from chatgate.files.service import FileService
 from chatgate.gateway.path import RequestPath, estimate_tokens
 from chatgate.gateway.router import known_context_window
 from chatgate.protocol.openai import ChatRequest
@@ -61,6 +63,7 @@ class Send:
     edit_of: str | None = None
     regenerate_of: str | None = None
     model: str | None = None
+    attachments: tuple[str, ...] | None = None  # file ids (None: an edit keeps the original's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,10 @@ class ChatService:
         self.generations = Generations(
             self.store, path, self.context, self.tokens, config.chat, self.shared
         )
+        self.files = FileService(config.files, db, self.router, self.events.publish)
+        self.generations.grounder = attachments.grounder(
+            self.files, self.tokens, self.router, config.providers, config.chat.reply_tokens
+        )
         self._starting: dict[str, int] = {}  # per user: sends between the check and the start
         self.sessions = SessionWatch(db, config.auth.session_check_seconds)
 
@@ -122,6 +129,7 @@ class ChatService:
         self.generations.start_saver()
         self.sessions.start()
         self.events.start()
+        await self.files.start()
         if self.shared is not None:
             self.shared.start(self.generations.on_stop)
         swept = await self.store.interrupted(older_than_seconds=self.generations.saver.ORPHAN_AFTER)
@@ -135,6 +143,7 @@ class ChatService:
 
     async def close(self) -> None:
         await self.sessions.close()
+        await self.files.close()
         await self.events.close()
         await self.generations.close()
         await self.store.close()  # after the jobs: their last saves are queued writes
@@ -192,6 +201,7 @@ class ChatService:
         model = req.model or conv["model"]
         self.router.resolve(model)
         new_rows: list[Row] = []
+        links: list[Row] = []
         user_mid: str | None = None
         if req.regenerate_of is not None:
             target = _message(tree, req.regenerate_of, "regenerate_of")
@@ -218,6 +228,11 @@ class ChatService:
             new_rows.append(
                 {"id": user_mid, "parent_id": parent, "role": "user", "content": req.content}
             )
+            files = await attachments.for_message(
+                self.files, user.id, req.attachments, req.edit_of, model, self.router,
+                self.config.providers,
+            )  # fmt: skip
+            links = self.files.store.links(user_mid, files)
         branch = tree.path_to(parent) if parent is not None else []
         if user_mid is not None:
             branch.append(user_mid)
@@ -251,7 +266,7 @@ class ChatService:
             if not conv["title"] and req.content and user_mid is not None:
                 conv["title"] = title = first_words(req.content)
                 title_from = req.content
-            await self.store.add_messages(cid, new_rows, active_leaf=mid, title=title)
+            await self.store.add_messages(cid, new_rows, active_leaf=mid, title=title, links=links)
         except BaseException as exc:
             if isinstance(exc, GatewayError):
                 exchange.fail(exc)

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatgate.chat.ids import new_id
 from chatgate.errors import NotFoundError
-from chatgate.storage import Conversation, Database, Message
+from chatgate.storage import Conversation, Database, Message, MessageFile
 from chatgate.storage.base import utcnow
 from chatgate.storage.writer import GroupWriter, Step
 
@@ -52,6 +52,7 @@ MESSAGE_FIELDS = (
     "usage",
     "context",
     "error",
+    "citations",
     "created_at",
     "updated_at",
 )
@@ -111,6 +112,7 @@ _BY_GENERATION = (
     .where(Message.generation_id == bindparam("gid"), Conversation.user_id == bindparam("uid"))
 )
 
+_LINK = insert(MessageFile)
 _SAVE_PARTIAL = (
     update(Message)
     .where(Message.id == bindparam("mid"), Message.status == "streaming")
@@ -206,10 +208,16 @@ class ConversationStore:
             return await _messages(conn, cid)
 
     async def add_messages(
-        self, cid: str, rows: Sequence[Row], active_leaf: str | None, title: str | None = None
+        self,
+        cid: str,
+        rows: Sequence[Row],
+        active_leaf: str | None,
+        title: str | None = None,
+        links: Sequence[Row] = (),
     ) -> None:
         """Insert messages and make ``active_leaf`` the conversation's branch (and set its
-        ``title``, when given), in one transaction (shared with other requests' writes)."""
+        ``title``, when given), in one transaction (shared with other requests' writes);
+        ``links``: the messages' attached files (``message_files`` rows)."""
         now = utcnow()
         full = [
             {
@@ -223,6 +231,7 @@ class ConversationStore:
                 "context": None,
                 "context_detail": None,
                 "error": None,
+                "citations": None,
                 "created_at": now,
                 "updated_at": now,
                 **row,
@@ -244,7 +253,8 @@ class ConversationStore:
             else:
                 runs.append((stmt, [row]))
         conv_step: Step = (_update(Conversation, frozenset(conv)), _by_id(cid, conv))
-        await self.writer.execute(*runs, conv_step)
+        link_steps: list[Step] = [(_LINK, list(links))] if links else []
+        await self.writer.execute(*runs, *link_steps, conv_step)
 
     async def save_partials(self, parts: Iterable[tuple[str, str, str | None]]) -> None:
         """Many streaming answers' text so far, as one statement: (id, content, reasoning)."""

@@ -34,8 +34,16 @@ EXPORT_FIELDS = (
 MAX_IMPORT_MESSAGES = 100_000
 
 
-def conversation_view(conv: Row, rows: list[Row]) -> dict[str, Any]:
-    """The conversation with its active branch; each message with its siblings' ids."""
+def _lite(files: list[Row]) -> list[Row]:
+    return [{k: f[k] for k in ("id", "name", "mime", "kind", "size")} for f in files]
+
+
+def conversation_view(
+    conv: Row, rows: list[Row], files: dict[str, list[Row]] | None = None
+) -> dict[str, Any]:
+    """The conversation with its active branch; each message with its siblings' ids, its
+    attached ``files`` (by message id) and the citations of its answer."""
+    files = files or {}
     tree = Tree(rows)
     branch = tree.branch(conv["active_leaf_id"])
     messages = []
@@ -43,7 +51,15 @@ def conversation_view(conv: Row, rows: list[Row]) -> dict[str, Any]:
         row = tree.by_id[mid]
         siblings = [] if row["role"] == "summary" else tree.siblings(mid)
         # compact: a summary's record, or one from before 0003, still holds its id lists
-        messages.append({**row, "context": compact(row["context"]), "sibling_ids": siblings})
+        messages.append(
+            {
+                **row,
+                "context": compact(row["context"]),
+                "sibling_ids": siblings,
+                "attachments": _lite(files.get(mid, [])),
+                "citations": row.get("citations") or [],
+            }
+        )
     return {
         **conv,
         "active_leaf_id": branch[-1] if branch else None,
@@ -52,9 +68,16 @@ def conversation_view(conv: Row, rows: list[Row]) -> dict[str, Any]:
     }
 
 
-def export_json(conv: Row, rows: list[Row]) -> dict[str, Any]:
+def export_json(
+    conv: Row,
+    rows: list[Row],
+    files: dict[str, list[Row]] | None = None,
+    file_data: list[Row] | None = None,
+) -> dict[str, Any]:
     """The whole tree; each message's ``context`` in full (counts and id lists), so ``rows``
-    come with their ``context_detail``."""
+    come with their ``context_detail``; its attachments (``files`` by message id) and
+    citations, and the files themselves (``file_data``: base64 bytes)."""
+    files = files or {}
     meta = ("title", "model", "system_prompt", "params", "pinned", "created_at", "active_leaf_id")
     return {
         "format": FORMAT,
@@ -65,9 +88,12 @@ def export_json(conv: Row, rows: list[Row]) -> dict[str, Any]:
             {
                 **{k: r[k] for k in EXPORT_FIELDS},
                 "context": full(r["context"], r.get("context_detail")),
+                "attachments": _lite(files.get(r["id"], [])),
+                "citations": r.get("citations") or [],
             }
             for r in rows
         ],
+        "files": file_data or [],
     }
 
 
@@ -138,6 +164,8 @@ def parse_import(data: Any, default_model: str) -> tuple[Row, list[Row], str | N
                 "context_detail": detail,
                 "error": m.get("error") if isinstance(m.get("error"), str) else None,
                 "created_at": _time(m.get("created_at")),
+                "citations": _citations(m.get("citations")),
+                "_attachments": _file_ids(m.get("attachments")),
             }
         )
         previous = new
@@ -153,6 +181,22 @@ def parse_import(data: Any, default_model: str) -> tuple[Row, list[Row], str | N
     }
     leaf = previous if linear else ids.get(str(meta.get("active_leaf_id")), previous)
     return conv, rows, leaf
+
+
+def _file_ids(value: Any) -> list[str]:
+    """An export's attachments (File-lite objects or bare ids): the ids."""
+    if not isinstance(value, list):
+        return []
+    ids = [v.get("id") if isinstance(v, dict) else v for v in value]
+    return [i for i in ids if isinstance(i, str)][:10]
+
+
+def _citations(value: Any) -> list[Row] | None:
+    if not isinstance(value, list):
+        return None
+    keys = ("file_id", "name", "page", "n", "text")
+    kept = [{k: c.get(k) for k in keys} for c in value if isinstance(c, dict)]
+    return kept or None
 
 
 def _remap(context: Any, ids: dict[str, str]) -> dict[str, Any] | None:

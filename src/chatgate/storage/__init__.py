@@ -5,6 +5,7 @@ from chatgate.storage.keys import KeyRepository
 from chatgate.storage.migrate import current_revision, head_revision, upgrade
 from chatgate.storage.models import ANONYMOUS, NO_USER, ClientKey, UsageDaily
 from chatgate.storage.models_chat import Conversation, Message, User, UserSession
+from chatgate.storage.models_files import FileChunk, FilePart, MessageFile, StoredFile
 from chatgate.storage.models_responses import StoredResponse
 from chatgate.storage.responses import ResponseRepository
 from chatgate.storage.usage import KeyTotals, UsageRepository, UsageRow, UserTotals
@@ -16,10 +17,14 @@ __all__ = [
     "ClientKey",
     "Conversation",
     "Database",
+    "FileChunk",
+    "FilePart",
     "KeyRepository",
     "KeyTotals",
     "Message",
+    "MessageFile",
     "ResponseRepository",
+    "StoredFile",
     "StoredResponse",
     "UsageDaily",
     "UsageRepository",

@@ -113,6 +113,8 @@ class Message(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The document passages an answer's prompt carried (0008): [{file_id, name, page, n, text}].
+    citations: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))
 
 
 def include_name(name: str | None, type_: str, _parent: object) -> bool:

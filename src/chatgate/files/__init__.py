@@ -1,0 +1,1 @@
+"""Files in the web chat: uploads (images, documents), their storage, text and retrieval."""

