@@ -7,6 +7,7 @@ import { type Idb, openDb, Idb as IdbImpl } from "./idb";
 import { requestBody, streamChat } from "./openai";
 import { exportFilename, exportJson, exportMarkdown, parseImport } from "./transfer";
 import type {
+  BranchShown,
   ChatBackend,
   ChatSettings,
   Conversation,
@@ -22,7 +23,7 @@ import type {
 } from "./types";
 import { newId } from "../lib/ids";
 import { fold, snippet } from "../lib/search";
-import { threadOf, withSummaries } from "../lib/tree";
+import { deepestLeaf, threadOf, withSummaries, type MessageMap } from "../lib/tree";
 
 export class LocalBackend implements ChatBackend {
   readonly mode = "local" as const;
@@ -150,8 +151,20 @@ export class LocalBackend implements ChatBackend {
     return null;
   }
 
-  async saveMessage(message: Message): Promise<void> {
-    await this.db.putMessages([message]);
+  async answerStarted(conversationId: string, assistantId: string, title: string | null): Promise<Conversation> {
+    return this.updateConversation(conversationId, { leafId: assistantId, ...(title ? { title } : {}) });
+  }
+
+  /** The browser keeps the tree: the final answer is stored as the store has it. */
+  async answerEnded(final: Message): Promise<null> {
+    await this.db.putMessages([final]);
+    return null;
+  }
+
+  /** The newest branch under the sibling becomes the leaf. */
+  async showBranch(conversation: Conversation, siblingId: string, tree: MessageMap): Promise<BranchShown> {
+    const leafId = deepestLeaf(tree, siblingId);
+    return { conversation: await this.updateConversation(conversation.id, { leafId }), branch: null };
   }
 
   /** Summaries come here only inside an import from the server; they stay editable. */

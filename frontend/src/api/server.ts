@@ -9,6 +9,7 @@ import { ChatSocket } from "./socket";
 import { readSse, SseParser, type SseEvent } from "./sse";
 import { exportFilename, paramsJson } from "./transfer";
 import type {
+  BranchShown,
   ChatBackend,
   ChatSettings,
   ContextInfo,
@@ -463,8 +464,26 @@ export class ServerBackend implements ChatBackend {
     };
   }
 
-  async saveMessage(): Promise<void> {
-    // The server owns and persists generations.
+  /** The server moved its active leaf (and titles the chat) when it started the answer. */
+  answerStarted(): Promise<null> {
+    return Promise.resolve(null);
+  }
+
+  /** The server owns and stores generations: the branch is re-read as it now stands. */
+  async answerEnded(final: Message): Promise<Message[]> {
+    return this.loadMessages(final.conversationId);
+  }
+
+  /** The server holds the tree: point the conversation at the sibling; it answers that branch. */
+  async showBranch(conversation: Conversation, siblingId: string): Promise<BranchShown> {
+    const out = await api(`/api/conversations/${encodeURIComponent(conversation.id)}`, {
+      method: "PATCH",
+      body: JSON.stringify({ active_leaf_id: siblingId }),
+    });
+    const stored = toConversation(obj(out));
+    const branch = list(out, "messages").map((m) => toMessage(m, conversation.id));
+    const leaf = [...branch].reverse().find((m) => m.role !== "summary");
+    return { conversation: leaf ? { ...stored, leafId: leaf.id } : stored, branch };
   }
 
   async editSummary(conversationId: string, messageId: string, content: string): Promise<Message> {

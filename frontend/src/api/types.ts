@@ -1,5 +1,7 @@
 /** The UI's data model, shared by the local (browser) and server (/api) backends. */
 
+import type { MessageMap } from "../lib/tree";
+
 /** "summary": a server-side checkpoint standing for earlier turns the model no longer sees. */
 export type Role = "system" | "user" | "assistant" | "summary";
 
@@ -143,6 +145,12 @@ export type LiveEvent =
   /** Events may have been missed (a reconnect): re-read what is on screen. */
   | { kind: "resync" };
 
+export interface BranchShown {
+  conversation: Conversation;
+  /** The branch now on screen, when the backend sends one branch at a time; else null. */
+  branch: Message[] | null;
+}
+
 export interface ChatBackend {
   readonly mode: "local" | "server";
   /** Hear what happens to the user's chats elsewhere (server mode); returns "stop hearing". */
@@ -158,8 +166,15 @@ export interface ChatBackend {
   /** Follow an answer that is still being written elsewhere (server mode: after a reload, or
    * in a second tab); null when this backend cannot. */
   resume(message: Message, sink: GenerationSink): RunningGeneration | null;
-  /** Persist a finished local answer (no-op for the server, which owns generation). */
-  saveMessage(message: Message): Promise<void>;
+  /** An answer began: record the conversation's new leaf (and first title) where the backend
+   * does not do it itself; the conversation as stored, or null when the backend already did. */
+  answerStarted(conversationId: string, assistantId: string, title: string | null): Promise<Conversation | null>;
+  /** An answer ended: keep the final text where the backend does not own generation; the
+   * branch as now stored when it does (the store re-reads it), else null. */
+  answerEnded(final: Message): Promise<Message[] | null>;
+  /** Show the version `siblingId` of a turn: the conversation as stored and, when the backend
+   * holds the tree (it sends one branch at a time), the messages of the branch now on screen. */
+  showBranch(conversation: Conversation, siblingId: string, tree: MessageMap): Promise<BranchShown>;
   /** Change a summary checkpoint's text (the next answer starts from it). */
   editSummary(conversationId: string, messageId: string, content: string): Promise<Message>;
   /** The conversation as JSON (the whole tree, importable) or Markdown (the branch on screen). */
