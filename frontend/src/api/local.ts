@@ -7,6 +7,7 @@ import { type Idb, openDb, Idb as IdbImpl } from "./idb";
 import { requestBody, streamChat } from "./openai";
 import { exportFilename, exportJson, exportMarkdown, parseImport } from "./transfer";
 import type {
+  AnswerRef,
   BranchShown,
   ChatBackend,
   ChatSettings,
@@ -104,7 +105,7 @@ export class LocalBackend implements ChatBackend {
     return hits;
   }
 
-  async send(request: SendRequest, sink: GenerationSink): Promise<StartedGeneration> {
+  async send(request: SendRequest, sinks: readonly GenerationSink[]): Promise<StartedGeneration> {
     const { conversation } = request;
     const now = Date.now();
     let parentId = request.parentId;
@@ -124,26 +125,37 @@ export class LocalBackend implements ChatBackend {
       history = [...history, userMessage];
       await this.db.putMessages([userMessage]);
     }
-    const assistant: Message = {
-      id: newId(),
-      conversationId: conversation.id,
-      parentId,
-      role: "assistant",
-      content: "",
-      status: "streaming",
-      model: conversation.settings.model,
-      createdAt: now + 1,
-    };
-    const controller = new AbortController();
-    const done = streamChat(requestBody(conversation.settings, history), sink, controller.signal);
-    return {
-      userMessage,
-      assistant,
-      done,
-      stop: () => {
-        controller.abort();
-      },
-    };
+    // Side by side: each model streams its own answer, a sibling of the others.
+    const models = request.models?.length ? request.models : [conversation.settings.model];
+    const answers = sinks.map((sink, i) => {
+      const model = models[i] ?? conversation.settings.model;
+      const assistant: Message = {
+        id: newId(),
+        conversationId: conversation.id,
+        parentId,
+        role: "assistant",
+        content: "",
+        status: "streaming",
+        model,
+        createdAt: now + 1 + i,
+      };
+      const controller = new AbortController();
+      const body = requestBody({ ...conversation.settings, model }, history);
+      return {
+        assistant,
+        done: streamChat(body, sink, controller.signal),
+        stop: () => {
+          controller.abort();
+        },
+      };
+    });
+    return { userMessage, answers };
+  }
+
+  async loadAnswer(conversationId: string, ref: AnswerRef): Promise<Message> {
+    const found = (await this.db.messagesOf(conversationId)).find((m) => m.id === ref.id);
+    if (!found) throw new Error(`message ${ref.id} not found`);
+    return found;
   }
 
   resume(): null {

@@ -9,6 +9,7 @@ import { ChatSocket } from "./socket";
 import { readSse, SseParser, type SseEvent } from "./sse";
 import { exportFilename, paramsJson } from "./transfer";
 import type {
+  AnswerRef,
   BranchShown,
   ChatBackend,
   ChatSettings,
@@ -321,6 +322,14 @@ function settingsBody(s: ChatSettings): Json {
   return out;
 }
 
+/** Where the events of an answer nobody shows go (more answers than sinks). */
+const NULL_SINK: GenerationSink = {
+  reasoning: () => undefined,
+  content: () => undefined,
+  usage: () => undefined,
+  replace: () => undefined,
+};
+
 export class ServerBackend implements ChatBackend {
   readonly mode = "server" as const;
   /** One WebSocket for the page, opened on first use; SSE where WebSockets do not work. */
@@ -394,7 +403,7 @@ export class ServerBackend implements ChatBackend {
     }));
   }
 
-  async send(request: SendRequest, sink: GenerationSink): Promise<StartedGeneration> {
+  async send(request: SendRequest, sinks: readonly GenerationSink[]): Promise<StartedGeneration> {
     const { conversation } = request;
     const body: Json = {};
     if (request.regenerateOf !== undefined) body.regenerate_of = request.regenerateOf;
@@ -405,13 +414,13 @@ export class ServerBackend implements ChatBackend {
       body.content = request.content;
       body.parent_id = request.parentId;
     }
+    if (request.models?.length) body.models = request.models;
     const out = obj(
       await api(`/api/conversations/${encodeURIComponent(conversation.id)}/messages`, {
         method: "POST",
         body: JSON.stringify(body),
       }),
     );
-    const genId = idOf(out.generation_id, "");
     const now = Date.now();
     const userId = idOf(out.user_message_id, "");
     const userMessage: Message | null =
@@ -426,17 +435,35 @@ export class ServerBackend implements ChatBackend {
             status: "done",
             createdAt: now,
           };
-    const assistant: Message = {
-      id: idOf(out.message_id, `a-${genId}`),
-      conversationId: conversation.id,
-      parentId: idOf(out.parent_id, "") || (userMessage ? userMessage.id : request.parentId),
-      role: "assistant",
-      content: "",
-      status: "streaming",
-      model: conversation.settings.model,
-      createdAt: now + 1,
-    };
-    return { userMessage, assistant, ...this.follow(genId, sink) };
+    const parentId = idOf(out.parent_id, "") || (userMessage ? userMessage.id : request.parentId);
+    // One generation per answer (side by side: per model); older servers name just one.
+    const listed = Array.isArray(out.generations) ? out.generations.map(obj) : [];
+    const gens = listed.length
+      ? listed.map((g) => ({ id: idOf(g.id, ""), messageId: idOf(g.message_id, ""), model: str(g.model) }))
+      : [{ id: idOf(out.generation_id, ""), messageId: idOf(out.message_id, ""), model: conversation.settings.model }];
+    const answers = gens.map((g, i) => {
+      const assistant: Message = {
+        id: g.messageId || `a-${g.id}`,
+        conversationId: conversation.id,
+        parentId,
+        role: "assistant",
+        content: "",
+        status: "streaming",
+        model: g.model || conversation.settings.model,
+        generationId: g.id,
+        createdAt: now + 1 + i,
+      };
+      const sink = sinks[i];
+      return { assistant, ...(sink ? this.follow(g.id, sink) : this.follow(g.id, NULL_SINK)) };
+    });
+    return { userMessage, answers };
+  }
+
+  /** A sibling answer (side by side) by its generation: the server answers its message. */
+  async loadAnswer(conversationId: string, ref: AnswerRef): Promise<Message> {
+    if (!ref.generationId) throw new Error(`answer ${ref.id} has no generation`);
+    const out = obj(await api(`/api/generations/${encodeURIComponent(ref.generationId)}`));
+    return toMessage({ ...obj(out.message), generation_id: ref.generationId }, conversationId);
   }
 
   resume(message: Message, sink: GenerationSink): RunningGeneration | null {

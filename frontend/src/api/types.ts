@@ -99,14 +99,17 @@ export interface RunningGeneration {
   stop(): void;
 }
 
+/** One answer of a send: the assistant message being written and its run. */
+export interface StartedAnswer extends RunningGeneration {
+  /** The assistant message being written (status "streaming"). */
+  assistant: Message;
+}
+
 export interface StartedGeneration {
   /** The user's message (absent when regenerating an existing turn). */
   userMessage: Message | null;
-  /** The assistant message being written (status "streaming"). */
-  assistant: Message;
-  /** Settles when the answer ends, however it ends. Never rejects. */
-  done: Promise<GenerationResult>;
-  stop(): void;
+  /** One answer per sink passed to send (side by side: one per model, siblings), in order. */
+  answers: StartedAnswer[];
 }
 
 export interface SendRequest {
@@ -121,6 +124,8 @@ export interface SendRequest {
   editOf?: string;
   /** The answer this one replaces (regenerate: a new branch). */
   regenerateOf?: string;
+  /** Side by side: one answer from each of these 2–3 models, instead of the conversation's. */
+  models?: string[];
 }
 
 /** A conversation as a downloadable file. */
@@ -145,6 +150,12 @@ export type LiveEvent =
   /** Events may have been missed (a reconnect): re-read what is on screen. */
   | { kind: "resync" };
 
+/** Where to find one answer again (after a reload). */
+export interface AnswerRef {
+  id: string;
+  generationId?: string;
+}
+
 export interface BranchShown {
   conversation: Conversation;
   /** The branch now on screen, when the backend sends one branch at a time; else null. */
@@ -162,7 +173,10 @@ export interface ChatBackend {
   /** Every message of the conversation's tree, oldest first. */
   loadMessages(id: string): Promise<Message[]>;
   search(query: string): Promise<SearchHit[]>;
-  send(request: SendRequest, sink: GenerationSink): Promise<StartedGeneration>;
+  /** Start the answer(s): one sink per answer (request.models, or just one). */
+  send(request: SendRequest, sinks: readonly GenerationSink[]): Promise<StartedGeneration>;
+  /** An answer that is not on the branch loaded (a side-by-side sibling), by its ids. */
+  loadAnswer(conversationId: string, ref: AnswerRef): Promise<Message>;
   /** Follow an answer that is still being written elsewhere (server mode: after a reload, or
    * in a second tab); null when this backend cannot. */
   resume(message: Message, sink: GenerationSink): RunningGeneration | null;

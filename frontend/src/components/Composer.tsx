@@ -4,12 +4,15 @@ import { useEffect, useRef, useState } from "react";
 import { useT } from "../i18n";
 import { store, useChat } from "../store/chat";
 import { Icon } from "./Icon";
+import { CompareChooser } from "./SideBySide";
 
 export const FOCUS_COMPOSER = "chatgate:focus-composer";
 
 export function Composer() {
   const t = useT();
   const [text, setText] = useState("");
+  const [comparing, setComparing] = useState(false);
+  const [models, setModels] = useState<string[]>([]);
   const busy = useChat((s) => s.generation !== null);
   const ready = useChat((s) => s.status === "ready");
   const area = useRef<HTMLTextAreaElement>(null);
@@ -25,7 +28,7 @@ export function Composer() {
 
   const submit = () => {
     if (busy || !text.trim() || !ready) return;
-    void store.send(text);
+    void store.send(text, comparing && models.length > 1 ? models : []);
     setText("");
   };
 
@@ -37,7 +40,20 @@ export function Composer() {
         submit();
       }}
     >
+      {comparing ? <CompareChooser chosen={models} onChange={setModels} /> : null}
       <div className="composer-box">
+        <button
+          type="button"
+          className={`icon-btn compare-toggle${comparing ? " on" : ""}`}
+          aria-pressed={comparing}
+          aria-label={t("sideBySide")}
+          title={t("sideBySide")}
+          onClick={() => {
+            setComparing((c) => !c);
+          }}
+        >
+          <Icon name="columns" />
+        </button>
         <textarea
           ref={area}
           rows={1}

@@ -1,6 +1,11 @@
 /** UI strings. English is the source; the type makes every other language complete. */
 
 export const en = {
+  sideBySide: "Compare models side by side",
+  compareModels: "Answer with these models side by side",
+  compareHint: "Pick two or three models; each answers your next message in its own column.",
+  compareNeedsTwo: "Pick at least one more model to compare.",
+  keepAnswer: "Keep {model}'s answer",
   appName: "chatgate",
   newChat: "New chat",
   search: "Search chats",
@@ -222,6 +227,11 @@ export type MessageKey = keyof typeof en;
 export type Dictionary = Record<MessageKey, string>;
 
 export const ru: Dictionary = {
+  sideBySide: "Сравнить модели рядом",
+  compareModels: "Ответить этими моделями рядом",
+  compareHint: "Выберите две или три модели: каждая ответит на следующее сообщение в своей колонке.",
+  compareNeedsTwo: "Выберите ещё хотя бы одну модель для сравнения.",
+  keepAnswer: "Оставить ответ {model}",
   appName: "chatgate",
   newChat: "Новый чат",
   search: "Поиск по чатам",
@@ -440,6 +450,11 @@ export const ru: Dictionary = {
 };
 
 export const zh: Dictionary = {
+  sideBySide: "并排比较模型",
+  compareModels: "用这些模型并排回答",
+  compareHint: "选择两到三个模型；每个模型在自己的列中回答您的下一条消息。",
+  compareNeedsTwo: "请再选择至少一个模型进行比较。",
+  keepAnswer: "保留 {model} 的回答",
   appName: "chatgate",
   newChat: "新对话",
   search: "搜索对话",

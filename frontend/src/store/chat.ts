@@ -18,7 +18,7 @@ import { LiveUpdates, type LiveTarget } from "./live";
 import { defaultSettings, sortConversations, type ChatState } from "./state";
 import { TransferSlice } from "./transfer";
 
-export type { ChatState, Generation } from "./state";
+export type { ChatState, Comparison, Generation, LiveAnswer } from "./state";
 
 export class ChatStore implements LiveTarget {
   private readonly core = new StoreCore({ ...initialState(), draft: defaultSettings() });
@@ -29,7 +29,7 @@ export class ChatStore implements LiveTarget {
   constructor() {
     const core = this.core;
     this.conversations = new ConversationsSlice(core, (id) => {
-      this.generation.resumeIfStreaming(id);
+      void this.generation.resumeIfStreaming(id);
     });
     // Spelled out: these eight are all generation may touch.
     const host: GenerationHost = {
@@ -138,8 +138,15 @@ export class ChatStore implements LiveTarget {
   }
 
   // ---- generation -----------------------------------------------------------------------
-  send(text: string): Promise<void> {
-    return this.generation.send(text);
+  /** With 2–3 models: each answers side by side (columns until one is kept). */
+  send(text: string, models: readonly string[] = []): Promise<void> {
+    return this.generation.send(text, models);
+  }
+  /** Keep one side-by-side answer: the columns close and it becomes the branch on screen. */
+  async keep(conversationId: string, answerId: string): Promise<void> {
+    if (this.core.getState().generation?.conversationId === conversationId) return;
+    this.generation.closeComparison(conversationId);
+    await this.conversations.switchBranch(conversationId, answerId);
   }
   regenerate(assistantId: string): Promise<void> {
     return this.generation.regenerate(assistantId);
@@ -183,7 +190,7 @@ export class ChatStore implements LiveTarget {
   }
   async reloadAndFollow(conversationId: string): Promise<void> {
     await this.conversations.reload(conversationId);
-    this.generation.resumeIfStreaming(conversationId);
+    await this.generation.resumeIfStreaming(conversationId);
   }
 
   // ---- notices --------------------------------------------------------------------------

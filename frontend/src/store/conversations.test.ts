@@ -86,7 +86,7 @@ describe("ConversationsSlice", () => {
 
   it("does not switch branch while an answer is written there", async () => {
     const { backend, store, slice } = setup();
-    store.set({ generation: { conversationId: "c1", assistantId: "a1", buffer: null as never, stop: () => undefined } });
+    store.set({ generation: { conversationId: "c1", answers: [], stop: () => undefined } });
     await slice.switchBranch("c1", "a2");
     expect(backend.calls).toEqual([]);
   });

@@ -16,6 +16,7 @@ export function initialState(): Omit<ChatState, "draft"> {
     activeId: null,
     messages: new Map(),
     generation: null,
+    comparisons: new Map(),
     models: [],
     modelsError: null,
     searchQuery: "",

@@ -1,6 +1,7 @@
 /** Test doubles for the store's slices: an in-memory backend whose answers the test ends. */
 
 import type {
+  AnswerRef,
   BranchShown,
   ChatBackend,
   ChatSettings,
@@ -11,11 +12,12 @@ import type {
   GenerationSink,
   Imported,
   Message,
+  RunningGeneration,
   SearchHit,
   SendRequest,
   StartedGeneration,
 } from "../api/types";
-import { deepestLeaf, type MessageMap } from "../lib/tree";
+import { deepestLeaf, threadOf, type MessageMap } from "../lib/tree";
 import { StoreCore, initialState } from "./core";
 import type { ChatState } from "./state";
 
@@ -86,30 +88,50 @@ export class FakeBackend implements ChatBackend {
   search(query: string): Promise<SearchHit[]> {
     return Promise.resolve([{ conversationId: "c1", messageId: null, title: query, snippet: query }]);
   }
-  send(request: SendRequest, sink: GenerationSink): Promise<StartedGeneration> {
+  send(request: SendRequest, sinks: readonly GenerationSink[]): Promise<StartedGeneration> {
     const cid = request.conversation.id;
     const userMessage =
       request.content === null ? null : message(this.id("u"), request.parentId, "user", { conversationId: cid, content: request.content });
-    const assistant = message(this.id("a"), userMessage?.id ?? request.parentId, "assistant", {
-      conversationId: cid,
-      content: "",
-      status: "streaming",
+    const models = request.models ?? [request.conversation.settings.model];
+    const answers = sinks.map((sink, i) => {
+      const assistant = message(this.id("a"), userMessage?.id ?? request.parentId, "assistant", {
+        conversationId: cid,
+        content: "",
+        status: "streaming",
+        model: models[i] ?? "m1",
+        generationId: this.id("g"),
+        createdAt: i,
+      });
+      this.messages.set(assistant.id, assistant);
+      let end: (r: GenerationResult) => void = () => undefined;
+      const done = new Promise<GenerationResult>((resolve) => {
+        end = resolve;
+      });
+      this.pending.push({ sink, end, request });
+      return { assistant, done, stop: () => { end({ status: "stopped" }); } };
     });
-    for (const m of userMessage ? [userMessage, assistant] : [assistant]) this.messages.set(m.id, m);
+    if (userMessage) this.messages.set(userMessage.id, userMessage);
     if (this.owns) {
       const c = this.conversations.get(cid);
-      if (c) this.conversations.set(cid, { ...c, leafId: assistant.id, title: c.title || "server title" });
+      if (c && answers[0]) this.conversations.set(cid, { ...c, leafId: answers[0].assistant.id });
     }
+    this.calls.push(`send ${request.content ?? "(regenerate)"}${request.models ? ` ${request.models.join("+")}` : ""}`);
+    return Promise.resolve({ userMessage, answers });
+  }
+  loadAnswer(_c: string, ref: AnswerRef): Promise<Message> {
+    this.calls.push(`loadAnswer ${ref.id}`);
+    const m = this.messages.get(ref.id);
+    return m ? Promise.resolve(m) : Promise.reject(new Error("gone"));
+  }
+  resume(m: Message, sink: GenerationSink): RunningGeneration | null {
+    if (!this.owns) return null;
     let end: (r: GenerationResult) => void = () => undefined;
     const done = new Promise<GenerationResult>((resolve) => {
       end = resolve;
     });
-    this.pending.push({ sink, end, request });
-    this.calls.push(`send ${request.content ?? "(regenerate)"}`);
-    return Promise.resolve({ userMessage, assistant, done, stop: () => { end({ status: "stopped" }); } });
-  }
-  resume(): null {
-    return null;
+    this.pending.push({ sink, end, request: { conversation: conversation(m.conversationId), history: [], parentId: null, content: null } });
+    this.calls.push(`resume ${m.id}`);
+    return { done, stop: () => { end({ status: "stopped" }); } };
   }
   answerStarted(conversationId: string, assistantId: string, title: string | null): Promise<Conversation | null> {
     this.calls.push(`started ${assistantId} ${title ?? ""}`.trim());
@@ -122,7 +144,10 @@ export class FakeBackend implements ChatBackend {
       return Promise.resolve(null);
     }
     this.messages.set(final.id, { ...final, content: `${final.content} (stored)` });
-    return this.loadMessages(final.conversationId);
+    // The server sends the active branch only.
+    const c = this.conversations.get(final.conversationId);
+    const all = new Map([...this.messages].filter(([, m]) => m.conversationId === final.conversationId));
+    return Promise.resolve(threadOf(all, c?.leafId ?? null));
   }
   async showBranch(c: Conversation, siblingId: string, tree: MessageMap): Promise<BranchShown> {
     // The server is told the sibling and answers with the branch's end; the browser works it out.

@@ -1,5 +1,7 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { Message } from "../api/types";
 import { threadOf } from "../lib/tree";
+import { COMPARE_KEY, refOf } from "./compare";
 import { ConversationsSlice } from "./conversations";
 import { FakeBackend, conversation, core, message, tick } from "./fakes";
 import { GenerationSlice, type GenerationHost } from "./generation";
@@ -46,7 +48,7 @@ describe("GenerationSlice", () => {
     const thread = shown(store, cid);
     expect(thread.map((m) => m.role)).toEqual(["user", "assistant"]);
     expect(thread[0]?.content).toBe("Hello there");
-    expect(s.generation?.assistantId).toBe(thread[1]?.id);
+    expect(s.generation?.answers.map((a) => a.assistantId)).toEqual([thread[1]?.id]);
     // A second send while one answer runs does nothing.
     await gen.send("again");
     expect(backend.calls.filter((c) => c.startsWith("send"))).toHaveLength(1);
@@ -129,12 +131,109 @@ describe("GenerationSlice", () => {
     const { backend, store, gen } = setup(true);
     const run = gen.send("hi");
     await tick();
-    const id = store.getState().generation?.assistantId ?? "";
+    const id = store.getState().generation?.answers[0]?.assistantId ?? "";
     expect(gen.startedHere(id)).toBe(true);
     expect(gen.startedHere("other")).toBe(false);
     expect(gen.streamingIn(store.getState().activeId ?? "")).toBe(true);
     backend.answer("x");
     await run;
     expect(gen.streamingIn(store.getState().activeId ?? "")).toBe(false);
+  });
+});
+
+describe("side by side", () => {
+  let saved: Map<string, string>;
+  beforeEach(() => {
+    saved = new Map();
+    vi.stubGlobal("localStorage", {
+      getItem: (k: string) => saved.get(k) ?? null,
+      setItem: (k: string, v: string) => saved.set(k, v),
+      removeItem: (k: string) => saved.delete(k),
+    });
+  });
+  afterEach(() => {
+    vi.unstubAllGlobals();
+  });
+
+  it("one user message, one streaming answer per model in columns, each ending on its own", async () => {
+    const { backend, store, gen } = setup(true);
+    const run = gen.send("compare", ["m1", "m2"]);
+    await tick();
+    expect(backend.calls).toContain("send compare m1+m2");
+    const s = store.getState();
+    const cid = s.activeId ?? "";
+    const ids = s.generation?.answers.map((a) => a.assistantId) ?? [];
+    expect(ids).toHaveLength(2);
+    const cmp = s.comparisons.get(cid);
+    expect(cmp?.answers.map((m) => [m.id, m.model])).toEqual([
+      [ids[0], "m1"],
+      [ids[1], "m2"],
+    ]);
+    // Both are siblings under the one user message; the first is the leaf meanwhile.
+    expect(cmp?.answers.every((m) => m.parentId === cmp.userMessageId)).toBe(true);
+    expect(store.getState().conversations.find((c) => c.id === cid)?.leafId).toBe(ids[0]);
+    expect(JSON.parse(saved.get(COMPARE_KEY) ?? "[]")).toEqual([
+      { conversationId: cid, userMessageId: cmp?.userMessageId, answers: cmp?.answers.map(refOf) },
+    ]);
+
+    backend.answer("first");
+    await tick();
+    expect(store.getState().generation).not.toBeNull(); // the other is still being written
+    expect(store.getState().comparisons.get(cid)?.answers[0]).toMatchObject({ content: "first", status: "done" });
+    backend.answer("second");
+    await run;
+    expect(store.getState().generation).toBeNull();
+    const done = store.getState().comparisons.get(cid)?.answers ?? [];
+    expect(done.map((m) => [m.content, m.status])).toEqual([
+      ["first", "done"],
+      ["second", "done"],
+    ]);
+    gen.closeComparison(cid);
+    expect(store.getState().comparisons.has(cid)).toBe(false);
+    expect(saved.get(COMPARE_KEY)).toBe("[]");
+  });
+
+  it("after a reload mid-answer the columns come back and every answer is followed", async () => {
+    const first = setup(true);
+    void first.gen.send("compare", ["m1", "m2"]);
+    await tick();
+    const cid = first.store.getState().activeId ?? "";
+    const [a1, a2] = first.store.getState().comparisons.get(cid)?.answers ?? [];
+    // A new page: same backend (the server), same localStorage, only the branch loaded.
+    const again = setup(true);
+    again.backend.messages = first.backend.messages;
+    again.backend.conversations = first.backend.conversations;
+    const c = first.backend.conversations.get(cid);
+    if (!c) throw new Error("no conversation");
+    again.store.set({ conversations: [c], activeId: cid });
+    const user = first.backend.messages.get(a1?.parentId ?? "");
+    again.store.putMessages(cid, [user, a1].filter((m): m is Message => m !== undefined));
+    const resumed = again.gen.resumeIfStreaming(cid);
+    await tick();
+    expect(again.backend.calls).toContain(`loadAnswer ${a2?.id ?? ""}`);
+    expect(again.backend.calls.filter((x) => x.startsWith("resume"))).toEqual([`resume ${a1?.id ?? ""}`, `resume ${a2?.id ?? ""}`]);
+    expect(again.store.getState().comparisons.get(cid)?.answers.map((m) => m.id)).toEqual([a1?.id, a2?.id]);
+    expect(again.store.getState().generation?.answers).toHaveLength(2);
+    again.backend.answer("one");
+    again.backend.answer("two");
+    await resumed;
+    expect(again.store.getState().generation).toBeNull();
+    expect(again.store.getState().comparisons.get(cid)?.answers.map((m) => m.content)).toEqual(["one", "two"]);
+  });
+
+  it("the next message closes the comparison it continues from", async () => {
+    const { backend, store, gen } = setup(false);
+    const run = gen.send("compare", ["m1", "m2"]);
+    await tick();
+    backend.answer("a");
+    backend.answer("b");
+    await run;
+    const cid = store.getState().activeId ?? "";
+    expect(store.getState().comparisons.has(cid)).toBe(true);
+    const next = gen.send("go on");
+    await tick();
+    expect(store.getState().comparisons.has(cid)).toBe(false);
+    backend.answer("c");
+    await next;
   });
 });

@@ -90,6 +90,9 @@ class NewMessage(BaseModel):
     edit_of: str | None = None
     regenerate_of: str | None = None
     model: str | None = Field(None, description="This answer only; default the conversation's.")
+    models: list[str] | None = Field(
+        None, description="Side by side: 2–3 models, one answer each (siblings), instead of model."
+    )
 
 
 class MessagePatch(BaseModel):
@@ -177,6 +180,7 @@ def chat_router() -> APIRouter:
             edit_of=body.edit_of,
             regenerate_of=body.regenerate_of,
             model=body.model,
+            models=tuple(body.models or ()),
         )
         return JSON(await chat.send(me, cid, send), status_code=202)
 
