@@ -28,6 +28,8 @@ import { deepestLeaf, threadOf, withSummaries, type MessageMap } from "../lib/tr
 
 export class LocalBackend implements ChatBackend {
   readonly mode = "local" as const;
+  /** Files need the server (uploads, extraction, retrieval). */
+  readonly acceptsFiles = false;
 
   constructor(private readonly db: Idb) {}
 

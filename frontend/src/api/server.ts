@@ -4,6 +4,7 @@
  * GET /api/me answers 200. All /api payload mapping lives in this file.
  */
 
+import { toAttachment, toCitation, toStoredFile } from "./files";
 import { errorMessage, parseUsage } from "./openai";
 import { ChatSocket } from "./socket";
 import { readSse, SseParser, type SseEvent } from "./sse";
@@ -134,6 +135,8 @@ export function toMessage(o: Json, conversationId: string): Message {
   if (siblings.length > 1) m.siblingIds = siblings;
   const context = toContext(o.context);
   if (context) m.context = context;
+  if (Array.isArray(o.attachments) && o.attachments.length) m.attachments = o.attachments.map((a) => toAttachment(obj(a)));
+  if (Array.isArray(o.citations) && o.citations.length) m.citations = o.citations.map((c) => toCitation(obj(c)));
   return m;
 }
 
@@ -299,6 +302,7 @@ export function toLiveEvent(ev: Json): LiveEvent | null {
   const type = str(ev.type);
   const conversationId = idOf(ev.conversation_id, "");
   if (type === "resync") return { kind: "resync" };
+  if (type === "file" && ev.file && typeof ev.file === "object") return { kind: "file", file: toStoredFile(obj(ev.file)) };
   if (type === "conversation" && conversationId) {
     const action = str(ev.action);
     if (action === "created" || action === "updated" || action === "deleted") {
@@ -332,6 +336,7 @@ const NULL_SINK: GenerationSink = {
 
 export class ServerBackend implements ChatBackend {
   readonly mode = "server" as const;
+  readonly acceptsFiles = true;
   /** One WebSocket for the page, opened on first use; SSE where WebSockets do not work. */
   private socket: ChatSocket | null = null;
 
@@ -415,6 +420,7 @@ export class ServerBackend implements ChatBackend {
       body.parent_id = request.parentId;
     }
     if (request.models?.length) body.models = request.models;
+    if (request.attachments?.length) body.attachments = request.attachments.map((a) => a.id);
     const out = obj(
       await api(`/api/conversations/${encodeURIComponent(conversation.id)}/messages`, {
         method: "POST",
@@ -434,6 +440,7 @@ export class ServerBackend implements ChatBackend {
             content: request.content,
             status: "done",
             createdAt: now,
+            ...(request.attachments?.length ? { attachments: request.attachments } : {}),
           };
     const parentId = idOf(out.parent_id, "") || (userMessage ? userMessage.id : request.parentId);
     // One generation per answer (side by side: per model); older servers name just one.

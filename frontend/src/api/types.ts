@@ -1,6 +1,7 @@
 /** The UI's data model, shared by the local (browser) and server (/api) backends. */
 
 import type { MessageMap } from "../lib/tree";
+import type { Attachment, Citation, StoredFile } from "./files";
 
 /** "summary": a server-side checkpoint standing for earlier turns the model no longer sees. */
 export type Role = "system" | "user" | "assistant" | "summary";
@@ -66,6 +67,10 @@ export interface Message {
   /** Server mode: every version of this turn (the server sends only the active branch). */
   siblingIds?: string[];
   context?: ContextInfo;
+  /** Files sent with a user message (server mode). */
+  attachments?: Attachment[];
+  /** Passages of the conversation's documents an answer's prompt carried. */
+  citations?: Citation[];
 }
 
 export interface SearchHit {
@@ -126,6 +131,8 @@ export interface SendRequest {
   regenerateOf?: string;
   /** Side by side: one answer from each of these 2–3 models, instead of the conversation's. */
   models?: string[];
+  /** Uploaded files sent with the user's message. */
+  attachments?: Attachment[];
 }
 
 /** A conversation as a downloadable file. */
@@ -147,6 +154,8 @@ export interface Imported {
 export type LiveEvent =
   | { kind: "conversation"; action: "created" | "updated" | "deleted"; conversationId: string }
   | { kind: "started"; conversationId: string; generationId: string; messageId: string }
+  /** An uploaded file changed (a document's indexing went on, finished or failed). */
+  | { kind: "file"; file: StoredFile }
   /** Events may have been missed (a reconnect): re-read what is on screen. */
   | { kind: "resync" };
 
@@ -164,6 +173,8 @@ export interface BranchShown {
 
 export interface ChatBackend {
   readonly mode: "local" | "server";
+  /** Files can be attached (uploaded to and kept by the server). */
+  readonly acceptsFiles: boolean;
   /** Hear what happens to the user's chats elsewhere (server mode); returns "stop hearing". */
   watch?(listener: (event: LiveEvent) => void): () => void;
   listConversations(): Promise<Conversation[]>;

@@ -8,6 +8,7 @@
 
 import { useSyncExternalStore } from "react";
 import { detectCapability, openBackend } from "../api";
+import type { Attachment, StoredFile } from "../api/files";
 import { listModels } from "../api/openai";
 import type { ChatSettings, Conversation, ConversationPatch, ExportFile, ExportFormat, Message } from "../api/types";
 import type { MessageMap } from "../lib/tree";
@@ -70,7 +71,7 @@ export class ChatStore implements LiveTarget {
       const backend = await openBackend(mode);
       core.useBackend(backend);
       const conversations = sortConversations(await backend.listConversations());
-      core.set({ status: "ready", mode, conversations });
+      core.set({ status: "ready", mode, conversations, acceptsFiles: backend.acceptsFiles });
       const live = new LiveUpdates(this);
       backend.watch?.((event) => {
         live.handle(event);
@@ -138,9 +139,10 @@ export class ChatStore implements LiveTarget {
   }
 
   // ---- generation -----------------------------------------------------------------------
-  /** With 2–3 models: each answers side by side (columns until one is kept). */
-  send(text: string, models: readonly string[] = []): Promise<void> {
-    return this.generation.send(text, models);
+  /** With 2–3 models: each answers side by side (columns until one is kept); with uploaded
+   * files attached to the message. */
+  send(text: string, models: readonly string[] = [], attachments: readonly Attachment[] = []): Promise<void> {
+    return this.generation.send(text, models, attachments);
   }
   /** Keep one side-by-side answer: the columns close and it becomes the branch on screen. */
   async keep(conversationId: string, answerId: string): Promise<void> {
@@ -187,6 +189,11 @@ export class ChatStore implements LiveTarget {
   }
   drop(conversationId: string): void {
     this.conversations.drop(conversationId);
+  }
+  fileChanged(file: StoredFile): void {
+    const files = new Map(this.core.getState().files);
+    files.set(file.id, file);
+    this.core.set({ files });
   }
   async reloadAndFollow(conversationId: string): Promise<void> {
     await this.conversations.reload(conversationId);

@@ -17,6 +17,8 @@ export function initialState(): Omit<ChatState, "draft"> {
     messages: new Map(),
     generation: null,
     comparisons: new Map(),
+    acceptsFiles: false,
+    files: new Map(),
     models: [],
     modelsError: null,
     searchQuery: "",

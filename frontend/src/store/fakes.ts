@@ -44,6 +44,7 @@ interface Pending {
  */
 export class FakeBackend implements ChatBackend {
   readonly mode: "local" | "server";
+  readonly acceptsFiles: boolean;
   conversations = new Map<string, Conversation>();
   messages = new Map<string, Message>();
   pending: Pending[] = [];
@@ -52,6 +53,7 @@ export class FakeBackend implements ChatBackend {
 
   constructor(readonly owns = false) {
     this.mode = owns ? "server" : "local";
+    this.acceptsFiles = owns;
   }
 
   private id(prefix: string): string {
@@ -91,7 +93,13 @@ export class FakeBackend implements ChatBackend {
   send(request: SendRequest, sinks: readonly GenerationSink[]): Promise<StartedGeneration> {
     const cid = request.conversation.id;
     const userMessage =
-      request.content === null ? null : message(this.id("u"), request.parentId, "user", { conversationId: cid, content: request.content });
+      request.content === null
+        ? null
+        : message(this.id("u"), request.parentId, "user", {
+            conversationId: cid,
+            content: request.content,
+            ...(request.attachments ? { attachments: request.attachments } : {}),
+          });
     const models = request.models ?? [request.conversation.settings.model];
     const answers = sinks.map((sink, i) => {
       const assistant = message(this.id("a"), userMessage?.id ?? request.parentId, "assistant", {

@@ -5,6 +5,7 @@
  * The slice reaches the rest of the store only through GenerationHost.
  */
 
+import type { Attachment } from "../api/files";
 import type { Conversation, GenerationResult, Message, RunningGeneration } from "../api/types";
 import { StreamBuffer } from "../lib/streamBuffer";
 import { threadOf } from "../lib/tree";
@@ -23,6 +24,7 @@ interface Intent {
   regenerateOf?: string;
   /** Side by side: one answer per model. */
   models?: string[];
+  attachments?: Attachment[];
 }
 
 /** One answer running: its message, its run, and where its text accumulates. */
@@ -60,7 +62,7 @@ export class GenerationSlice {
 
   /** Send a new message at the end of the branch on screen (a new chat when none is open);
    * with 2–3 `models`, each answers it side by side. */
-  async send(text: string, models: readonly string[] = []): Promise<void> {
+  async send(text: string, models: readonly string[] = [], attachments: readonly Attachment[] = []): Promise<void> {
     const h = this.host;
     const content = text.trim();
     const s = h.getState();
@@ -80,7 +82,10 @@ export class GenerationSlice {
       h.set({ activeId: c.id, messages });
     }
     const history = this.thread(c);
-    const intent = models.length > 1 ? { models: [...models] } : {};
+    const intent: Intent = {
+      ...(models.length > 1 ? { models: [...models] } : {}),
+      ...(attachments.length ? { attachments: [...attachments] } : {}),
+    };
     await this.generate(c, history, history[history.length - 1]?.id ?? null, content, intent);
   }
 

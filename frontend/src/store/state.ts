@@ -2,6 +2,7 @@
 
 import type { Capability } from "../api";
 import type { ModelInfo } from "../api/openai";
+import type { StoredFile } from "../api/files";
 import type { ChatSettings, Conversation, Message, SearchHit } from "../api/types";
 import type { StreamBuffer } from "../lib/streamBuffer";
 import type { MessageMap } from "../lib/tree";
@@ -36,6 +37,10 @@ export interface ChatState {
   /** Loaded conversations' message trees. */
   messages: ReadonlyMap<string, MessageMap>;
   generation: Generation | null;
+  /** Files can be attached (server mode). */
+  acceptsFiles: boolean;
+  /** Uploaded files this page knows of, kept current by live events (indexing status). */
+  files: ReadonlyMap<string, StoredFile>;
   /** Open side-by-side comparisons, by conversation. */
   comparisons: ReadonlyMap<string, Comparison>;
   models: ModelInfo[];
