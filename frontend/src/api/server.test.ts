@@ -162,7 +162,7 @@ describe("files, citations and side by side (the issue 15 contract)", () => {
     const original = globalThis.fetch;
     globalThis.fetch = ((url: string, init?: RequestInit) => {
       if (init?.method === "POST" && url.endsWith("/messages")) {
-        posted.push(JSON.parse(String(init.body)));
+        posted.push(JSON.parse(init.body as string));
         const out = {
           generation_id: "g1",
           message_id: "a1",
