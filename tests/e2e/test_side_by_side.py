@@ -73,3 +73,31 @@ def test_compare_two_models_reload_mid_answer_and_keep_one(
     expect(page.locator("article.msg-assistant").last.locator(".msg-author")).to_have_text(
         "fake-model"
     )
+
+
+def test_compare_in_the_local_mode_streams_both_from_v1_and_keeps_one(
+    ui: UiPage, fake: FakeUpstream
+) -> None:
+    """Conversations in the browser: each model streams from /v1 itself; keep is a branch."""
+    page = ui.open()
+    page.get_by_role("button", name="Compare models side by side").click()
+    chooser = page.locator(".compare-chooser")
+    chooser.get_by_label("fake-model", exact=True).check()
+    chooser.get_by_label("pirate", exact=True).check()
+    fake.configure(chunks=5)
+    ui.send("Local compare")
+    columns = page.locator(".side-by-side .sbs-column")
+    expect(columns).to_have_count(2)
+    for i in range(2):
+        expect(columns.nth(i).locator("article.msg-assistant")).to_have_attribute(
+            "data-status", "done", timeout=15_000
+        )
+    models = {r["body"]["model"] for r in fake.requests[-2:]}
+    assert models == {"fake-model"}  # pirate is fake-model upstream, with its system prompt
+    assert any(m["role"] == "system" for r in fake.requests[-2:] for m in r["body"]["messages"])
+    columns.nth(1).get_by_role("button", name="Keep pirate's answer").click()
+    expect(page.locator(".side-by-side")).to_have_count(0)
+    ui.reload()
+    kept = page.locator("article.msg-assistant").last
+    expect(kept.locator(".msg-author")).to_have_text("pirate")
+    expect(kept.locator(".branch-count")).to_have_text("2 / 2")
