@@ -43,6 +43,19 @@ export function Composer() {
     setProblem(p);
   }, []));
 
+  // A file dropped beside the composer must not make the browser leave the chat to show it.
+  useEffect(() => {
+    const guard = (e: DragEvent) => {
+      if (e.dataTransfer?.types.includes("Files")) e.preventDefault();
+    };
+    window.addEventListener("dragover", guard);
+    window.addEventListener("drop", guard);
+    return () => {
+      window.removeEventListener("dragover", guard);
+      window.removeEventListener("drop", guard);
+    };
+  }, []);
+
   useEffect(() => {
     const focus = () => area.current?.focus();
     window.addEventListener(FOCUS_COMPOSER, focus);
