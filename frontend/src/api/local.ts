@@ -7,6 +7,8 @@ import { type Idb, openDb, Idb as IdbImpl } from "./idb";
 import { requestBody, streamChat } from "./openai";
 import { exportFilename, exportJson, exportMarkdown, parseImport } from "./transfer";
 import type {
+  AnswerRef,
+  BranchShown,
   ChatBackend,
   ChatSettings,
   Conversation,
@@ -22,10 +24,12 @@ import type {
 } from "./types";
 import { newId } from "../lib/ids";
 import { fold, snippet } from "../lib/search";
-import { threadOf, withSummaries } from "../lib/tree";
+import { deepestLeaf, threadOf, withSummaries, type MessageMap } from "../lib/tree";
 
 export class LocalBackend implements ChatBackend {
   readonly mode = "local" as const;
+  /** Files need the server (uploads, extraction, retrieval). */
+  readonly acceptsFiles = false;
 
   constructor(private readonly db: Idb) {}
 
@@ -103,7 +107,7 @@ export class LocalBackend implements ChatBackend {
     return hits;
   }
 
-  async send(request: SendRequest, sink: GenerationSink): Promise<StartedGeneration> {
+  async send(request: SendRequest, sinks: readonly GenerationSink[]): Promise<StartedGeneration> {
     const { conversation } = request;
     const now = Date.now();
     let parentId = request.parentId;
@@ -123,26 +127,37 @@ export class LocalBackend implements ChatBackend {
       history = [...history, userMessage];
       await this.db.putMessages([userMessage]);
     }
-    const assistant: Message = {
-      id: newId(),
-      conversationId: conversation.id,
-      parentId,
-      role: "assistant",
-      content: "",
-      status: "streaming",
-      model: conversation.settings.model,
-      createdAt: now + 1,
-    };
-    const controller = new AbortController();
-    const done = streamChat(requestBody(conversation.settings, history), sink, controller.signal);
-    return {
-      userMessage,
-      assistant,
-      done,
-      stop: () => {
-        controller.abort();
-      },
-    };
+    // Side by side: each model streams its own answer, a sibling of the others.
+    const models = request.models?.length ? request.models : [conversation.settings.model];
+    const answers = sinks.map((sink, i) => {
+      const model = models[i] ?? conversation.settings.model;
+      const assistant: Message = {
+        id: newId(),
+        conversationId: conversation.id,
+        parentId,
+        role: "assistant",
+        content: "",
+        status: "streaming",
+        model,
+        createdAt: now + 1 + i,
+      };
+      const controller = new AbortController();
+      const body = requestBody({ ...conversation.settings, model }, history);
+      return {
+        assistant,
+        done: streamChat(body, sink, controller.signal),
+        stop: () => {
+          controller.abort();
+        },
+      };
+    });
+    return { userMessage, answers };
+  }
+
+  async loadAnswer(conversationId: string, ref: AnswerRef): Promise<Message> {
+    const found = (await this.db.messagesOf(conversationId)).find((m) => m.id === ref.id);
+    if (!found) throw new Error(`message ${ref.id} not found`);
+    return found;
   }
 
   resume(): null {
@@ -150,8 +165,20 @@ export class LocalBackend implements ChatBackend {
     return null;
   }
 
-  async saveMessage(message: Message): Promise<void> {
-    await this.db.putMessages([message]);
+  async answerStarted(conversationId: string, assistantId: string, title: string | null): Promise<Conversation> {
+    return this.updateConversation(conversationId, { leafId: assistantId, ...(title ? { title } : {}) });
+  }
+
+  /** The browser keeps the tree: the final answer is stored as the store has it. */
+  async answerEnded(final: Message): Promise<null> {
+    await this.db.putMessages([final]);
+    return null;
+  }
+
+  /** The newest branch under the sibling becomes the leaf. */
+  async showBranch(conversation: Conversation, siblingId: string, tree: MessageMap): Promise<BranchShown> {
+    const leafId = deepestLeaf(tree, siblingId);
+    return { conversation: await this.updateConversation(conversation.id, { leafId }), branch: null };
   }
 
   /** Summaries come here only inside an import from the server; they stay editable. */

@@ -8,6 +8,8 @@ export interface ModelInfo {
   ownedBy?: string;
   /** chatgate lists it when known (configured, or the bundled model's n_ctx). */
   contextWindow?: number;
+  /** false: the model cannot see images (chatgate's capabilities.vision); unknown: absent. */
+  vision?: boolean;
 }
 
 export async function listModels(signal?: AbortSignal): Promise<ModelInfo[]> {
@@ -25,6 +27,10 @@ export async function listModels(signal?: AbortSignal): Promise<ModelInfo[]> {
     if (typeof m.owned_by === "string") info.ownedBy = m.owned_by;
     const w = m.context_window;
     if (typeof w === "number" && Number.isFinite(w) && w > 0) info.contextWindow = w;
+    const caps = m.capabilities;
+    if (caps && typeof caps === "object" && !Array.isArray(caps) && "vision" in caps) {
+      info.vision = (caps as { vision?: unknown }).vision === true;
+    }
     out.push(info);
   }
   return out;

@@ -130,3 +130,73 @@ describe("toLiveEvent (GET /api/events, watch on /api/ws)", () => {
     expect(toLiveEvent({ type: "delta", seq: 1, generation_id: "g" })).toBeNull();
   });
 });
+
+describe("files, citations and side by side (the issue 15 contract)", () => {
+  it("a message carries its attachments and an answer its citations", () => {
+    const m = toMessage(
+      {
+        id: "m1",
+        role: "assistant",
+        content: "x",
+        attachments: [{ id: "file_a", name: "a.png", mime: "image/png", kind: "image", size: 5 }],
+        citations: [{ file_id: "file_d", name: "d.pdf", page: 3, n: 7, text: "passage" }],
+      },
+      "c1",
+    );
+    expect(m.attachments).toEqual([{ id: "file_a", name: "a.png", mime: "image/png", kind: "image", size: 5 }]);
+    expect(m.citations).toEqual([{ fileId: "file_d", name: "d.pdf", page: 3, n: 7, text: "passage" }]);
+    const plain = toMessage({ id: "m2", role: "user", content: "y", attachments: [], citations: [] }, "c1");
+    expect(plain.attachments).toBeUndefined();
+    expect(plain.citations).toBeUndefined();
+  });
+
+  it("a file event is a live update with the file", () => {
+    expect(toLiveEvent({ type: "file", file: { id: "file_a", status: "ready", kind: "document", pages: 4 } })).toMatchObject({
+      kind: "file",
+      file: { id: "file_a", status: "ready", pages: 4 },
+    });
+  });
+
+  it("send posts models and attachment ids and follows every generation", async () => {
+    const posted: unknown[] = [];
+    const original = globalThis.fetch;
+    globalThis.fetch = ((url: string, init?: RequestInit) => {
+      if (init?.method === "POST" && url.endsWith("/messages")) {
+        posted.push(JSON.parse(init.body as string));
+        const out = {
+          generation_id: "g1",
+          message_id: "a1",
+          user_message_id: "u1",
+          parent_id: "u1",
+          generations: [
+            { id: "g1", model: "m1", message_id: "a1" },
+            { id: "g2", model: "m2", message_id: "a2" },
+          ],
+        };
+        return Promise.resolve(new Response(JSON.stringify(out), { status: 202 }));
+      }
+      // The events of each generation: done at once.
+      const body = 'data: {"type":"done","status":"done"}\n\n';
+      return Promise.resolve(new Response(body, { status: 200, headers: { "content-type": "text/event-stream" } }));
+    }) as typeof fetch;
+    try {
+      const { ServerBackend } = await import("./server");
+      const sink = { reasoning: () => undefined, content: () => undefined, usage: () => undefined, replace: () => undefined };
+      const c = toConversation({ id: "c1", model: "m1" });
+      const att = { id: "file_a", name: "a.png", mime: "image/png", kind: "image" as const, size: 5 };
+      const started = await new ServerBackend().send(
+        { conversation: c, history: [], parentId: null, content: "hi", models: ["m1", "m2"], attachments: [att] },
+        [sink, sink],
+      );
+      expect(posted).toEqual([{ content: "hi", parent_id: null, models: ["m1", "m2"], attachments: ["file_a"] }]);
+      expect(started.userMessage?.attachments).toEqual([att]);
+      expect(started.answers.map((a) => [a.assistant.id, a.assistant.model, a.assistant.generationId, a.assistant.parentId])).toEqual([
+        ["a1", "m1", "g1", "u1"],
+        ["a2", "m2", "g2", "u1"],
+      ]);
+      expect(await Promise.all(started.answers.map((a) => a.done))).toEqual([{ status: "done" }, { status: "done" }]);
+    } finally {
+      globalThis.fetch = original;
+    }
+  });
+});

@@ -4,11 +4,14 @@
  * GET /api/me answers 200. All /api payload mapping lives in this file.
  */
 
+import { toAttachment, toCitation, toStoredFile } from "./files";
 import { errorMessage, parseUsage } from "./openai";
 import { ChatSocket } from "./socket";
 import { readSse, SseParser, type SseEvent } from "./sse";
 import { exportFilename, paramsJson } from "./transfer";
 import type {
+  AnswerRef,
+  BranchShown,
   ChatBackend,
   ChatSettings,
   ContextInfo,
@@ -132,6 +135,8 @@ export function toMessage(o: Json, conversationId: string): Message {
   if (siblings.length > 1) m.siblingIds = siblings;
   const context = toContext(o.context);
   if (context) m.context = context;
+  if (Array.isArray(o.attachments) && o.attachments.length) m.attachments = o.attachments.map((a) => toAttachment(obj(a)));
+  if (Array.isArray(o.citations) && o.citations.length) m.citations = o.citations.map((c) => toCitation(obj(c)));
   return m;
 }
 
@@ -297,6 +302,7 @@ export function toLiveEvent(ev: Json): LiveEvent | null {
   const type = str(ev.type);
   const conversationId = idOf(ev.conversation_id, "");
   if (type === "resync") return { kind: "resync" };
+  if (type === "file" && ev.file && typeof ev.file === "object") return { kind: "file", file: toStoredFile(obj(ev.file)) };
   if (type === "conversation" && conversationId) {
     const action = str(ev.action);
     if (action === "created" || action === "updated" || action === "deleted") {
@@ -320,8 +326,17 @@ function settingsBody(s: ChatSettings): Json {
   return out;
 }
 
+/** Where the events of an answer nobody shows go (more answers than sinks). */
+const NULL_SINK: GenerationSink = {
+  reasoning: () => undefined,
+  content: () => undefined,
+  usage: () => undefined,
+  replace: () => undefined,
+};
+
 export class ServerBackend implements ChatBackend {
   readonly mode = "server" as const;
+  readonly acceptsFiles = true;
   /** One WebSocket for the page, opened on first use; SSE where WebSockets do not work. */
   private socket: ChatSocket | null = null;
 
@@ -393,7 +408,7 @@ export class ServerBackend implements ChatBackend {
     }));
   }
 
-  async send(request: SendRequest, sink: GenerationSink): Promise<StartedGeneration> {
+  async send(request: SendRequest, sinks: readonly GenerationSink[]): Promise<StartedGeneration> {
     const { conversation } = request;
     const body: Json = {};
     if (request.regenerateOf !== undefined) body.regenerate_of = request.regenerateOf;
@@ -404,13 +419,14 @@ export class ServerBackend implements ChatBackend {
       body.content = request.content;
       body.parent_id = request.parentId;
     }
+    if (request.models?.length) body.models = request.models;
+    if (request.attachments?.length) body.attachments = request.attachments.map((a) => a.id);
     const out = obj(
       await api(`/api/conversations/${encodeURIComponent(conversation.id)}/messages`, {
         method: "POST",
         body: JSON.stringify(body),
       }),
     );
-    const genId = idOf(out.generation_id, "");
     const now = Date.now();
     const userId = idOf(out.user_message_id, "");
     const userMessage: Message | null =
@@ -424,18 +440,37 @@ export class ServerBackend implements ChatBackend {
             content: request.content,
             status: "done",
             createdAt: now,
+            ...(request.attachments?.length ? { attachments: request.attachments } : {}),
           };
-    const assistant: Message = {
-      id: idOf(out.message_id, `a-${genId}`),
-      conversationId: conversation.id,
-      parentId: idOf(out.parent_id, "") || (userMessage ? userMessage.id : request.parentId),
-      role: "assistant",
-      content: "",
-      status: "streaming",
-      model: conversation.settings.model,
-      createdAt: now + 1,
-    };
-    return { userMessage, assistant, ...this.follow(genId, sink) };
+    const parentId = idOf(out.parent_id, "") || (userMessage ? userMessage.id : request.parentId);
+    // One generation per answer (side by side: per model); older servers name just one.
+    const listed = Array.isArray(out.generations) ? out.generations.map(obj) : [];
+    const gens = listed.length
+      ? listed.map((g) => ({ id: idOf(g.id, ""), messageId: idOf(g.message_id, ""), model: str(g.model) }))
+      : [{ id: idOf(out.generation_id, ""), messageId: idOf(out.message_id, ""), model: conversation.settings.model }];
+    const answers = gens.map((g, i) => {
+      const assistant: Message = {
+        id: g.messageId || `a-${g.id}`,
+        conversationId: conversation.id,
+        parentId,
+        role: "assistant",
+        content: "",
+        status: "streaming",
+        model: g.model || conversation.settings.model,
+        generationId: g.id,
+        createdAt: now + 1 + i,
+      };
+      const sink = sinks[i];
+      return { assistant, ...(sink ? this.follow(g.id, sink) : this.follow(g.id, NULL_SINK)) };
+    });
+    return { userMessage, answers };
+  }
+
+  /** A sibling answer (side by side) by its generation: the server answers its message. */
+  async loadAnswer(conversationId: string, ref: AnswerRef): Promise<Message> {
+    if (!ref.generationId) throw new Error(`answer ${ref.id} has no generation`);
+    const out = obj(await api(`/api/generations/${encodeURIComponent(ref.generationId)}`));
+    return toMessage({ ...obj(out.message), generation_id: ref.generationId }, conversationId);
   }
 
   resume(message: Message, sink: GenerationSink): RunningGeneration | null {
@@ -463,8 +498,26 @@ export class ServerBackend implements ChatBackend {
     };
   }
 
-  async saveMessage(): Promise<void> {
-    // The server owns and persists generations.
+  /** The server moved its active leaf (and titles the chat) when it started the answer. */
+  answerStarted(): Promise<null> {
+    return Promise.resolve(null);
+  }
+
+  /** The server owns and stores generations: the branch is re-read as it now stands. */
+  async answerEnded(final: Message): Promise<Message[]> {
+    return this.loadMessages(final.conversationId);
+  }
+
+  /** The server holds the tree: point the conversation at the sibling; it answers that branch. */
+  async showBranch(conversation: Conversation, siblingId: string): Promise<BranchShown> {
+    const out = await api(`/api/conversations/${encodeURIComponent(conversation.id)}`, {
+      method: "PATCH",
+      body: JSON.stringify({ active_leaf_id: siblingId }),
+    });
+    const stored = toConversation(obj(out));
+    const branch = list(out, "messages").map((m) => toMessage(m, conversation.id));
+    const leaf = [...branch].reverse().find((m) => m.role !== "summary");
+    return { conversation: leaf ? { ...stored, leafId: leaf.id } : stored, branch };
   }
 
   async editSummary(conversationId: string, messageId: string, content: string): Promise<Message> {

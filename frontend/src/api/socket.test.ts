@@ -103,8 +103,9 @@ describe("ChatSocket", () => {
     at(0).accept();
     at(0).push({ type: "generation", action: "started", generation_id: "g1", conversation_id: "c1" });
     at(0).push({ type: "conversation", action: "deleted", conversation_id: "c1" });
+    at(0).push({ type: "file", file: { id: "file_a", status: "ready" } });
     at(0).push({ type: "error", generation_id: "g9", error: { message: "not found" } });
-    expect(heard.map((e) => e.type)).toEqual(["generation", "conversation"]);
+    expect(heard.map((e) => e.type)).toEqual(["generation", "conversation", "file"]);
     expect(got).toEqual([{ type: "error", generation_id: "g9", error: { message: "not found" } }]);
   });
 

@@ -162,7 +162,7 @@ export class ChatSocket {
       this.followers.get(gid)?.onEvent(ev); // served from the database: no seq; or an error
       return;
     }
-    if (ev.type === "conversation" || ev.type === "generation" || ev.type === "resync") {
+    if (ev.type === "conversation" || ev.type === "generation" || ev.type === "resync" || ev.type === "file") {
       for (const w of this.watchers) w(ev);
     }
   }

@@ -1,5 +1,8 @@
 /** The UI's data model, shared by the local (browser) and server (/api) backends. */
 
+import type { MessageMap } from "../lib/tree";
+import type { Attachment, Citation, StoredFile } from "./files";
+
 /** "summary": a server-side checkpoint standing for earlier turns the model no longer sees. */
 export type Role = "system" | "user" | "assistant" | "summary";
 
@@ -64,6 +67,10 @@ export interface Message {
   /** Server mode: every version of this turn (the server sends only the active branch). */
   siblingIds?: string[];
   context?: ContextInfo;
+  /** Files sent with a user message (server mode). */
+  attachments?: Attachment[];
+  /** Passages of the conversation's documents an answer's prompt carried. */
+  citations?: Citation[];
 }
 
 export interface SearchHit {
@@ -97,14 +104,17 @@ export interface RunningGeneration {
   stop(): void;
 }
 
+/** One answer of a send: the assistant message being written and its run. */
+export interface StartedAnswer extends RunningGeneration {
+  /** The assistant message being written (status "streaming"). */
+  assistant: Message;
+}
+
 export interface StartedGeneration {
   /** The user's message (absent when regenerating an existing turn). */
   userMessage: Message | null;
-  /** The assistant message being written (status "streaming"). */
-  assistant: Message;
-  /** Settles when the answer ends, however it ends. Never rejects. */
-  done: Promise<GenerationResult>;
-  stop(): void;
+  /** One answer per sink passed to send (side by side: one per model, siblings), in order. */
+  answers: StartedAnswer[];
 }
 
 export interface SendRequest {
@@ -119,6 +129,10 @@ export interface SendRequest {
   editOf?: string;
   /** The answer this one replaces (regenerate: a new branch). */
   regenerateOf?: string;
+  /** Side by side: one answer from each of these 2–3 models, instead of the conversation's. */
+  models?: string[];
+  /** Uploaded files sent with the user's message. */
+  attachments?: Attachment[];
 }
 
 /** A conversation as a downloadable file. */
@@ -140,11 +154,27 @@ export interface Imported {
 export type LiveEvent =
   | { kind: "conversation"; action: "created" | "updated" | "deleted"; conversationId: string }
   | { kind: "started"; conversationId: string; generationId: string; messageId: string }
+  /** An uploaded file changed (a document's indexing went on, finished or failed). */
+  | { kind: "file"; file: StoredFile }
   /** Events may have been missed (a reconnect): re-read what is on screen. */
   | { kind: "resync" };
 
+/** Where to find one answer again (after a reload). */
+export interface AnswerRef {
+  id: string;
+  generationId?: string;
+}
+
+export interface BranchShown {
+  conversation: Conversation;
+  /** The branch now on screen, when the backend sends one branch at a time; else null. */
+  branch: Message[] | null;
+}
+
 export interface ChatBackend {
   readonly mode: "local" | "server";
+  /** Files can be attached (uploaded to and kept by the server). */
+  readonly acceptsFiles: boolean;
   /** Hear what happens to the user's chats elsewhere (server mode); returns "stop hearing". */
   watch?(listener: (event: LiveEvent) => void): () => void;
   listConversations(): Promise<Conversation[]>;
@@ -154,12 +184,22 @@ export interface ChatBackend {
   /** Every message of the conversation's tree, oldest first. */
   loadMessages(id: string): Promise<Message[]>;
   search(query: string): Promise<SearchHit[]>;
-  send(request: SendRequest, sink: GenerationSink): Promise<StartedGeneration>;
+  /** Start the answer(s): one sink per answer (request.models, or just one). */
+  send(request: SendRequest, sinks: readonly GenerationSink[]): Promise<StartedGeneration>;
+  /** An answer that is not on the branch loaded (a side-by-side sibling), by its ids. */
+  loadAnswer(conversationId: string, ref: AnswerRef): Promise<Message>;
   /** Follow an answer that is still being written elsewhere (server mode: after a reload, or
    * in a second tab); null when this backend cannot. */
   resume(message: Message, sink: GenerationSink): RunningGeneration | null;
-  /** Persist a finished local answer (no-op for the server, which owns generation). */
-  saveMessage(message: Message): Promise<void>;
+  /** An answer began: record the conversation's new leaf (and first title) where the backend
+   * does not do it itself; the conversation as stored, or null when the backend already did. */
+  answerStarted(conversationId: string, assistantId: string, title: string | null): Promise<Conversation | null>;
+  /** An answer ended: keep the final text where the backend does not own generation; the
+   * branch as now stored when it does (the store re-reads it), else null. */
+  answerEnded(final: Message): Promise<Message[] | null>;
+  /** Show the version `siblingId` of a turn: the conversation as stored and, when the backend
+   * holds the tree (it sends one branch at a time), the messages of the branch now on screen. */
+  showBranch(conversation: Conversation, siblingId: string, tree: MessageMap): Promise<BranchShown>;
   /** Change a summary checkpoint's text (the next answer starts from it). */
   editSummary(conversationId: string, messageId: string, content: string): Promise<Message>;
   /** The conversation as JSON (the whole tree, importable) or Markdown (the branch on screen). */

@@ -20,6 +20,9 @@ const PATHS = {
   more: "M6.5 12a1.5 1.5 0 1 1-3 0 1.5 1.5 0 1 1 3 0M13.5 12a1.5 1.5 0 1 1-3 0 1.5 1.5 0 1 1 3 0M20.5 12a1.5 1.5 0 1 1-3 0 1.5 1.5 0 1 1 3 0",
   download: "M12 4v11M7 10l5 5 5-5M5 20h14",
   upload: "M12 20V9M7 14l5-5 5 5M5 4h14",
+  columns: "M4 5h7v14H4zM13 5h7v14h-7z",
+  paperclip: "M8 12l6-6a3 3 0 0 1 4 4l-8 8a5 5 0 0 1-7-7l7-7",
+  file: "M6 3h8l4 4v14H6zM14 3v4h4",
 } as const;
 
 export type IconName = keyof typeof PATHS;

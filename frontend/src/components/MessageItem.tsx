@@ -6,6 +6,8 @@ import { useT, type T } from "../i18n";
 import { copyText } from "../lib/clipboard";
 import type { StreamBuffer, StreamSnapshot } from "../lib/streamBuffer";
 import { store } from "../store/chat";
+import { MessageAttachments } from "./Attachments";
+import { Citations } from "./Citations";
 import { Markdown } from "./Markdown";
 import { Icon } from "./Icon";
 import { Reasoning } from "./Reasoning";
@@ -187,7 +189,9 @@ export const MessageItem = memo(function MessageItem({
               {t("contextTrimmed", { dropped: ctx.dropped, summarised: ctx.summarised })}
             </div>
           ) : null}
+          {message.attachments?.length ? <MessageAttachments attachments={message.attachments} /> : null}
           {user ? <div className="user-text">{message.content}</div> : <AnswerBody message={message} buffer={buffer} />}
+          {!user && !streaming && message.citations?.length ? <Citations citations={message.citations} /> : null}
           {message.status === "stopped" && !streaming ? <div className="msg-flag">{t("stopped")}</div> : null}
           {message.status === "error" && !streaming ? (
             <div className="msg-error" role="alert">

@@ -25,6 +25,7 @@ import { siblingsOf, threadOf, withSummaries, type MessageMap } from "../lib/tre
 import { useChat } from "../store/chat";
 import { Icon } from "./Icon";
 import { MessageItem } from "./MessageItem";
+import { SideBySide } from "./SideBySide";
 import { ContextMarker } from "./Summary";
 
 export const PAGE = 24;
@@ -88,6 +89,7 @@ export function MessageList({ conversationId }: { conversationId: string }) {
   const leafId = useChat((s) => s.conversations.find((c) => c.id === conversationId)?.leafId ?? null);
   const generation = useChat((s) => s.generation);
   const focusId = useChat((s) => s.focusMessageId);
+  const comparison = useChat((s) => s.comparisons.get(conversationId) ?? null);
   const thread = withSummaries(messages, threadOf(messages, leafId));
   // Where the newest answer's context began (turns above were left out or summarised).
   const marker = useMemo(() => trimMarker(thread), [thread]);
@@ -190,7 +192,11 @@ export function MessageList({ conversationId }: { conversationId: string }) {
             </div>
           ) : null}
           {visible.map((m) => {
-            const live = generation?.assistantId === m.id ? generation : null;
+            const live = generation?.answers.find((a) => a.assistantId === m.id) ?? null;
+            // Side by side: the answer on the branch stands for all the compared ones.
+            if (comparison?.answers.some((a) => a.id === m.id)) {
+              return <SideBySide key={`sbs-${comparison.userMessageId}`} comparison={comparison} />;
+            }
             // The marker's slot is always there (null or not): the item keeps its place and state.
             return (
               <Fragment key={m.id}>

@@ -22,6 +22,7 @@ export function ModelPicker() {
   const { model } = useSettings();
   const ids = models.map((m) => m.id);
   if (model && !ids.includes(model)) ids.unshift(model);
+  const blind = new Set(models.filter((m) => m.vision === false).map((m) => m.id));
   return (
     <label className="model-picker">
       <span className="sr-only">{t("model")}</span>
@@ -35,8 +36,8 @@ export function ModelPicker() {
       >
         {ids.length === 0 ? <option value="">{t("loading")}</option> : null}
         {ids.map((id) => (
-          <option key={id} value={id}>
-            {id}
+          <option key={id} value={id} data-vision={blind.has(id) ? "no" : undefined}>
+            {blind.has(id) ? t("textOnly", { model: id }) : id}
           </option>
         ))}
       </select>

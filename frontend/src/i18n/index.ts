@@ -2,6 +2,7 @@
 
 import { useSyncExternalStore } from "react";
 import { en, ru, zh, type Dictionary, type MessageKey } from "./messages";
+import { formatPlurals, type Vars } from "./plural";
 
 export type Locale = "en" | "ru" | "zh";
 
@@ -22,12 +23,13 @@ export function detectLocale(languages: readonly string[]): Locale {
   return "en";
 }
 
-export type Vars = Record<string, string | number>;
+export type { Vars } from "./plural";
 
+/** The locale's text for `key`: plural blocks resolved for their numbers, then `{name}`s filled. */
 export function translate(locale: Locale, key: MessageKey, vars?: Vars): string {
   const template = DICTIONARIES[locale][key];
   if (!vars) return template;
-  return template.replace(/\{(\w+)\}/g, (m, name: string) =>
+  return formatPlurals(template, locale, vars).replace(/\{(\w+)\}/g, (m, name: string) =>
     name in vars ? String(vars[name]) : m,
   );
 }

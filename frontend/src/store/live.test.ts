@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { StoredFile } from "../api/files";
 import { LiveUpdates, type LiveTarget } from "./live";
 
 class Target implements LiveTarget {
@@ -29,6 +30,9 @@ class Target implements LiveTarget {
   }
   drop(id: string): void {
     this.calls.push(`drop ${id}`);
+  }
+  fileChanged(file: StoredFile): void {
+    this.calls.push(`file ${file.id} ${file.status}`);
   }
 }
 

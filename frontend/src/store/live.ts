@@ -5,6 +5,7 @@
  * re-reads what they name.
  */
 
+import type { StoredFile } from "../api/files";
 import type { LiveEvent } from "../api/types";
 
 /** The parts of the chat store live updates act on. */
@@ -20,6 +21,8 @@ export interface LiveTarget {
   reloadAndFollow(conversationId: string): Promise<void>;
   /** Deleted elsewhere: forget it (and leave it if it is on screen). */
   drop(conversationId: string): void;
+  /** An uploaded file changed (indexing progress). */
+  fileChanged(file: StoredFile): void;
 }
 
 export class LiveUpdates {
@@ -56,6 +59,9 @@ export class LiveUpdates {
         ) {
           await t.reloadAndFollow(event.conversationId); // a branch or summary changed elsewhere
         }
+        return;
+      case "file":
+        t.fileChanged(event.file);
         return;
       case "started":
         await t.settled(); // an answer this tab asked for is announced too

@@ -2,15 +2,30 @@
 
 import type { Capability } from "../api";
 import type { ModelInfo } from "../api/openai";
-import type { ChatSettings, Conversation, SearchHit } from "../api/types";
+import type { StoredFile } from "../api/files";
+import type { ChatSettings, Conversation, Message, SearchHit } from "../api/types";
 import type { StreamBuffer } from "../lib/streamBuffer";
 import type { MessageMap } from "../lib/tree";
 
-export interface Generation {
-  conversationId: string;
+/** One answer being written, and where its text accumulates. */
+export interface LiveAnswer {
   assistantId: string;
   buffer: StreamBuffer;
+}
+
+/** What is being written now: one answer, or (side by side) one per model. */
+export interface Generation {
+  conversationId: string;
+  answers: LiveAnswer[];
   stop(): void;
+}
+
+/** Side by side: the answers of several models to one user message, until one is kept. */
+export interface Comparison {
+  conversationId: string;
+  userMessageId: string;
+  /** In order; held here because the server sends only the branch on screen. */
+  answers: Message[];
 }
 
 export interface ChatState {
@@ -22,6 +37,12 @@ export interface ChatState {
   /** Loaded conversations' message trees. */
   messages: ReadonlyMap<string, MessageMap>;
   generation: Generation | null;
+  /** Files can be attached (server mode). */
+  acceptsFiles: boolean;
+  /** Uploaded files this page knows of, kept current by live events (indexing status). */
+  files: ReadonlyMap<string, StoredFile>;
+  /** Open side-by-side comparisons, by conversation. */
+  comparisons: ReadonlyMap<string, Comparison>;
   models: ModelInfo[];
   modelsError: string | null;
   /** Settings for the next new chat (and the chat shown before it has a first message). */

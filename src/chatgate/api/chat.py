@@ -102,6 +102,9 @@ class NewMessage(BaseModel):
         description="Files (ids from POST /api/files) the message carries; an edit without "
         "this field keeps the edited message's.",
     )
+    models: list[str] | None = Field(
+        None, description="Side by side: 2–3 models, one answer each (siblings), instead of model."
+    )
 
 
 class MessagePatch(BaseModel):
@@ -194,6 +197,7 @@ def chat_router() -> APIRouter:
             regenerate_of=body.regenerate_of,
             model=body.model,
             attachments=tuple(body.attachments) if body.attachments is not None else None,
+            models=tuple(body.models or ()),
         )
         return JSON(await chat.send(me, cid, send), status_code=202)
 

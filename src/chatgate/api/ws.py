@@ -135,11 +135,13 @@ def _send(msg: dict[str, Any]) -> Send:
         regenerate_of=text("regenerate_of"),
         model=text("model"),
         attachments=_ids(msg.get("attachments")),
+        models=_ids(msg.get("models")) or (),
     )
 
 
 def _ids(value: Any) -> tuple[str, ...] | None:
-    """The message's attached file ids (None when the field is absent or not a list of ids)."""
+    """A list of ids (attached files, side-by-side models); None when the field is absent or
+    not a list of strings."""
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         return None
     return tuple(value[:11])  # one too many still reaches the service's own 400

@@ -31,12 +31,13 @@ async def for_message(
     user_id: str,
     ids: Sequence[str] | None,
     inherit_from: str | None,
-    model: str,
+    models: Sequence[str],
     router: Router,
     providers: Mapping[str, ProviderConfig],
 ) -> list[str]:
     """The file ids a new user message carries: ``ids`` (None, on an edit: the edited
-    message's); 404 for a file that is not the user's, 400 ``model_cannot_see_images``."""
+    message's); 404 for a file that is not the user's, 400 ``model_cannot_see_images`` when
+    one of the ``models`` answering (side by side: several) cannot see an image among them."""
     if ids is None:
         if inherit_from is None:
             return []
@@ -48,7 +49,9 @@ async def for_message(
         )
     ids = list(dict.fromkeys(ids))
     rows = await files.store.owned(user_id, ids)
-    if any(r["kind"] == "image" for r in rows) and not _sees(router, providers, model):
+    blind = [m for m in models if not _sees(router, providers, m)]
+    if blind and any(r["kind"] == "image" for r in rows):
+        model = blind[0]
         raise InvalidRequestError(
             f"The model `{model}` cannot see images: choose a model that can, or send the "
             "message without them.",

@@ -39,7 +39,7 @@ from chatgate.errors import (
     ServiceUnavailableError,
 )
 from chatgate.files.service import FileService
-from chatgate.gateway.path import RequestPath, estimate_tokens
+from chatgate.gateway.path import Exchange, RequestPath, estimate_tokens
 from chatgate.gateway.router import known_context_window
 from chatgate.protocol.openai import ChatRequest
 from chatgate.redislink import FAILURES, RedisLink
@@ -64,6 +64,7 @@ class Send:
     regenerate_of: str | None = None
     model: str | None = None
     attachments: tuple[str, ...] | None = None  # file ids (None: an edit keeps the original's)
+    models: tuple[str, ...] = ()  # side by side: one answer per model, siblings
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,17 +180,18 @@ class ChatService:
         """Start a generation; 429 while the user already has ``chat.max_generations_per_user``
         running (per replica), so one user cannot take every upstream slot."""
         cap = self.config.chat.max_generations_per_user
-        if self.running(user.id) >= cap:
+        n = max(len(req.models), 1)
+        if self.running(user.id) + n > cap:
             raise RateLimitError(
                 f"You already have {cap} answers being written; wait for one to finish.",
                 code="too_many_generations",
                 retry_after=2,
             )
-        self._starting[user.id] = self._starting.get(user.id, 0) + 1
+        self._starting[user.id] = self._starting.get(user.id, 0) + n
         try:
             return await self._send(user, cid, req)
         finally:
-            left = self._starting[user.id] - 1
+            left = self._starting[user.id] - n
             if left:
                 self._starting[user.id] = left
             else:
@@ -198,8 +200,9 @@ class ChatService:
     async def _send(self, user: Account, cid: str, req: Send) -> dict[str, Any]:
         conv, rows = await self.store.with_messages(user.id, cid)
         tree = Tree(rows)
-        model = req.model or conv["model"]
-        self.router.resolve(model)
+        models = _models(req) or [req.model or conv["model"]]
+        for model in models:
+            self.router.resolve(model)
         new_rows: list[Row] = []
         links: list[Row] = []
         user_mid: str | None = None
@@ -229,7 +232,7 @@ class ChatService:
                 {"id": user_mid, "parent_id": parent, "role": "user", "content": req.content}
             )
             files = await attachments.for_message(
-                self.files, user.id, req.attachments, req.edit_of, model, self.router,
+                self.files, user.id, req.attachments, req.edit_of, models, self.router,
                 self.config.providers,
             )  # fmt: skip
             links = self.files.store.links(user_mid, files)
@@ -238,62 +241,70 @@ class ChatService:
             branch.append(user_mid)
         if not branch:
             raise InvalidRequestError("There is no message to answer.", param="parent_id")
-        gid, mid = new_id("g"), new_id("m")
-        new_rows.append(
-            {
-                "id": mid,
-                "parent_id": branch[-1],
-                "role": "assistant",
-                "status": "streaming",
-                "model": model,
-                "generation_id": gid,
-            }
-        )
-        params = {k: v for k, v in (conv["params"] or {}).items() if k not in RESERVED_PARAMS}
-        window = self.window(model)
-        exchange = self.path.begin("web_chat")
-        try:
-            await exchange.as_user(user.id, user.name)
-            # Admitted on an outline of the request: the real context is built by the job.
-            outline = ChatRequest(
-                body={**params, "model": model, "messages": _outline(tree, branch, req)},
-                model=model,
-                stream=True,
+        # One answer per model (side by side: siblings under the one user message), each its
+        # own generation, admitted under the user's policy like any other request.
+        answers = [(new_id("g"), new_id("m"), model) for model in models]
+        for gid, mid, model in answers:
+            new_rows.append(
+                {
+                    "id": mid,
+                    "parent_id": branch[-1],
+                    "role": "assistant",
+                    "status": "streaming",
+                    "model": model,
+                    "generation_id": gid,
+                }
             )
-            estimate = estimate_tokens(outline, self.config.chat.reply_tokens)
-            await exchange.admit(outline, min(window, estimate))
+        params = {k: v for k, v in (conv["params"] or {}).items() if k not in RESERVED_PARAMS}
+        exchanges: list[Exchange] = []
+        try:
+            for _, _, model in answers:
+                exchange = self.path.begin("web_chat")
+                exchanges.append(exchange)
+                await exchange.as_user(user.id, user.name)
+                # Admitted on an outline of the request: the real context is built by the job.
+                outline = ChatRequest(
+                    body={**params, "model": model, "messages": _outline(tree, branch, req)},
+                    model=model,
+                    stream=True,
+                )
+                estimate = estimate_tokens(outline, self.config.chat.reply_tokens)
+                await exchange.admit(outline, min(self.window(model), estimate))
             title_from = title = None
             if not conv["title"] and req.content and user_mid is not None:
                 conv["title"] = title = first_words(req.content)
                 title_from = req.content
-            await self.store.add_messages(cid, new_rows, active_leaf=mid, title=title, links=links)
+            await self.store.add_messages(
+                cid, new_rows, active_leaf=answers[0][1], title=title, links=links
+            )
         except BaseException as exc:
-            if isinstance(exc, GatewayError):
-                exchange.fail(exc)
-            else:
-                exchange.fail("not started", 500)
-            await exchange.finish()
+            for exchange in exchanges:
+                exchange.fail(exc if isinstance(exc, GatewayError) else "not started", 500)
+                await exchange.finish()
             raise
-        spec = Spec(
-            generation_id=gid,
-            user_id=user.id,
-            conversation=conv,
-            tree=Tree([*rows, *new_rows]),
-            branch=branch,
-            message_id=mid,
-            model=model,
-            window=window,
-            exchange=exchange,
-            params=params,
-            regenerate=req.regenerate_of is not None,
-            title_from=title_from,
-        )
-        try:
-            self.generations.start(spec)
-        except GatewayError as exc:
-            exchange.fail(exc)
-            await exchange.finish()
-            raise
+        for i, ((gid, mid, model), exchange) in enumerate(zip(answers, exchanges, strict=True)):
+            spec = Spec(
+                generation_id=gid,
+                user_id=user.id,
+                conversation=conv,
+                tree=Tree([*rows, *new_rows]),  # each job its own
+                branch=branch,
+                message_id=mid,
+                model=model,
+                window=self.window(model),
+                exchange=exchange,
+                params=params,
+                regenerate=req.regenerate_of is not None,
+                title_from=title_from if i == 0 else None,
+            )
+            try:
+                self.generations.start(spec)
+            except GatewayError as exc:
+                for left in exchanges[i:]:
+                    left.fail(exc)
+                    await left.finish()
+                raise
+        gid, mid, _ = answers[0]
         started = {
             "generation_id": gid,
             "conversation_id": cid,
@@ -301,8 +312,12 @@ class ChatService:
             "message_id": mid,
             "parent_id": branch[-1],
             "events_url": f"/api/generations/{gid}/events",
+            "generations": [{"id": g, "model": m, "message_id": a} for g, a, m in answers],
         }
-        await self.events.publish(user.id, started_event(started))  # the user's other tabs
+        for g, a, _ in answers:  # the user's other tabs
+            await self.events.publish(
+                user.id, started_event({**started, "generation_id": g, "message_id": a})
+            )
         return started
 
     async def stop_all(self, user_id: str) -> int:
@@ -415,6 +430,20 @@ async def _poll(check: Callable[[], Awaitable[Row | None]], seconds: float) -> R
         if found is not None or asyncio.get_running_loop().time() > deadline:
             return found
         await asyncio.sleep(0.05)
+
+
+def _models(req: Send) -> list[str]:
+    """Side by side: 2 or 3 different models, instead of ``model``."""
+    if not req.models:
+        return []
+    if req.model is not None:
+        raise InvalidRequestError("Send either `model` or `models`, not both.", param="models")
+    if not 2 <= len(req.models) <= 3 or len(set(req.models)) != len(req.models):
+        raise InvalidRequestError(
+            "`models` takes two or three different models to answer side by side.",
+            param="models",
+        )
+    return list(req.models)
 
 
 def _outline(tree: Tree, branch: list[str], req: Send) -> list[dict[str, Any]]:
