@@ -212,8 +212,9 @@ def test_a_users_usage_and_limits(admin: Callable[..., UiPage], ui_url: str, db_
         expect(cells.nth(0)).to_have_text("3")  # requests
         expect(cells.nth(1)).to_have_text("42")  # tokens
         expect(cells.nth(2)).to_have_text("No budget")
-        expect(cells.nth(3)).to_have_text("No limits")
-        expect(cells.nth(4)).to_have_text("All models")
+        expect(cells.nth(3)).to_have_attribute("data-spend", "true")  # spend · saved
+        expect(cells.nth(4)).to_have_text("No limits")
+        expect(cells.nth(5)).to_have_text("All models")
 
         # A wrong value is named in the form and nothing is sent.
         row.get_by_role("button", name="Edit limits").click()
@@ -231,8 +232,8 @@ def test_a_users_usage_and_limits(admin: Callable[..., UiPage], ui_url: str, db_
         expect(form).to_have_count(0)
         expect(section.get_by_role("status")).to_have_text("Limits of “local” saved")
         expect(cells.nth(2)).to_have_text("42 / 1,000")
-        expect(cells.nth(3)).to_have_text("30 rpm")
-        expect(cells.nth(4)).to_have_text("fake-model, local")
+        expect(cells.nth(4)).to_have_text("30 rpm")
+        expect(cells.nth(5)).to_have_text("fake-model, local")
         stored = httpx.get(f"{ui_url}/admin/users/{user_id}", timeout=10).json()
         assert (stored["rpm"], stored["tpm"], stored["budget_tokens"]) == (30, None, 1000)
         assert sorted(stored["models"]) == ["fake-model", "local"]
@@ -244,8 +245,8 @@ def test_a_users_usage_and_limits(admin: Callable[..., UiPage], ui_url: str, db_
             form.get_by_label(label).fill("")
         form.get_by_role("button", name="Save").click()
         expect(cells.nth(2)).to_have_text("No budget")
-        expect(cells.nth(3)).to_have_text("No limits")
-        expect(cells.nth(4)).to_have_text("All models")
+        expect(cells.nth(4)).to_have_text("No limits")
+        expect(cells.nth(5)).to_have_text("All models")
         stored = httpx.get(f"{ui_url}/admin/users/{user_id}", timeout=10).json()
         assert {k: stored[k] for k in clear} == clear
 
@@ -254,7 +255,7 @@ def test_a_users_usage_and_limits(admin: Callable[..., UiPage], ui_url: str, db_
         form.get_by_label("Requests per minute").fill("5")
         form.get_by_role("button", name="Cancel").click()
         expect(form).to_have_count(0)
-        expect(cells.nth(3)).to_have_text("No limits")
+        expect(cells.nth(4)).to_have_text("No limits")
         per_user = page.locator("#admin-usage").get_by_role("region", name="Per user")
         user_row = per_user.locator(f"tbody tr[data-user-id='{user_id}']")
         expect(user_row.locator("th")).to_have_text("local")
