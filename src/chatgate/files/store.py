@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatgate.errors import NotFoundError
@@ -201,27 +201,19 @@ class FileStore:
         """Each message's attached files (id, name, mime, kind, size, status, storage)."""
         if not message_ids:
             return {}
-        query = (
-            select(MessageFile.message_id, *_COLS, StoredFile.storage)
-            .join(StoredFile, StoredFile.id == MessageFile.file_id)
-            .where(MessageFile.message_id.in_(list(message_ids)))
-            .order_by(MessageFile.message_id, MessageFile.position)
-        )
-        out: dict[str, builtins.list[Row]] = {}
-        async with self.db.engine.connect() as conn:
-            for row in await _rows(conn, query):
-                out.setdefault(row.pop("message_id"), []).append(row)
-        return out
+        query = _attached().where(MessageFile.message_id.in_(list(message_ids)))
+        return await self._by_message(query)
 
     async def conversation_attachments(self, cid: str) -> dict[str, builtins.list[Row]]:
         """Every message's attachments in one conversation (for its views and export)."""
         query = (
-            select(MessageFile.message_id, *_COLS, StoredFile.storage)
-            .join(StoredFile, StoredFile.id == MessageFile.file_id)
+            _attached()
             .join(Message, Message.id == MessageFile.message_id)
             .where(Message.conversation_id == cid)
-            .order_by(MessageFile.message_id, MessageFile.position)
         )
+        return await self._by_message(query)
+
+    async def _by_message(self, query: Select[Any]) -> dict[str, builtins.list[Row]]:
         out: dict[str, builtins.list[Row]] = {}
         async with self.db.engine.connect() as conn:
             for row in await _rows(conn, query):
@@ -252,3 +244,12 @@ class FileStore:
         query = select(StoredFile.id, StoredFile.status).where(StoredFile.id.in_(list(file_ids)))
         async with self.db.engine.connect() as conn:
             return {r["id"]: r["status"] for r in await _rows(conn, query)}
+
+
+def _attached() -> Select[Any]:
+    """Attached files with the message each hangs on, in the order they were attached."""
+    return (
+        select(MessageFile.message_id, *_COLS, StoredFile.storage)
+        .join(StoredFile, StoredFile.id == MessageFile.file_id)
+        .order_by(MessageFile.message_id, MessageFile.position)
+    )
