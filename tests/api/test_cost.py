@@ -248,6 +248,25 @@ async def test_a_spending_budget_runs_out_exactly(fake: FakeUpstream, tmp_path: 
     assert stored is not None and stored.cost_used_nanos == to_nanos("0.00144")
 
 
+@pytest.mark.parametrize("budget", [1e-10, 0, -1, 1e30])
+def test_a_spending_budget_the_table_cannot_hold_is_refused_not_a_server_error(
+    priced: tuple[str, Gateway], budget: float
+) -> None:
+    """1e-10 rounds to 0 nano-units: a 4xx naming the field (schemathesis found a 500)."""
+    url, _ = priced
+    httpx.get(url + "/api/me", timeout=10)  # the single-user mode's user, if there is one
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    body = {"name": "tiny", "budget_cost": budget}
+    reply = httpx.post(url + "/admin/keys", json=body, headers=admin, timeout=10)
+    assert reply.status_code in (400, 422), reply.text
+    assert "budget_cost" in reply.text
+    users = httpx.get(url + "/admin/users", headers=admin, timeout=10).json()["data"]
+    if users:
+        path = f"{url}/admin/users/{users[0]['id']}"
+        reply = httpx.patch(path, json={"budget_cost": budget}, headers=admin, timeout=10)
+        assert reply.status_code in (400, 422), reply.text
+
+
 @pytest.mark.parametrize(
     ("path", "body"),
     [

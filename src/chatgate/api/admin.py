@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from chatgate.api.admin_money import MAX_COST, SAVED, SPEND, money
+from chatgate.api.admin_money import SAVED, SPEND, BudgetCost, money
 from chatgate.api.auth import csrf_guard, resolve_account
 from chatgate.api.deps import app_state
 from chatgate.errors import (
@@ -83,9 +83,7 @@ class KeyCreate(BaseModel):
     expires_days: float | None = Field(
         None, gt=0, le=MAX_EXPIRES_DAYS, description="Expire after this many days."
     )
-    budget_cost: float | None = Field(
-        None, gt=0, le=MAX_COST, description="Spending budget, all time, in `pricing.currency`."
-    )
+    budget_cost: BudgetCost = None
 
 
 class KeyRecord(BaseModel):

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
+
+from pydantic import Field
 
 from chatgate.gateway.pricing import NANOS, from_nanos
 from chatgate.storage.keys import MAX_BUDGET
 
-MAX_COST = MAX_BUDGET / NANOS  # a budget in currency units the nano-unit column can hold
+# A budget in currency units that the nano-unit column holds once rounded (1e-10 would round
+# to 0 nano-units, a value the table refuses: the API bounds say so first, as a 422).
+MIN_COST = 1 / NANOS
+MAX_COST = float(MAX_BUDGET // NANOS)
+BudgetCost = Annotated[
+    float | None,
+    Field(
+        ge=MIN_COST, le=MAX_COST, description="Spending budget, all time, in `pricing.currency`."
+    ),
+]
 SPEND = "All-time spend by currency (what upstreams charged, from their usage)."
 SAVED = "All-time savings by currency (answers from chatgate's cache, at upstream prices)."
 

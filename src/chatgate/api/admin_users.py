@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatgate.api.admin import UsageCounters, counters, require_admin
-from chatgate.api.admin_money import MAX_COST, SAVED, SPEND, money
+from chatgate.api.admin_money import SAVED, SPEND, BudgetCost, money
 from chatgate.api.deps import app_state
 from chatgate.chat.accounts import MAX_MODEL_NAME, UNSET, Account, Accounts
 from chatgate.chat.passwords import MIN_LENGTH
@@ -91,9 +91,7 @@ class UserPolicyUpdate(BaseModel):
         min_length=1,
         description=f"Models the user may use (null: all); names of 1-{MAX_MODEL_NAME} characters.",
     )
-    budget_cost: float | None = Field(
-        None, gt=0, le=MAX_COST, description="Spending budget, all time, in `pricing.currency`."
-    )
+    budget_cost: BudgetCost = None
 
 
 class NewPassword(BaseModel):
