@@ -24,10 +24,12 @@ def fake_server() -> Iterator[FakeUpstream]:
 
 
 @pytest.fixture
-def fake(fake_server: FakeUpstream) -> FakeUpstream:
-    """The shared fake upstream, with knobs and records reset for this test."""
+def fake(fake_server: FakeUpstream) -> Iterator[FakeUpstream]:
+    """The shared fake upstream, with knobs and records reset for this test, and reset again
+    after it: a test that does not ask for ``fake`` must not meet another's knobs (a hang)."""
     fake_server.reset()
-    return fake_server
+    yield fake_server
+    fake_server.reset()
 
 
 def gateway_config(fake_url: str, **extra: Any) -> Config:

@@ -86,7 +86,7 @@ def test_models_come_from_each_providers_own_list(client: openai.OpenAI, gateway
     assert "fake-model" not in cards  # DeepSeek lists at /models, never /v1/models
     assert cards["deepseek-chat"]["owned_by"] == "deepseek"  # the alias
     assert cards["Embeddings"]["capabilities"] == ["embeddings"]
-    assert "capabilities" not in cards["GigaChat"]
+    assert cards["GigaChat"]["capabilities"] == {"vision": False}  # a chat model, not images
 
 
 def test_deepseek_fields_pass_through_untouched(client: openai.OpenAI, fake: FakeUpstream) -> None:
