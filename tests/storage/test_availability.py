@@ -7,6 +7,7 @@ new ones refused) and restores. SQLite's outage: its file cannot be opened.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -64,3 +65,41 @@ async def test_sqlite_file_gone_is_unavailable(tmp_path: Path) -> None:
         with pytest.raises(DatabaseUnavailableError):
             await KeyRepository(db).list()
         assert not await db.ping()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_a_cancelled_query_stays_cancelled(
+    backend: str, tmp_path: Path, pg_server: PgServer | str
+) -> None:
+    """Cancelling a task mid-query raises CancelledError in it, never the 503 error (which a
+    caller's ``except Exception`` would swallow, so the task would not stop)."""
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'chatgate.db'}"
+        slow = (
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000000) "
+            "SELECT count(*) FROM n"
+        )
+    else:
+        server = require_pg(pg_server)
+        url = await server.create_database()
+        slow = "SELECT pg_sleep(5)"
+    try:
+        await _cancel_midway(url, slow)
+    finally:
+        if backend == "postgresql":
+            await server.drop_database(url)
+
+
+async def _cancel_midway(url: str, slow: str) -> None:
+    async with Database(url) as db:
+
+        async def query() -> None:
+            async with db.engine.connect() as conn:
+                await conn.execute(text(slow))
+
+        task = asyncio.create_task(query())
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await db.ping()  # and the database is not taken for gone

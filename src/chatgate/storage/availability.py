@@ -132,5 +132,11 @@ def install(engine: AsyncEngine, availability: Availability) -> None:
     def _error(ctx: ExceptionContext) -> None:
         if ctx.is_pre_ping:  # the pool replaces a dead pooled connection by itself
             return
+        if not isinstance(ctx.original_exception, Exception):
+            # A cancelled task (CancelledError, a BaseException) stays cancelled: the query was
+            # interrupted, not refused. Translated, a caller's `except Exception` would swallow
+            # the cancel, and a task being stopped at shutdown would go on (a sweeper sleeping
+            # an hour, with `chatgate models` waiting on it).
+            return
         if ctx.is_disconnect or is_unavailable(ctx.original_exception):
             raise availability.failed(ctx.original_exception) from ctx.original_exception
