@@ -204,3 +204,33 @@ def test_partitions() -> None:
     assert CacheConfig().resolved_scope(True) == "key"
     assert CacheConfig().resolved_scope(False) == "global"
     assert CacheConfig(scope="user").resolved_scope(True) == "user"
+
+
+DOORS = [
+    ("/v1/chat/completions", lambda q: q),
+    ("/v1/responses", lambda q: {"model": q["model"], "input": q["messages"][0]["content"]}),
+    ("/v1/messages", lambda q: {**q, "max_tokens": 16}),
+    ("/api/chat", lambda q: {**q, "stream": False}),
+]
+
+
+@pytest.fixture(scope="module")
+def short_ttl(
+    fake_server: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Keys]:
+    """An operator's own ``cache.max_ttl`` below the absolute bound."""
+    yield from _server(fake_server, tmp_path_factory.mktemp("short"), ttl=60, max_ttl=600)
+
+
+@pytest.mark.parametrize(("path", "shape"), DOORS, ids=[d[0] for d in DOORS])
+def test_every_door_refuses_a_ttl_past_the_operators_maximum(
+    short_ttl: Keys, fake: FakeUpstream, path: str, shape: Any
+) -> None:
+    headers = {"Authorization": f"Bearer {short_ttl.a}", "X-Chatgate-Cache-TTL": "601"}
+    reply = httpx.post(short_ttl.url + path, json=shape(question()), headers=headers, timeout=30)
+    assert reply.status_code == 400, reply.text
+    assert "600" in reply.text  # the operator's maximum, stated in the door's own shape
+    assert fake.count() == 0
+    headers["X-Chatgate-Cache-TTL"] = "600"
+    reply = httpx.post(short_ttl.url + path, json=shape(question()), headers=headers, timeout=30)
+    assert reply.status_code == 200, reply.text

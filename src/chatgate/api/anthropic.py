@@ -117,7 +117,10 @@ class Messages(_Door):
                     anthropic.to_chat_body(body, model), mode or anthropic.reasoning_mode(body)
                 )
                 parse_cache_headers(
-                    req, wanted.get(b"cache-control"), wanted.get(b"x-chatgate-cache-ttl")
+                    req,
+                    wanted.get(b"cache-control"),
+                    wanted.get(b"x-chatgate-cache-ttl"),
+                    state.config.cache.max_ttl,
                 )
                 await exchange.admit(req)
                 headers += exchange.headers

@@ -120,7 +120,10 @@ class OllamaDoor:
                     self.translate(body, model), mode or ollama.reasoning_mode(body)
                 )
                 parse_cache_headers(
-                    req, wanted.get(b"cache-control"), wanted.get(b"x-chatgate-cache-ttl")
+                    req,
+                    wanted.get(b"cache-control"),
+                    wanted.get(b"x-chatgate-cache-ttl"),
+                    state.config.cache.max_ttl,
                 )
                 await exchange.admit(req)
                 headers += exchange.headers

@@ -143,7 +143,10 @@ class CreateResponse:
                 history = await history_of(store, rreq, owner)
                 req = ChatRequest(chat_body(rreq, history), rreq.model, rreq.stream, reasoning)
                 parse_cache_headers(
-                    req, wanted.get(b"cache-control"), wanted.get(b"x-chatgate-cache-ttl")
+                    req,
+                    wanted.get(b"cache-control"),
+                    wanted.get(b"x-chatgate-cache-ttl"),
+                    state.config.cache.max_ttl,
                 )
                 await exchange.admit(req)
                 headers += exchange.headers
