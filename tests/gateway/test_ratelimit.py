@@ -136,10 +136,11 @@ async def test_n_per_minute_lets_exactly_n_through(make_backend: MakeBackend) ->
 async def test_retry_after_is_when_the_next_request_succeeds(
     make_backend: MakeBackend, kind: str
 ) -> None:
-    # 600 rpm: one request every 100 ms; 6000 tpm: 50 tokens every 500 ms.
+    # 60 rpm: one request a second (draining the bucket takes a few ms even over Redis on a
+    # loaded machine, so most of that second is still to wait); 6000 tpm: 50 tokens every 500 ms.
     if kind == "requests":
-        rl, cost = limiter(make_backend, Limit(rpm=600)), 0
-        await asyncio.gather(*(rl.reserve(None, NO_KEY, 0) for _ in range(600)))
+        rl, cost = limiter(make_backend, Limit(rpm=60)), 0
+        await asyncio.gather(*(rl.reserve(None, NO_KEY, 0) for _ in range(60)))
     else:
         rl, cost = limiter(make_backend, Limit(tpm=6000)), 50
         await rl.reserve(None, NO_KEY, 6000)
@@ -147,7 +148,7 @@ async def test_retry_after_is_when_the_next_request_succeeds(
         await rl.reserve(None, NO_KEY, cost)
     started = time.monotonic()
     retry_after = refused.value.retry_after
-    assert retry_after is not None and 0.05 < retry_after <= (0.1 if kind == "requests" else 0.5)
+    assert retry_after is not None and 0.25 < retry_after <= (1.0 if kind == "requests" else 0.5)
     assert kind in refused.value.message
 
     # A little before the promised time: still limited, and the new promise is the remainder.

@@ -37,6 +37,9 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+MIGRATION_WAIT_MS = 600_000
+
+
 async def upgrade(url: str | URL, revision: str = "head") -> None:
     """Migrate the database at `url` up to `revision`; a no-op when it is already there."""
     await _run_locked(url, _command(command.upgrade, revision))
@@ -74,7 +77,9 @@ async def _run_locked(url: str | URL, run: Callable[[Connection], None]) -> None
     The database lock also serialises callers inside one process, which matters: Alembic's
     `op` and `context` are process-wide proxies that two interleaved runs would clobber.
     """
-    engine = make_engine(url, null_pool=True)
+    # Another migrator may hold the lock for as long as its migrations take (seconds on a busy
+    # machine, times the number waiting): wait as PostgreSQL's advisory lock does, not 10 s.
+    engine = make_engine(url, null_pool=True, busy_timeout_ms=MIGRATION_WAIT_MS)
     try:
         async with engine.connect() as conn:
             postgres = conn.dialect.name == "postgresql"
