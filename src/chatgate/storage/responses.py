@@ -13,6 +13,12 @@ Expired rows are invisible at once (every read checks ``expires_at``) and delete
 every ``sweep_interval`` seconds, in batches, on each replica (deleting is idempotent, so
 replicas need no coordination). What is still queued is written on shutdown; a crash loses at
 most the last batch.
+
+A database outage loses no response: a batch the database refuses stays at the head of the
+queue (still served from memory here) and is tried again with backoff until it goes through,
+logged once when writes begin to fail and once when they resume. The queue is bounded
+(``max_kept`` rows; past it the oldest are dropped with an error line), and a shutdown during
+an outage waits ``close_grace`` seconds before giving up on what is left.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, delete, insert, select
 
+from chatgate.errors import DatabaseUnavailableError
 from chatgate.storage.base import utcnow
 from chatgate.storage.db import Database
 from chatgate.storage.models_responses import StoredResponse
@@ -36,6 +43,7 @@ _TABLE = cast(Table, StoredResponse.__table__)
 _INSERT = insert(_TABLE)
 SWEEP_BATCH = 1000
 MAX_BATCH = 500  # rows a transaction: bounds how long one commit holds the write lock
+RETRY_MIN, RETRY_MAX = 0.1, 2.0  # seconds between tries of a batch the database refused
 
 Row = dict[str, Any]
 
@@ -56,8 +64,13 @@ class ResponseRepository:
         sweep_interval: float = 3600.0,
         flush_interval: float = 0.1,
         miss_retry: float | None = None,
+        max_kept: int = 20_000,
+        close_grace: float = 5.0,
     ) -> None:
         self.db = db
+        self.max_kept = max_kept
+        self.close_grace = close_grace
+        self._waiting = False  # writes are failing for a database outage (logged once)
         self.retention = timedelta(seconds=retention)
         self.sweep_interval = sweep_interval
         self.flush_interval = flush_interval
@@ -94,6 +107,15 @@ class ResponseRepository:
         }
         self._pending[rid] = row
         self._queue.append(row)
+        if len(self._queue) > self.max_kept:  # a long outage: the oldest go, not the memory
+            dropped = self._queue[: len(self._queue) - self.max_kept]
+            del self._queue[: len(dropped)]
+            self._release(dropped)
+            log.error(
+                "dropped %d stored responses: the database has been away for %d of them",
+                len(dropped),
+                self.max_kept,
+            )
         if self._writer is None or self._writer.done():
             self._wake = asyncio.Event()
             self._writer = asyncio.get_running_loop().create_task(
@@ -109,21 +131,46 @@ class ResponseRepository:
             self._wake.clear()
             if not self._closed and self.flush_interval:
                 await asyncio.sleep(self.flush_interval)  # let a batch gather
+            delay = RETRY_MIN
             while self._queue:
-                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                batch = self._queue[:MAX_BATCH]
                 try:
                     async with self.db.engine.begin() as conn:
                         await conn.execute(_INSERT, batch)
+                except DatabaseUnavailableError:
+                    if not self._waiting:
+                        self._waiting = True
+                        log.warning(
+                            "stored responses: keeping %d until the database returns",
+                            len(self._queue),
+                        )
+                    await asyncio.sleep(delay)  # the batch stays first in the queue
+                    delay = min(delay * 2, RETRY_MAX)
+                    continue
                 except Exception:
                     log.exception("could not store %d responses", len(batch))
-                for row in batch:
-                    if self._pending.get(row["id"]) is row:
-                        del self._pending[row["id"]]
-                flushed, self._flushed = self._flushed, None
-                if flushed is not None:
-                    flushed.set()
+                if self._waiting:
+                    self._waiting = False
+                    log.warning("stored responses: the database is back; writing them")
+                delay = RETRY_MIN
+                # The batch is still first in the queue, unless a long outage dropped its head.
+                mine = {id(row) for row in batch}
+                done = 0
+                while done < len(self._queue) and id(self._queue[done]) in mine:
+                    done += 1
+                del self._queue[:done]
+                self._release(batch)
             if self._closed:
                 return
+
+    def _release(self, rows: list[Row]) -> None:
+        """Rows written (or given up on): no longer served from memory; wake their waiters."""
+        for row in rows:
+            if self._pending.get(row["id"]) is row:
+                del self._pending[row["id"]]
+        flushed, self._flushed = self._flushed, None
+        if flushed is not None:
+            flushed.set()
 
     async def _committed(self, rid: str) -> None:
         """Wait until the batch holding ``rid`` has been written (or has failed)."""
@@ -215,4 +262,13 @@ class ResponseRepository:
         if writer is not None and not writer.done():
             assert self._wake is not None
             self._wake.set()
-            await writer
+            try:  # the database may be away: wait a while, not forever
+                async with asyncio.timeout(self.close_grace):
+                    await asyncio.shield(writer)
+            except TimeoutError:
+                writer.cancel()
+                await asyncio.gather(writer, return_exceptions=True)
+                log.error(
+                    "stored responses: %d could not be written before the stop",
+                    len(self._queue),
+                )
