@@ -6,8 +6,10 @@ shared generation logs all have a local fallback. A ``RedisLink`` bounds every c
 caller that long once, not the client library's default 5 s each time). The first failure marks
 the link down and logs one line; callers then skip Redis and use their fallback at no cost,
 while a background probe pings it every ``retry_after`` seconds. When it answers, one more
-line is logged and callers use Redis again. The rate limiter has the same behaviour, with its
-own fallback arithmetic (``gateway/ratelimit/redis.py``).
+line is logged and callers use Redis again. A user with state to carry across the outage
+registers ``on_down`` (called once as the link goes down) and ``rejoin`` (awaited after a
+successful ping, before the link is up again; if it fails the probe goes on): the rate
+limiter's fallback buckets are built and handed back that way (``gateway/ratelimit/redis.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -66,6 +68,8 @@ class RedisLink:
         self._since = 0.0
         self._probe: asyncio.Task[None] | None = None
         self.on_back: list[Callable[[], None]] = []  # called when Redis answers again
+        self.on_down: list[Callable[[], None]] = []  # called once as an outage begins
+        self.rejoin: list[Callable[[], Awaitable[None]]] = []  # awaited before going up again
 
     @property
     def up(self) -> bool:
@@ -85,6 +89,8 @@ class RedisLink:
             self.what,
             self.fallback,
         )
+        for callback in self.on_down:
+            callback()
         if self._probe is None or self._probe.done():
             self._probe = asyncio.get_running_loop().create_task(self._watch())
 
@@ -93,6 +99,8 @@ class RedisLink:
             await asyncio.sleep(self.retry_after)
             try:
                 await self.client.ping()
+                for step in self.rejoin:
+                    await step()
             except FAILURES:
                 continue
             self.down = False

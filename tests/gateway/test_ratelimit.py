@@ -492,7 +492,7 @@ async def test_redis_stopped_mid_test_then_back(
         await rl.close()
     messages = [r.getMessage() for r in caplog.records]
     assert sum("Redis failed" in m for m in messages) == 1
-    assert sum("working again" in m for m in messages) == 1
+    assert sum("rate limits are shared again" in m for m in messages) == 1
 
 
 @pytest.mark.parametrize("replicas", [1, 2])

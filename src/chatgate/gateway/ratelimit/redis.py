@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import logging
 from collections.abc import Awaitable, Sequence
 from typing import cast
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError
 
 from chatgate.gateway.ratelimit.backend import Charge, LocalBackend, Outcome
-
-log = logging.getLogger(__name__)
+from chatgate.redislink import FAILURES, RedisLink
 
 # One call runs a batch of operations in order, each all or none, the whole batch atomically.
 # KEYS are the distinct bucket hashes {tokens, ts} of the batch. ARGV[1] is one string of
@@ -122,8 +115,8 @@ class RedisBackend:
 
     If Redis fails (down, unreachable, slower than ``timeout``), operations are served by a
     ``LocalBackend`` whose capacities are divided by ``replicas``, so the replicas together stay
-    near the configured limit; ``degraded`` is then True, one warning is logged, and a background
-    probe pings Redis every ``retry_after`` seconds without costing requests anything. The local
+    near the configured limit; ``degraded`` is then True, and the ``RedisLink`` logs one warning
+    and probes Redis every ``retry_after`` seconds without costing requests anything. The local
     buckets start from this replica's share of what Redis last said was left (a mirror of the
     levels its replies carry), not full: an outage is no fresh minute. When Redis answers again,
     each bucket this replica used meanwhile caps Redis's at what the local one says is left (times
@@ -147,37 +140,36 @@ class RedisBackend:
             raise ValueError("replicas must be at least 1")
         self.replicas = replicas
         self.prefix = prefix
-        self.retry_after = retry_after
-        # One reconnect on a dropped connection (Redis closes idle ones), no backoff, and none
-        # after a timeout (a hung Redis would cost twice the timeout): a dead Redis must cost
-        # the request path microseconds, not seconds.
-        self._client: aioredis.Redis = aioredis.Redis.from_url(
+        # A dead Redis must cost the request path microseconds, not seconds (see RedisLink).
+        self._link = RedisLink(
             url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            "rate limits",
+            f"enforced locally, divided by {replicas} replica(s)",
+            timeout=timeout,
+            retry_after=retry_after,
         )
+        self._link.on_down.append(self._go_local)
+        self._link.rejoin.append(self._cap_from_local)
+        self._client = self._link.client
         self.fallback = LocalBackend(1.0 / replicas)  # replaced by a fresh one at each outage
         self._seen = LocalBackend()  # the levels Redis last reported, refilling since
-        self._down = False
         self._queue: list[_Op] = []
         self._sender: asyncio.Task[None] | None = None
         self._kick: asyncio.TimerHandle | None = None
-        self._probe: asyncio.Task[None] | None = None
 
     @property
     def degraded(self) -> bool:
-        return self._down
+        return self._link.down
 
     async def take(self, charges: Sequence[Charge]) -> Outcome:
-        if self._down:
+        if self._link.down:
             return self.fallback.take_now(charges)
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._enqueue((True, charges, future))
         return await future
 
     async def adjust(self, charges: Sequence[Charge]) -> None:
-        if self._down:
+        if self._link.down:
             self.fallback.adjust_now(charges)
             return
         # No call of its own: it rides with the next take, or goes within ADJUST_DELAY.
@@ -189,12 +181,7 @@ class RedisBackend:
         self._flush()
         if self._sender is not None:
             await asyncio.shield(self._sender)  # what is queued still goes (each call is bounded)
-        if self._probe is not None:
-            self._probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe
-            self._probe = None
-        await self._client.aclose()
+        await self._link.close()
 
     def _enqueue(self, op: _Op) -> None:
         self._queue.append(op)
@@ -216,13 +203,13 @@ class RedisBackend:
             while self._queue:
                 batch = self._queue[: self.MAX_BATCH]
                 del self._queue[: self.MAX_BATCH]
-                if self._down:
+                if self._link.down:
                     self._locally(batch)
                     continue
                 try:
                     reply = await self._call(batch)
-                except (RedisError, OSError) as exc:
-                    self._failed(exc)
+                except FAILURES as exc:
+                    self._link.failed(exc, "taking tokens")
                     self._locally(batch)
                     continue
                 except BaseException:
@@ -293,31 +280,8 @@ class RedisBackend:
             elif future is not None and not future.done():
                 future.set_result(self.fallback.take_now(charges))
 
-    def _failed(self, exc: BaseException) -> None:
-        if self._down:
-            return
-        self._down = True
+    def _go_local(self) -> None:
+        """An outage begins: local buckets, from this replica's share of what Redis had left."""
         self.fallback = fallback = LocalBackend(1.0 / self.replicas)
-        for bucket, capacity, level in self._seen.levels():  # this replica's share of the rest
+        for bucket, capacity, level in self._seen.levels():
             fallback.put(bucket, capacity, level / self.replicas)
-        log.warning(
-            "rate limits: Redis failed (%s: %s); enforcing local limits divided by %d "
-            "replica(s) until it recovers",
-            type(exc).__name__,
-            exc,
-            self.replicas,
-        )
-        if self._probe is None or self._probe.done():
-            self._probe = asyncio.get_running_loop().create_task(self._watch())
-
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(self.retry_after)
-            try:
-                await self._client.ping()
-                await self._cap_from_local()
-            except (RedisError, OSError):
-                continue
-            self._down = False
-            log.warning("rate limits: Redis is working again; limits are exact across replicas")
-            return
