@@ -8,6 +8,7 @@ wall-clock throughput, so two revisions can be compared on one that is not quiet
     .venv/bin/python bench/inproc.py --baseline c8fb6f4      # this tree vs a revision, interleaved
     .venv/bin/python bench/inproc.py --requests 4000 --stream
     .venv/bin/python bench/inproc.py --get /v1/models --baseline main   # a bodiless FastAPI door
+    .venv/bin/python bench/inproc.py --api responses --profile /tmp/r.prof  # another door, profiled
 
 With ``--baseline`` it re-runs itself alternately with the working tree's ``src`` and the
 revision's (a git worktree under bench/results/) on ``PYTHONPATH``, and prints the medians.
@@ -57,9 +58,16 @@ def start_fake(chunks: int) -> tuple[subprocess.Popen[bytes], int]:
 
 
 async def measure(
-    requests: int, concurrency: int, stream: bool, port: int, get: str | None = None
+    requests: int,
+    concurrency: int,
+    stream: bool,
+    port: int,
+    get: str | None = None,
+    api: str = "chat",
+    profile: str | None = None,
 ) -> dict[str, float]:
-    """CPU per request of ``POST /v1/chat/completions``, or with ``get`` of ``GET get``."""
+    """CPU per request of ``api``'s door (chat completions by default), or with ``get`` of
+    ``GET get``; with ``profile``, the measured part's cProfile stats written there."""
     from chatgate.app import create_app
     from chatgate.config import Config
 
@@ -86,14 +94,12 @@ async def measure(
         app({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, outbox.put)
     )
     assert (await outbox.get())["type"] == "lifespan.startup.complete"
-    body = json.dumps(
-        {
-            "model": "fake-model",
-            "messages": [{"role": "user", "content": "Say hello to the benchmark."}],
-            "stream": stream,
-        }
-    ).encode()
-    path = get or "/v1/chat/completions"
+    from apis import APIS
+
+    door = APIS[api]
+    mode = "stream" if stream else "non-stream"
+    body = json.dumps(door.body("fake-model", "Say hello to the benchmark.", mode)).encode()
+    path = get or door.path
     headers = [(b"host", b"127.0.0.1")]  # an allowed Host (api.guard)
     if get:
         body = b""
@@ -145,10 +151,19 @@ async def measure(
             await one()
 
     await asyncio.gather(*(worker(20) for _ in range(concurrency)))  # warm-up
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     per = requests // concurrency
     await asyncio.gather(*(worker(per) for _ in range(concurrency)))
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    if profiler is not None and profile:
+        profiler.disable()
+        profiler.dump_stats(profile)
     await inbox.put({"type": "lifespan.shutdown"})
     await life
     done = per * concurrency
@@ -170,11 +185,13 @@ def _compare(args: argparse.Namespace) -> int:
                 argv.append("--stream")
             if args.get:
                 argv += ["--get", args.get]
+            argv += ["--api", args.api]
             out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
             value = json.loads(out.stdout.strip().splitlines()[-1])["cpu_us_per_request"]
             figures[name].append(value)
             print(f"round {round_ + 1}: {name:>14}: {value:7.1f} µs/request", file=sys.stderr)
     mode = f"GET {args.get}" if args.get else "stream" if args.stream else "non-stream"
+    mode += "" if args.get or args.api == "chat" else f", {args.api}"
     print(f"\n{mode}, concurrency {args.concurrency}, {args.requests} requests × {args.rounds}")
     base = statistics.median(figures[f"@{short}"])
     for name, values in figures.items():
@@ -193,6 +210,10 @@ def main() -> int:
     p.add_argument("--chunks", type=int, default=24, help="content chunks per streamed answer")
     p.add_argument("--stream", action="store_true")
     p.add_argument("--get", metavar="PATH", help="measure GET PATH (e.g. /v1/models) instead")
+    from apis import APIS
+
+    p.add_argument("--api", choices=sorted(APIS), default="chat", help="the door to measure")
+    p.add_argument("--profile", metavar="FILE", help="write cProfile stats of the measured part")
     p.add_argument("--baseline", metavar="REV", help="compare with this git revision")
     p.add_argument("--rounds", type=int, default=5, help="alternating runs with --baseline")
     p.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
@@ -207,7 +228,17 @@ def main() -> int:
         pass
     fake, port = start_fake(args.chunks)
     try:
-        result = asyncio.run(measure(args.requests, args.concurrency, args.stream, port, args.get))
+        result = asyncio.run(
+            measure(
+                args.requests,
+                args.concurrency,
+                args.stream,
+                port,
+                args.get,
+                args.api,
+                args.profile,
+            )
+        )
     finally:
         fake.terminate()
         fake.wait(10)
