@@ -404,6 +404,12 @@ def test_an_image_reaches_gigachat_pro_through_its_storage(
     assert [m["attachments"] for m in with_image] == [[stored]]
     assert with_image[0]["role"] == "user" and "What is this?" in with_image[0]["content"]
     assert all(isinstance(m["content"], str) for m in prompt)  # GigaChat's dialect
+    # GIF is not among GigaChat's types: refused on sending, with the way out.
+    gif = upload(alice, "anim.gif", b"GIF89a" + b"\x00" * 32, "image/gif")
+    r = alice.post(f"/api/conversations/{conv['id']}/messages",
+                   json={"content": "And this?", "attachments": [gif["id"]]})  # fmt: skip
+    assert r.status_code == 400 and r.json()["error"]["code"] == "unsupported_image_type"
+    assert "anim.gif" in r.json()["error"]["message"]
 
 
 def test_indexing_is_announced_to_the_users_tabs(

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from fnmatch import fnmatchcase
 
 from chatgate.gateway.router import Deployment
+from chatgate.providers.gigachat_files import IMAGE_TYPES as GIGACHAT_IMAGE_TYPES
 from chatgate.providers.settings import ProviderConfig
 
 VISION_PATTERNS = (
@@ -37,3 +38,12 @@ def sees_images(dep: Deployment, providers: Mapping[str, ProviderConfig]) -> boo
         return any(fnmatchcase(dep.upstream_model.lower(), p) for p in GIGACHAT_VISION)
     names = {dep.name.lower(), dep.upstream_model.lower()}
     return any(fnmatchcase(n.rsplit("/", 1)[-1], p) for n in names for p in VISION_PATTERNS)
+
+
+def image_types(dep: Deployment, providers: Mapping[str, ProviderConfig]) -> frozenset[str] | None:
+    """The image types the model's provider takes, when it takes only some (GigaChat: JPEG,
+    PNG, TIFF, BMP); None for any."""
+    provider = providers.get(dep.provider_name)
+    if provider is not None and provider.type == "gigachat":
+        return frozenset(GIGACHAT_IMAGE_TYPES)
+    return None
