@@ -332,7 +332,7 @@ class FilesConfig(Section):
         None,
         ge=1024,
         description="Largest conversation import (`POST /api/conversations/import`: the JSON "
-        "export, its files base64), counted while reading. Unset: room for four of the largest "
+        "export, its files base64), counted while reading. Unset: room for two of the largest "
         "uploads, at most the quota's worth, never less than `server.max_body_bytes`.",
     )
 
@@ -341,7 +341,7 @@ class FilesConfig(Section):
         the bytes, plus a MiB for the messages."""
         if self.import_max_bytes is not None:
             return self.import_max_bytes
-        files = min(4 * self.max_bytes, self.quota_bytes)
+        files = min(2 * self.max_bytes, self.quota_bytes)  # parsed whole: ~4x in memory
         return max(body_limit, files * 4 // 3 + 1024 * 1024)
 
 

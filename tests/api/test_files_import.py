@@ -135,7 +135,7 @@ def test_an_import_over_its_limit_is_413_while_it_streams(
 
 def test_default_import_limit_follows_the_file_limits() -> None:
     files = FilesConfig(max_bytes=20 * MIB, quota_bytes=500 * MIB)
-    assert files.import_limit(8 * MIB) == 80 * MIB * 4 // 3 + MIB  # four largest uploads
+    assert files.import_limit(8 * MIB) == 40 * MIB * 4 // 3 + MIB  # two largest uploads
     small = FilesConfig(max_bytes=20 * MIB, quota_bytes=30 * MIB)
     assert small.import_limit(8 * MIB) == 30 * MIB * 4 // 3 + MIB  # no more than the quota
     tiny = FilesConfig(max_bytes=1024 * 1024, quota_bytes=1024 * 1024)
