@@ -341,7 +341,7 @@ class FilesConfig(Section):
         the bytes, plus a MiB for the messages."""
         if self.import_max_bytes is not None:
             return self.import_max_bytes
-        files = min(2 * self.max_bytes, self.quota_bytes)  # parsed whole: ~4x in memory
+        files = min(2 * self.max_bytes, self.quota_bytes)  # parsed whole: RSS +2-3.6x the body
         return max(body_limit, files * 4 // 3 + 1024 * 1024)
 
 

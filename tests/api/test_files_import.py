@@ -69,7 +69,23 @@ def test_an_export_with_a_3_mib_file_imports_as_another_user(
 ) -> None:
     body = httpx.Request("POST", "/", json=export).content
     assert BODY_LIMIT < len(body) < IMPORT_LIMIT  # refused by the generic cap before
-    r = bob.post("/api/conversations/import", json=export, timeout=60)
+    peak, stop = [_rss()], threading.Event()
+    base = peak[0]
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss())
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        r = bob.post("/api/conversations/import", content=body, timeout=60,
+                     headers={"Content-Type": "application/json"})  # fmt: skip
+    finally:
+        stop.set()
+        sampler.join()
+    print(f"import of {len(body) >> 10} KiB: RSS +{(peak[0] - base) >> 10} KiB at the peak")
     assert r.status_code == 201, r.text
     user = next(m for m in r.json()["messages"] if m["role"] == "user")
     [attached] = user["attachments"]
