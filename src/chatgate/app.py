@@ -31,7 +31,7 @@ from chatgate.api.anthropic import COUNT_TOKENS_PATH, MESSAGES_PATH, CountTokens
 from chatgate.api.asgi import ErrorShapes, RawDoor, Receive, Scope, Send, send_error
 from chatgate.api.auth import auth_router
 from chatgate.api.bodylimit import BodyLimit
-from chatgate.api.chat import chat_router
+from chatgate.api.chat import IMPORT_PATH, chat_router
 from chatgate.api.completions import COMPLETIONS_PATH, completions_door
 from chatgate.api.embeddings import EMBEDDINGS_PATH, embeddings_door
 from chatgate.api.files import FILES_PATH, files_router
@@ -79,7 +79,9 @@ class Gateway:
         self.registry = registry
         self.runtime = Runtime(Metrics())
         self.peers = Peers(config.server.trusted_proxies)
-        self.guard = Guard(config.server, self.peers)
+        # Bodies with a limit of their own: an import carries the conversation's files.
+        self.limits = {IMPORT_PATH: config.files.import_limit(config.server.max_body_bytes)}
+        self.guard = Guard(config.server, self.peers, self.limits)
         # POST doors served raw (no FastAPI request machinery): path → ASGI handler
         self.raw: dict[str, RawDoor] = {
             CHAT_PATH: ChatCompletions(self.runtime),
@@ -125,7 +127,7 @@ class Gateway:
                 with contextlib.suppress(Exception):
                     await self.api(scope, receive, send)
                 return
-            limit = self.config.server.max_body_bytes
+            limit = self.limits.get(scope["path"], self.config.server.max_body_bytes)
             if scope["path"] == FILES_PATH:  # counted by the route too, as file_too_large
                 limit = max(limit, self.config.files.max_bytes + 65536)
             body = BodyLimit(receive, send, limit, scope["path"], self.shapes)

@@ -328,6 +328,21 @@ class FilesConfig(Section):
         description="The model that embeds documents (its provider is called "
         "directly; with none, retrieval is lexical only).",
     )
+    import_max_bytes: int | None = Field(
+        None,
+        ge=1024,
+        description="Largest conversation import (`POST /api/conversations/import`: the JSON "
+        "export, its files base64), counted while reading. Unset: room for two of the largest "
+        "uploads, at most the quota's worth, never less than `server.max_body_bytes`.",
+    )
+
+    def import_limit(self, body_limit: int) -> int:
+        """The import's body limit (``import_max_bytes`` or its default); base64 is 4/3 of
+        the bytes, plus a MiB for the messages."""
+        if self.import_max_bytes is not None:
+            return self.import_max_bytes
+        files = min(2 * self.max_bytes, self.quota_bytes)  # parsed whole: RSS +2-3.6x the body
+        return max(body_limit, files * 4 // 3 + 1024 * 1024)
 
 
 class Config(Section):

@@ -48,7 +48,8 @@ GATEWAY_CONFIG: dict[str, Any] = {
     },
     "models": {
         "gpt-4o-mini": {"provider": "fake", "model": "fake-model"},
-        "GigaChat-2-Max": {"provider": "giga", "model": "GigaChat"},
+        "GigaChat-2-Max": {"provider": "giga", "model": "GigaChat"},  # Lite behind the name
+        "GigaChat-2-Pro": {"provider": "giga", "model": "GigaChat-2-Pro"},
     },
 }
 PDF_PAGES = [
@@ -271,7 +272,8 @@ def test_models_list_vision(chat_server: ChatServer, alice: httpx.Client) -> Non
     cards = {m["id"]: m for m in alice.get("/v1/models").json()["data"]}
     assert cards["gpt-4o-mini"]["capabilities"] == {"vision": True}
     assert cards["fake-model"]["capabilities"] == {"vision": False}
-    assert cards["GigaChat-2-Max"]["capabilities"] == {"vision": False}  # see files.vision
+    assert cards["GigaChat-2-Max"]["capabilities"] == {"vision": False}  # calls Lite: blind
+    assert cards["GigaChat-2-Pro"]["capabilities"] == {"vision": True}  # see files.vision
 
 
 def test_a_pdf_fact_on_page_three_reaches_the_prompt_and_is_cited(
@@ -374,7 +376,7 @@ def test_an_edit_keeps_the_original_attachments(alice: httpx.Client, fake: FakeU
     assert any("marmalade" in str(m["content"]) for m in last_request(fake)["messages"])
 
 
-def test_gigachat_is_refused_images_clearly(alice: httpx.Client) -> None:
+def test_gigachat_lite_is_refused_images_clearly(alice: httpx.Client) -> None:
     made = upload(alice, "dot.png", make.png(), "image/png")
     conv = new_conversation(alice, model="fake-model")
     r = alice.post(
@@ -382,6 +384,32 @@ def test_gigachat_is_refused_images_clearly(alice: httpx.Client) -> None:
         json={"content": "Look", "attachments": [made["id"]], "model": "GigaChat-2-Max"},
     )
     assert r.status_code == 400 and r.json()["error"]["code"] == "model_cannot_see_images"
+
+
+def test_an_image_reaches_gigachat_pro_through_its_storage(
+    alice: httpx.Client, fake: FakeUpstream
+) -> None:
+    image = make.png(2, 5)
+    made = upload(alice, "tall.png", image, "image/png")
+    conv = new_conversation(alice, model="GigaChat-2-Pro")
+    started = send(alice, conv["id"], "What is this?", attachments=[made["id"]])
+    assert wait_status(alice, conv["id"], started["message_id"])["status"] == "done"
+    started = send(alice, conv["id"], "And its size?")
+    assert wait_status(alice, conv["id"], started["message_id"])["status"] == "done"
+    ups = [r["body"] for r in fake.requests if r["path"] == "/api/v1/files"]
+    assert len(ups) == 1 and ups[0]["bytes"] == len(image)  # once for both turns
+    [stored] = fake.server.gigachat_files
+    prompt = last_request(fake)["messages"]
+    with_image = [m for m in prompt if m.get("attachments")]
+    assert [m["attachments"] for m in with_image] == [[stored]]
+    assert with_image[0]["role"] == "user" and "What is this?" in with_image[0]["content"]
+    assert all(isinstance(m["content"], str) for m in prompt)  # GigaChat's dialect
+    # GIF is not among GigaChat's types: refused on sending, with the way out.
+    gif = upload(alice, "anim.gif", b"GIF89a" + b"\x00" * 32, "image/gif")
+    r = alice.post(f"/api/conversations/{conv['id']}/messages",
+                   json={"content": "And this?", "attachments": [gif["id"]]})  # fmt: skip
+    assert r.status_code == 400 and r.json()["error"]["code"] == "unsupported_image_type"
+    assert "anim.gif" in r.json()["error"]["message"]
 
 
 def test_indexing_is_announced_to_the_users_tabs(

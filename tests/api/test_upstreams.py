@@ -1,9 +1,11 @@
 """DeepSeek and GigaChat as they are today, found from the environment, through the gateway with
 the official `openai` SDK: models from their own lists, aliases and per-model settings, DeepSeek
-fields and usage passed through untouched, GigaChat functions as OpenAI tools both ways."""
+fields and usage passed through untouched, GigaChat functions as OpenAI tools both ways, images to
+GigaChat uploaded to its storage and sent as ``attachments``."""
 
 from __future__ import annotations
 
+import base64
 import json
 import tempfile
 import time
@@ -18,6 +20,7 @@ from chatgate.app import create_app
 from chatgate.config import Config, ModelConfig
 from chatgate.discovery import with_discovered
 from tests.fakes.upstream import FakeUpstream
+from tests.files import make
 from tests.server import ServerThread
 
 DS_KEY = "sk-deepseek-test-key-0123456789"
@@ -86,7 +89,8 @@ def test_models_come_from_each_providers_own_list(client: openai.OpenAI, gateway
     assert "fake-model" not in cards  # DeepSeek lists at /models, never /v1/models
     assert cards["deepseek-chat"]["owned_by"] == "deepseek"  # the alias
     assert cards["Embeddings"]["capabilities"] == ["embeddings"]
-    assert cards["GigaChat"]["capabilities"] == {"vision": False}  # a chat model, not images
+    assert cards["GigaChat"]["capabilities"] == {"vision": False}  # Lite: no images
+    assert cards["GigaChat-Pro"]["capabilities"] == {"vision": True}  # sees, via its storage
 
 
 def test_deepseek_fields_pass_through_untouched(client: openai.OpenAI, fake: FakeUpstream) -> None:
@@ -173,12 +177,14 @@ def test_reasoning_of_a_tool_call_turn_goes_back(client: openai.OpenAI, fake: Fa
     assert second["messages"][1]["reasoning_content"] == "I should look it up."
 
 
-def ask(client: openai.OpenAI, messages: list[Any], stream: bool) -> dict[str, Any]:
+def ask(
+    client: openai.OpenAI, messages: list[Any], stream: bool, model: str = "GigaChat"
+) -> dict[str, Any]:
     """One answer as a message dict (and its finish reason), streamed deltas put together as
     an OpenAI client does it (tool calls by index)."""
     if not stream:
         choice = client.chat.completions.create(
-            model="GigaChat",
+            model=model,
             messages=messages,
             tools=[WEATHER],  # type: ignore[list-item]
         ).choices[0]
@@ -186,7 +192,7 @@ def ask(client: openai.OpenAI, messages: list[Any], stream: bool) -> dict[str, A
     message: dict[str, Any] = {"role": "assistant", "content": ""}
     calls: dict[int, dict[str, Any]] = {}
     for chunk in client.chat.completions.create(
-        model="GigaChat",
+        model=model,
         messages=messages,
         tools=[WEATHER],  # type: ignore[list-item]
         stream=True,
@@ -279,3 +285,41 @@ def test_models_stay_current_while_serving(upstream: FakeUpstream) -> None:
             assert served(url) == ["deepseek-v5-flash", "deepseek-v4-pro"]
     finally:
         upstream.reset()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_gigachat_sees_an_image_sent_as_openai_content_parts(
+    client: openai.OpenAI, fake: FakeUpstream, stream: bool
+) -> None:
+    image = make.png(6, 6 + stream)  # one image per case: the gateway's uploads are kept
+    url = "data:image/png;base64," + base64.b64encode(image).decode()
+    parts: Any = [{"type": "text", "text": f"What is drawn here? ({stream})"},
+                  {"type": "image_url", "image_url": {"url": url}}]  # fmt: skip
+    turns: Any = [{"role": "user", "content": parts}]
+    first = ask(client, turns, stream, model="GigaChat-Pro")
+    assert first["content"] == "tok0 tok1 tok2 tok3 "
+    turns += [{"role": "assistant", "content": first["content"]},
+              {"role": "user", "content": "And the colour?"}]  # fmt: skip
+    ask(client, turns, stream, model="GigaChat-Pro")
+    [upload] = sent(fake, "/api/v1/files")  # the second turn reuses the stored file
+    assert upload["mime"] == "image/png" and upload["bytes"] == len(image)
+    bodies = sent(fake, "/api/v1/chat/completions")
+    assert len(bodies) == 2
+    [stored] = fake.server.gigachat_files
+    assert bodies[0]["messages"] == [
+        {"role": "user", "content": f"What is drawn here? ({stream})", "attachments": [stored]}
+    ]
+    assert bodies[1]["messages"][0]["attachments"] == [stored]
+
+
+def test_gigachat_refuses_a_remote_image_url_clearly(
+    client: openai.OpenAI, fake: FakeUpstream
+) -> None:
+    remote = {"url": "https://example.com/a.png"}
+    parts: Any = [{"type": "text", "text": "Look"}, {"type": "image_url", "image_url": remote}]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="GigaChat-Pro", messages=[{"role": "user", "content": parts}]
+        )
+    assert "data: URL" in str(caught.value) and caught.value.status_code == 400
+    assert not sent(fake, "/api/v1/chat/completions")

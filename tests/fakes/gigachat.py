@@ -7,23 +7,59 @@ object, not JSON text) and a ``functions_state_id``, finish reason ``function_ca
 the result back as a ``function`` message (``name``, content a JSON object as text). Its usage
 reports ``precached_prompt_tokens``. Requests in OpenAI's dialect are refused with a 422, as
 GigaChat refuses them, so a provider that forgets to translate fails its tests.
+
+Images: no content parts; a file goes up first (``POST /files``, multipart ``file`` and
+``purpose``: ``upload_problem``) and a user message names its id in ``attachments``, one image
+per message; an id this server did not hand out is refused.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 import orjson
 
 ROLES = frozenset({"system", "user", "assistant", "function", "search_result"})
 OPENAI_ONLY = ("tools", "tool_choice", "parallel_tool_calls")
+FILE_TYPES = frozenset({"image/jpeg", "image/jpg", "image/png", "image/tiff", "image/bmp"})
+MAX_FILE_BYTES = 15 * 1024 * 1024
+MAGIC = {"image/png": b"\x89PNG", "image/jpeg": b"\xff\xd8\xff", "image/bmp": b"BM"}
 
 
-def problem(body: dict[str, Any], issued: set[str]) -> str | None:
+def upload_problem(purpose: Any, mime: str, data: bytes) -> str | None:
+    """Why GigaChat's storage would refuse this upload (400), or None."""
+    if purpose not in ("general", "assistant"):
+        return "purpose: must be general or assistant"
+    if mime not in FILE_TYPES:
+        return f"file: unsupported type {mime!r}"
+    if len(data) > MAX_FILE_BYTES:
+        return "file: larger than 15 MB"
+    magic = MAGIC.get("image/jpeg" if mime == "image/jpg" else mime)
+    if magic and not data.startswith(magic):
+        return "file: content does not match its type"
+    return None
+
+
+def _attachments_problem(i: int, msg: dict[str, Any], files: Collection[str]) -> str | None:
+    ids = msg.get("attachments")
+    if ids is None:
+        return None
+    if not isinstance(ids, list) or not all(isinstance(f, str) for f in ids):
+        return f"messages[{i}].attachments: must be an array of file ids"
+    if len(ids) > 1:
+        return f"messages[{i}].attachments: one image per message"
+    if ids and msg.get("role") != "user":
+        return f"messages[{i}].attachments: only in a user message"
+    unknown = [f for f in ids if f not in files]
+    return f"messages[{i}].attachments: unknown file {unknown[0]}" if unknown else None
+
+
+def problem(body: dict[str, Any], issued: set[str], files: Collection[str] = ()) -> str | None:
     """Why GigaChat would refuse ``body`` (422), or None. ``issued``: the functions_state_ids
-    this server handed out (a made-up one is refused)."""
+    this server handed out (a made-up one is refused); ``files``: the file ids it stores."""
     for name in OPENAI_ONLY:
         if name in body:
             return f"{name}: unknown field"
@@ -53,6 +89,8 @@ def problem(body: dict[str, Any], issued: set[str]) -> str | None:
             return f"messages[{i}]: unknown field tool_calls/tool_call_id"
         if not isinstance(msg.get("content", ""), str):
             return f"messages[{i}].content: must be a string"
+        if refused := _attachments_problem(i, msg, files):
+            return refused
         call = msg.get("function_call")
         if call is not None:
             if not isinstance(call, dict) or not isinstance(call.get("arguments"), dict):

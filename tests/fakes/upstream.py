@@ -19,7 +19,10 @@ Endpoints
     POST /api/v2/oauth                 GigaChat OAuth (Basic credentials, RqUID, scope)
     POST /api/v1/chat/completions      GigaChat chat (Bearer token) in GigaChat's dialect:
                                        ``functions``, ``function_call``, ``functions_state_id``,
-                                       role ``function`` (see :mod:`tests.fakes.gigachat`)
+                                       role ``function``, ``attachments`` (file ids, one per
+                                       message; see :mod:`tests.fakes.gigachat`)
+    POST /api/v1/files                 GigaChat file upload (multipart ``file`` + ``purpose``)
+    POST /api/v1/files/{id}/delete     GigaChat file deletion
     POST /api/v1/embeddings            GigaChat embeddings (Bearer token; usage per item)
     GET  /api/v1/models                GigaChat model list (Bearer token)
     GET  /_fake/requests               recorded requests, newest last
@@ -306,6 +309,7 @@ class FakeServer:
         self.oauth_calls = 0
         self.tokens: dict[str, float] = {}  # token -> expiry (unix seconds)
         self.function_states: set[str] = set()  # GigaChat functions_state_ids handed out
+        self.gigachat_files: dict[str, dict[str, Any]] = {}  # GigaChat's file storage
         self._ids = itertools.count(1)
 
     # ---- state -------------------------------------------------------------------------
@@ -326,6 +330,7 @@ class FakeServer:
         self.completed = 0
         self.oauth_calls = 0
         self.function_states.clear()
+        self.gigachat_files.clear()
 
     def revoke_tokens(self) -> None:
         self.tokens = {}
@@ -368,6 +373,8 @@ class FakeServer:
         r.add_post("/api/v1/chat/completions", self.gigachat_chat)
         r.add_get("/api/v1/models", self.gigachat_models)
         r.add_post("/api/v1/embeddings", self.gigachat_embeddings)
+        r.add_post("/api/v1/files", self.gigachat_upload)
+        r.add_post("/api/v1/files/{file_id}/delete", self.gigachat_delete_file)
         r.add_get("/_fake/requests", self.ctl_requests)
         r.add_get("/_fake/stats", self.ctl_stats)
         r.add_post("/_fake/config", self.ctl_config)
@@ -804,7 +811,7 @@ class FakeServer:
         except orjson.JSONDecodeError:
             body = None
         if isinstance(body, dict):
-            if refused := gigachat.problem(body, self.function_states):
+            if refused := gigachat.problem(body, self.function_states, self.gigachat_files):
                 self._record(request, body)
                 message = orjson.dumps({"status": 422, "message": refused})
                 return web.Response(status=422, body=message, content_type=_JSON)
@@ -825,6 +832,42 @@ class FakeServer:
                 return resp
         # Text answers as OpenAI's (GigaChat's stream chunks look the same); no OpenAI tool calls
         return await self.openai_chat(request, last={"tool_call": False})
+
+    async def gigachat_upload(self, request: web.Request) -> web.Response:
+        """``POST /files``: multipart ``file`` + ``purpose``; answers the stored file's id."""
+        if not self._bearer_ok(request):
+            self._record(request, None)
+            return web.Response(status=401, body=_GIGA_UNAUTHORIZED, content_type=_JSON)
+        if not request.content_type.startswith("multipart/form-data"):
+            self._record(request, None)
+            return web.json_response({"status": 400, "message": "multipart only"}, status=400)
+        form = await request.post()
+        upload = form.get("file")
+        if not isinstance(upload, web.FileField):
+            self._record(request, dict(form))
+            return web.json_response({"status": 400, "message": "file: required"}, status=400)
+        data = upload.file.read()
+        meta = {"purpose": form.get("purpose"), "filename": upload.filename,
+                "mime": upload.content_type, "bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest()}  # fmt: skip
+        self._record(request, meta)
+        if refused := gigachat.upload_problem(meta["purpose"], upload.content_type, data):
+            return web.json_response({"status": 400, "message": refused}, status=400)
+        file_id = str(uuid.uuid4())
+        self.gigachat_files[file_id] = meta
+        answer = {"id": file_id, "object": "file", "bytes": len(data), "access_policy": "private",
+                  "created_at": int(time.time()), "filename": upload.filename,
+                  "purpose": meta["purpose"]}  # fmt: skip
+        return web.json_response(answer)
+
+    async def gigachat_delete_file(self, request: web.Request) -> web.Response:
+        self._record(request, None)
+        if not self._bearer_ok(request):
+            return web.Response(status=401, body=_GIGA_UNAUTHORIZED, content_type=_JSON)
+        file_id = request.match_info["file_id"]
+        if self.gigachat_files.pop(file_id, None) is None:
+            return web.json_response({"status": 404, "message": "file not found"}, status=404)
+        return web.json_response({"id": file_id, "deleted": True})
 
     async def gigachat_embeddings(self, request: web.Request) -> web.StreamResponse:
         if not self._bearer_ok(request):

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { MAX_FILE_BYTES, MAX_IMAGE_BYTES, checkFile, contentUrl, fileType, passage, toCitation, toStoredFile, uploadFile } from "./files";
+import { MAX_FILE_BYTES, MAX_IMAGE_BYTES, checkFile, contentUrl, fileType, getFile, passage, toCitation, toStoredFile, uploadFile } from "./files";
 
 const file = (name: string, type: string, size = 10) => ({ name, type, size });
 
@@ -74,5 +74,22 @@ describe("the /api/files contract", () => {
     expect(toStoredFile({ id: "f", status: "indexing", kind: "document", pages: 12 })).toMatchObject({ status: "indexing", pages: 12, kind: "document" });
     expect(toCitation({ file_id: "f", name: "b", page: null, n: 0, text: "t" }).page).toBeNull();
     expect(contentUrl("file_a/b")).toBe("/api/files/file_a%2Fb/content");
+  });
+
+  it("re-reads a file's state; a gone file is null, another failure throws", async () => {
+    const answers = [
+      new Response(JSON.stringify({ id: "file_d", kind: "document", status: "ready", pages: 6 }), { status: 200 }),
+      new Response(JSON.stringify({ error: { message: "File not found.", code: "file_not_found" } }), { status: 404 }),
+      new Response(JSON.stringify({ error: { message: "Database unavailable." } }), { status: 503 }),
+    ];
+    const urls: string[] = [];
+    vi.stubGlobal("fetch", (url: string) => {
+      urls.push(url);
+      return Promise.resolve(answers.shift());
+    });
+    expect(await getFile("file_d")).toMatchObject({ id: "file_d", status: "ready", pages: 6 });
+    expect(await getFile("file_d")).toBeNull();
+    await expect(getFile("file_d")).rejects.toThrow("Database unavailable.");
+    expect(urls).toEqual(["/api/files/file_d", "/api/files/file_d", "/api/files/file_d"]);
   });
 });

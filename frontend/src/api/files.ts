@@ -128,6 +128,18 @@ export async function uploadFile(file: File, signal?: AbortSignal): Promise<Stor
   return toStoredFile((await res.json()) as Json);
 }
 
+/** A file's current state (its indexing status); null when it is gone (or not the user's). */
+export async function getFile(id: string, signal?: AbortSignal): Promise<StoredFile | null> {
+  const res = await fetch(`/api/files/${encodeURIComponent(id)}`, {
+    credentials: "same-origin",
+    headers: { Accept: "application/json" },
+    signal: signal ?? null,
+  });
+  if (res.status === 404) return null;
+  if (!res.ok) throw new Error(await errorMessage(res));
+  return toStoredFile((await res.json()) as Json);
+}
+
 export async function deleteFile(id: string): Promise<void> {
   await fetch(`/api/files/${encodeURIComponent(id)}`, {
     method: "DELETE",

@@ -16,7 +16,7 @@ import {
   type StoredFile,
 } from "../api/files";
 import { useT, type T } from "../i18n";
-import { useChat } from "../store/chat";
+import { store, useChat } from "../store/chat";
 import { Icon } from "./Icon";
 
 export interface Pending {
@@ -74,6 +74,7 @@ export function useAttachments(onProblem: (text: string) => void) {
         uploadFile(file).then(
           (stored) => {
             patch(item.key, { stored });
+            store.fileChanged(stored); // a document still indexing is followed until it settles
           },
           (e: unknown) => {
             patch(item.key, { error: e instanceof Error ? e.message : String(e) });

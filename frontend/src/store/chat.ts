@@ -8,13 +8,14 @@
 
 import { useSyncExternalStore } from "react";
 import { detectCapability, openBackend } from "../api";
-import type { Attachment, StoredFile } from "../api/files";
+import { getFile, type Attachment, type StoredFile } from "../api/files";
 import { listModels } from "../api/openai";
 import type { ChatSettings, Conversation, ConversationPatch, ExportFile, ExportFormat, Message } from "../api/types";
 import type { MessageMap } from "../lib/tree";
 import { ConversationsSlice } from "./conversations";
 import { StoreCore, initialState } from "./core";
 import { GenerationSlice, type GenerationHost } from "./generation";
+import { IndexingWatch } from "./indexing";
 import { LiveUpdates, type LiveTarget } from "./live";
 import { defaultSettings, sortConversations, type ChatState } from "./state";
 import { TransferSlice } from "./transfer";
@@ -26,6 +27,14 @@ export class ChatStore implements LiveTarget {
   private readonly conversations: ConversationsSlice;
   private readonly generation: GenerationSlice;
   private readonly transfer: TransferSlice;
+  /** Polls a file that stays "indexing" in case its live event never comes. */
+  private readonly indexing = new IndexingWatch({
+    fetchFile: (id) => getFile(id),
+    current: (id) => this.core.getState().files.get(id),
+    changed: (file) => {
+      this.putFile(file);
+    },
+  });
 
   constructor() {
     const core = this.core;
@@ -190,7 +199,15 @@ export class ChatStore implements LiveTarget {
   drop(conversationId: string): void {
     this.conversations.drop(conversationId);
   }
+  /** A file's state from a live event or an upload's answer; one still indexing is also
+   * polled until it settles (the live event may never come). */
   fileChanged(file: StoredFile): void {
+    const known = this.core.getState().files.get(file.id);
+    if (file.status === "indexing" && known && known.status !== "indexing") return; // settled
+    this.putFile(file);
+    this.indexing.watch(file);
+  }
+  private putFile(file: StoredFile): void {
     const files = new Map(this.core.getState().files);
     files.set(file.id, file);
     this.core.set({ files });

@@ -113,6 +113,9 @@ class MessagePatch(BaseModel):
     content: str
 
 
+IMPORT_PATH = "/api/conversations/import"  # its own body limit: files.import_max_bytes
+
+
 def _check_model(chat: ChatService, model: str | None) -> None:
     if model is not None:
         chat.router.resolve(model)
@@ -252,7 +255,7 @@ def chat_router() -> APIRouter:
             headers={"Content-Disposition": f'attachment; filename="{filename}.json"'},
         )
 
-    @router.post("/conversations/import", status_code=201, summary="Import a JSON export")
+    @router.post(IMPORT_PATH.removeprefix("/api"), status_code=201, summary="Import a JSON export")
     async def import_conversation(
         data: Any = Body(...),  # noqa: B008
         chat: ChatService = Chat,

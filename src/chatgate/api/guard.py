@@ -26,6 +26,7 @@ memoised (bounded), so the allow-list costs one dict lookup per request.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -108,13 +109,16 @@ RAW_BODY_ROUTES = frozenset({"/api/files"})
 
 
 class Guard:
-    __slots__ = ("hosts", "limit", "origins", "peers")
+    __slots__ = ("hosts", "limit", "limits", "origins", "peers")
 
-    def __init__(self, server: ServerConfig, peers: Peers) -> None:
+    def __init__(
+        self, server: ServerConfig, peers: Peers, limits: Mapping[str, int] | None = None
+    ) -> None:
         entries = server.allowed_hosts
         self.hosts = HostList(entries if entries is not None else default_hosts(server.host))
         self.origins = frozenset(o.rstrip("/").lower().encode() for o in server.allowed_origins)
         self.limit = server.max_body_bytes
+        self.limits = dict(limits or {})  # path -> its own body limit (the import's)
         self.peers = peers
 
     def check(self, scope: Scope) -> GatewayError | None:
@@ -162,9 +166,10 @@ class Guard:
                 declared = int(length)
             except ValueError:
                 declared = 0
-            if declared > self.limit:
+            limit = self.limits.get(scope["path"], self.limit)
+            if declared > limit:
                 return PayloadTooLargeError(
-                    f"Request body is larger than the limit of {self.limit} bytes."
+                    f"Request body is larger than the limit of {limit} bytes."
                 )
         elif not chunked:
             return None  # no body: nothing to check its type of

@@ -12,7 +12,7 @@ from chatgate.errors import InvalidRequestError
 from chatgate.files.grounding import Grounding, ground
 from chatgate.files.service import FileService
 from chatgate.files.store import Row
-from chatgate.files.vision import sees_images
+from chatgate.files.vision import image_types, sees_images
 from chatgate.gateway.router import Router
 from chatgate.providers.settings import ProviderConfig
 
@@ -58,6 +58,17 @@ async def for_message(
             param="attachments",
             code="model_cannot_see_images",
         )
+    for model in models:
+        dep = router.get(model)
+        taken = image_types(dep, providers) if dep is not None else None
+        odd = [r for r in rows if r["kind"] == "image" and taken and r["mime"] not in taken]
+        if odd:
+            raise InvalidRequestError(
+                f"The model `{model}` does not take {odd[0]['mime']} images ({odd[0]['name']}): "
+                "send it as PNG or JPEG.",
+                param="attachments",
+                code="unsupported_image_type",
+            )
     return ids
 
 

