@@ -14,6 +14,7 @@ from chatgate.errors import InvalidRequestError
 from chatgate.providers.usem3 import (
     BUNDLED_FAST_EMBEDDING_MODEL,
     DIMENSIONS,
+    MAX_CHARS,
     UseM3Config,
     UseM3Provider,
     available,
@@ -111,6 +112,15 @@ async def test_a_question_does_not_wait_for_a_whole_document(provider: UseM3Prov
     done, _ = await asyncio.wait([document, question], return_when=asyncio.FIRST_COMPLETED)
     assert question in done  # it went between two slices of the document
     await document
+
+
+async def test_a_huge_text_is_embedded_by_its_start(provider: UseM3Provider) -> None:
+    """~1 MB of text would take gigabytes of activations: its first MAX_CHARS are embedded."""
+    huge = "Насос K-220, гарантия 24 месяца. 泵的保修期为二十四个月。 " * 20_000
+    started = time.perf_counter()
+    whole, start = await _vectors(provider, [huge, huge[:MAX_CHARS]])
+    assert whole == start
+    assert time.perf_counter() - started < 10
 
 
 @pytest.mark.parametrize(

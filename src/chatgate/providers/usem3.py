@@ -43,6 +43,10 @@ DIMENSIONS = 512
 # Texts per turn on the worker thread: a question waits behind at most one such slice of a
 # document being indexed (~8 × 10 ms), not behind the whole batch.
 SLICE = 8
+# The encoder keeps ~5 KB of activations per token of a text and has no length limit of its
+# own: a text is embedded by its first MAX_CHARS characters (~2,500 tokens, ~12 MB; a
+# document chunk is ~1,000), so one request cannot take the process's memory.
+MAX_CHARS = 8192
 
 
 def available() -> bool:
@@ -102,7 +106,7 @@ class UseM3Provider:
     async def embeddings(
         self, body: dict[str, Any], model: str, api_key: str | None = None
     ) -> dict[str, Any]:
-        texts = text_inputs(body.get("input"))
+        texts = [t[:MAX_CHARS] for t in text_inputs(body.get("input"))]
         check_dimensions(body.get("dimensions"), model, DIMENSIONS)
         if "input_type" in body:
             check_input_type(body["input_type"])
