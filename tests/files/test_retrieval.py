@@ -48,16 +48,22 @@ def test_lexical_finds_the_passage_without_vectors() -> None:
     assert hits[0].n == 3
 
 
-def test_dense_ranks_alone_unless_the_lexical_side_is_weighed_in() -> None:
+def test_the_cosine_leads_and_the_words_break_ties() -> None:
     vectors = np.eye(4, dtype=np.float32)
     entry = make_entry("f1", _rows(TEXTS, vectors), TAG)
     # The query vector points at chunk 2; the words point at chunk 1.
-    assert [h.n for h in search([entry], vectors[2], "payment invoice", 2)] == [2]
-    fused = search([entry], vectors[2], "payment invoice", 2, lexical_weight=0.5)
-    assert [h.n for h in fused] == [2, 1]
+    assert [h.n for h in search([entry], vectors[2], "payment invoice", 2, 0.15)] == [2, 1]
+    assert [h.n for h in search([entry], vectors[2], "payment invoice", 2)] == [2]  # 0: default
+    # A vector halfway between chunks 0 and 1: the words decide.
+    between = (vectors[0] + vectors[1]) / np.sqrt(2)
+    assert [h.n for h in search([entry], between, "payment invoice", 2, 0.15)] == [1, 0]
+    assert [h.n for h in search([entry], between, "warranty period", 2, 0.15)] == [0, 1]
+    # A lexical share as large as the cosine lets the words override the vector.
+    assert search([entry], vectors[2], "payment invoice", 1, 2.0)[0].n == 1
     # A document without vectors yet: the words alone.
     bare = make_entry("f2", _rows(TEXTS), TAG)
     assert search([bare], None, "payment invoice", 1)[0].n == 1
+    assert search([bare], None, "nothing in common", 3) == []
 
 
 def test_search_spans_several_documents() -> None:

@@ -63,6 +63,13 @@ class Embedder:
             return None
         return space_tag(type(dep.provider).__name__, dep.upstream_model)
 
+    def lexical_weight(self) -> float | None:
+        """The share of BM25 measured to help the model's search (its provider's
+        ``search_lexical_weight``), if known."""
+        dep = self.router.get(self.model)
+        weight = getattr(dep.provider, "search_lexical_weight", None) if dep else None
+        return float(weight) if isinstance(weight, int | float) else None
+
     async def passages(self, texts: list[str]) -> tuple[bytes, Matrix] | None:
         """The texts' vectors and the tag of the model that made them (to store with them)."""
         return await self._embed(texts, "passage")

@@ -1,8 +1,8 @@
 """Retrieval over a conversation's documents: cosine similarity of the question's embedding
 to every chunk (brute force in numpy: 3,000 chunks of 512 floats is one 6 MB product, about
-a millisecond). A lexical score (BM25 over words and CJK character bigrams) ranks the chunks
-when vectors are missing, and can be fused in (weighted reciprocal rank fusion); measured on
-our set it lowers recall, so its weight is 0 (see ``LEXICAL_WEIGHT``).
+a millisecond), plus a share of a lexical score (BM25 over words and CJK character bigrams,
+scaled to 1 for the best chunk) that depends on the model (see ``LEXICAL_WEIGHT``). The
+lexical score alone ranks the chunks when vectors are missing.
 
 Each process caches each document's vectors and term index (``files.cache_bytes``, least
 recently used out first). A document's chunks never change once embedded, so such an entry is
@@ -31,13 +31,13 @@ from chatgate.files.embed import Matrix, unpack
 _WORD = re.compile(r"\w+")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 STALE_SECONDS = 5.0
-RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al.)
-# The lexical ranking's share beside the dense one. Measured (bench/documents.py, 30 EN/RU/ZH
-# questions among 312 chunks): recall@5 dense alone 0.97 with multilingual-e5-small and 1.00
-# with the Universal Sentence Encoder, fused 0.87 / 0.93–0.97 at 0.1–1.0 — BM25 misses every
-# question asked in another language than its document and pulls up word-alike distractors.
-# So none: the lexical ranking serves when vectors are missing (before a document's
-# embedding is done, or with no embedding model).
+# The lexical score's share beside the cosine when nothing else is said: score = cosine +
+# weight × BM25 / the best chunk's BM25. How much the words help depends on the model: it is
+# the embedding provider's ``search_lexical_weight`` (providers/usem3.py: 0.15, measured),
+# else ``files.lexical_weight``, else this. With multilingual-e5-small any share lowered
+# recall@5 (0.97 → 0.93 on bench/documents.py's 30 questions; ranks fused instead of scores:
+# 0.87): BM25 misses every question asked in another language than its document and pulls
+# up word-alike distractors, so it serves alone only while vectors are missing.
 LEXICAL_WEIGHT = 0.0
 _BM25_K1, _BM25_B = 1.2, 0.75
 
@@ -205,50 +205,41 @@ def search(
     k: int,
     lexical_weight: float = LEXICAL_WEIGHT,
 ) -> list[Hit]:
-    """The ``k`` best chunks: dense and lexical rankings fused (weighted reciprocal rank
-    fusion; the lexical side alone when there are no vectors)."""
+    """The ``k`` best chunks: by cosine similarity plus ``lexical_weight`` × the scaled BM25
+    score (BM25 alone when some document has no vectors yet, or there is no question vector);
+    a chunk that neither side finds (cosine ≤ 0, no word in common) is not returned."""
     if not entries:
         return []
     offsets, total = [], 0
     for entry in entries:
         offsets.append(total)
         total += len(entry.ns)
-    fused = np.zeros(total, dtype=np.float64)
+    scores = np.zeros(total, dtype=np.float64)
+    found = np.zeros(total, dtype=bool)
+    dense = False
     if query_vector is not None and all(e.vectors is not None for e in entries):
+        dense = True
         # One product per document, not one over a stacked matrix: no copy, and each stays
         # below the size where OpenBLAS fans out to threads (measured on a busy 2-CPU box:
         # 3,000 chunks 0.2 ms this way, 21 ms as one threaded product).
-        _add_ranks(fused, np.concatenate([e.vectors @ query_vector for e in entries
-                                          if e.vectors is not None]))  # fmt: skip
-    dense = bool(fused.any())
-    if dense and lexical_weight <= 0:
-        lexical = None
-    else:
+        scores += np.concatenate([e.vectors @ query_vector for e in entries
+                                  if e.vectors is not None])  # fmt: skip
+        found |= scores > 0
+    lexical = None
+    if not dense or lexical_weight > 0:
         lexical = _bm25(entries, offsets, total, terms(query))
     if lexical is not None:
-        _add_ranks(fused, lexical, lexical_weight if dense else 1.0)
-    top = np.argsort(-fused, kind="stable")[:k]
+        scores += (lexical_weight if dense else 1.0) * lexical / lexical.max()
+        found |= lexical > 0
+    candidates = np.flatnonzero(found)
+    top = candidates[np.argsort(-scores[candidates], kind="stable")[:k]]
     hits = []
     for index in top:
-        if fused[index] <= 0:
-            break
         e = int(np.searchsorted(offsets, index, side="right")) - 1
         entry, i = entries[e], int(index) - offsets[e]
         hits.append(Hit(entry.file_id, entry.ns[i], entry.pages[i], entry.texts[i],
-                        float(fused[index])))  # fmt: skip
+                        float(scores[index])))  # fmt: skip
     return hits
-
-
-def _add_ranks(
-    fused: npt.NDArray[np.float64], scores: npt.NDArray[Any], weight: float = 1.0
-) -> None:
-    """Add weight / (RRF_K + rank) for the chunks with a positive score."""
-    order = np.argsort(-scores, kind="stable")
-    ranks = np.empty(len(scores), dtype=np.float64)
-    ranks[order] = np.arange(1, len(scores) + 1)
-    contribution = weight / (RRF_K + ranks)
-    contribution[scores <= 0] = 0.0
-    fused += contribution
 
 
 def _bm25(

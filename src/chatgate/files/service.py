@@ -21,7 +21,7 @@ from chatgate.files.chunking import split
 from chatgate.files.embed import Embedder, pack
 from chatgate.files.extract import ExtractError, extract
 from chatgate.files.kinds import check_start, classify
-from chatgate.files.retrieval import Index
+from chatgate.files.retrieval import LEXICAL_WEIGHT, Index
 from chatgate.files.store import FileStore, Row, public
 from chatgate.gateway.router import Router
 from chatgate.storage import Database
@@ -154,6 +154,14 @@ class FileService:
         found = await self.store.chunk(user_id, file_id, n)
         return {"file_id": file_id, "name": found["name"], "page": found["page"], "n": n,
                 "text": found["text"]}  # fmt: skip
+
+    def lexical_weight(self) -> float:
+        """The words' share in a search's score: ``files.lexical_weight`` if set, else the
+        embedding model's own (retrieval.LEXICAL_WEIGHT)."""
+        if self.config.lexical_weight is not None:
+            return self.config.lexical_weight
+        found = self.embedder.lexical_weight()
+        return LEXICAL_WEIGHT if found is None else found
 
     # -- indexing --------------------------------------------------------------------------------
     def _index_later(self, user_id: str, row: Row) -> None:
