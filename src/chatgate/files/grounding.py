@@ -125,7 +125,7 @@ async def _passages(
     hits = _whole(entries, allowance, count)
     if hits is None:
         vector = await files.embedder.query(question) if question else None
-        hits = search(entries, vector, question, files.config.top_k)
+        hits = search(entries, vector, question, files.config.top_k, files.lexical_weight())
     lines, used = [BLOCK_HEAD], count(BLOCK_HEAD)
     citations: list[Row] = []
     for hit in hits:

@@ -1,8 +1,8 @@
 """Retrieval over a conversation's documents: cosine similarity of the question's embedding
-to every chunk (brute force in numpy: 3,000 chunks of 384 floats is one 4.5 MB product, about
-a millisecond). A lexical score (BM25 over words and CJK character bigrams) ranks the chunks
-when vectors are missing, and can be fused in (weighted reciprocal rank fusion); measured on
-our set it lowers recall, so its weight is 0 (see ``LEXICAL_WEIGHT``).
+to every chunk (brute force in numpy: 3,000 chunks of 512 floats is one 6 MB product, about
+a millisecond), plus a share of a lexical score (BM25 over words and CJK character bigrams,
+scaled to 1 for the best chunk) that depends on the model (see ``LEXICAL_WEIGHT``). The
+lexical score alone ranks the chunks when vectors are missing.
 
 Each process caches each document's vectors and term index (``files.cache_bytes``, least
 recently used out first). A document's chunks never change once embedded, so such an entry is
@@ -26,17 +26,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from chatgate.files.embed import Matrix
+from chatgate.files.embed import Matrix, unpack
 
 _WORD = re.compile(r"\w+")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 STALE_SECONDS = 5.0
-RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al.)
-# The lexical ranking's share beside the dense one. Measured (bench/documents.py, 30 EN/RU/ZH
-# questions among 312 chunks): recall@5 dense alone 0.97, fused 0.87 at 0.5 and at 1.0 —
-# BM25 misses every question asked in another language than its document and pulls up
-# word-alike distractors. So none: the lexical ranking serves when vectors are missing
-# (before a document's embedding is done, or with no embedding model).
+# The lexical score's share beside the cosine when nothing else is said: score = cosine +
+# weight × BM25 / the best chunk's BM25. How much the words help depends on the model: it is
+# the embedding provider's ``search_lexical_weight`` (providers/usem3.py: 0.15, measured),
+# else ``files.lexical_weight``, else this. With multilingual-e5-small any share lowered
+# recall@5 (0.97 → 0.93 on bench/documents.py's 30 questions; ranks fused instead of scores:
+# 0.87): BM25 misses every question asked in another language than its document and pulls
+# up word-alike distractors, so it serves alone only while vectors are missing.
 LEXICAL_WEIGHT = 0.0
 _BM25_K1, _BM25_B = 1.2, 0.75
 
@@ -65,6 +66,8 @@ class Entry:
     vectors: Matrix | None  # (chunks, dims), normalised; None: lexical only
     complete: bool = True  # every chunk has its vector
     loaded_at: float = 0.0
+    tag: bytes | None = None  # the model whose vectors were looked for (embed.space_tag)
+    stale: bool = False  # some chunks have vectors of another model: to embed again
     # The term index, built on first lexical use: term → (chunk indexes, term frequencies).
     _postings: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] | None = None
     _lengths: npt.NDArray[np.float32] | None = None
@@ -104,13 +107,18 @@ class Entry:
         self._lengths = np.asarray(lengths, dtype=np.float32)
 
 
-def make_entry(file_id: str, rows: Sequence[dict[str, Any]]) -> Entry:
-    vectors = None
-    complete = all(r["vector"] for r in rows)
-    if rows and complete:
-        vectors = np.vstack([np.frombuffer(r["vector"], dtype=np.float32) for r in rows])
+def make_entry(file_id: str, rows: Sequence[dict[str, Any]], tag: bytes | None) -> Entry:
+    """A document's entry; its vectors only when every chunk has one made by the model tagged
+    ``tag`` (the one questions are embedded with now)."""
+    found = [unpack(tag, r["vector"]) for r in rows] if tag is not None else []
+    complete = bool(found) and all(v is not None for v in found)
+    stale = tag is not None and any(
+        v is None and r["vector"] is not None for v, r in zip(found, rows, strict=True)
+    )
+    vectors = np.vstack([v for v in found if v is not None]) if complete else None
     return Entry(file_id, [r["n"] for r in rows], [r["page"] for r in rows],
-                 [r["text"] for r in rows], vectors, complete, time.monotonic())  # fmt: skip
+                 [r["text"] for r in rows], vectors, complete, time.monotonic(), tag,
+                 stale)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,11 +134,21 @@ Loader = Callable[[Sequence[str]], Awaitable[list[dict[str, Any]]]]
 
 
 class Index:
-    """The per-process cache of entries and the search over several of them."""
+    """The per-process cache of entries and the search over several of them. ``tag`` tells
+    which model's vectors to use now (None: lexical only); ``on_stale`` hears of each document
+    found with another model's vectors."""
 
-    def __init__(self, load: Loader, max_bytes: int) -> None:
+    def __init__(
+        self,
+        load: Loader,
+        max_bytes: int,
+        tag: Callable[[], bytes | None] = lambda: None,
+        on_stale: Callable[[str], None] = lambda _file_id: None,
+    ) -> None:
         self._load = load
         self.max_bytes = max_bytes
+        self._tag = tag
+        self._on_stale = on_stale
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._bytes = 0
 
@@ -143,16 +161,22 @@ class Index:
         """The files' entries (those with chunks), loading what the cache does not hold."""
         loaded: dict[str, Entry] = {}
         now = time.monotonic()
+        tag = self._tag()
         for fid in file_ids:
             entry = self._entries.get(fid)
-            if entry is not None and not entry.complete and now - entry.loaded_at > STALE_SECONDS:
+            if entry is None:
+                continue
+            if entry.tag != tag or (not entry.complete and now - entry.loaded_at > STALE_SECONDS):
                 self.forget(fid)
         missing = [f for f in file_ids if f not in self._entries]
         if missing:
             by_file: dict[str, list[dict[str, Any]]] = {f: [] for f in missing}
             for row in await self._load(missing):
                 by_file[row["file_id"]].append(row)
-            loaded = {fid: make_entry(fid, rows) for fid, rows in by_file.items() if rows}
+            loaded = {fid: make_entry(fid, rows, tag) for fid, rows in by_file.items() if rows}
+            for entry in loaded.values():
+                if entry.stale:
+                    self._on_stale(entry.file_id)
         found = []
         for fid in file_ids:
             entry = loaded.get(fid) or self._entries.get(fid)
@@ -181,50 +205,41 @@ def search(
     k: int,
     lexical_weight: float = LEXICAL_WEIGHT,
 ) -> list[Hit]:
-    """The ``k`` best chunks: dense and lexical rankings fused (weighted reciprocal rank
-    fusion; the lexical side alone when there are no vectors)."""
+    """The ``k`` best chunks: by cosine similarity plus ``lexical_weight`` × the scaled BM25
+    score (BM25 alone when some document has no vectors yet, or there is no question vector);
+    a chunk that neither side finds (cosine ≤ 0, no word in common) is not returned."""
     if not entries:
         return []
     offsets, total = [], 0
     for entry in entries:
         offsets.append(total)
         total += len(entry.ns)
-    fused = np.zeros(total, dtype=np.float64)
+    scores = np.zeros(total, dtype=np.float64)
+    found = np.zeros(total, dtype=bool)
+    dense = False
     if query_vector is not None and all(e.vectors is not None for e in entries):
+        dense = True
         # One product per document, not one over a stacked matrix: no copy, and each stays
         # below the size where OpenBLAS fans out to threads (measured on a busy 2-CPU box:
         # 3,000 chunks 0.2 ms this way, 21 ms as one threaded product).
-        _add_ranks(fused, np.concatenate([e.vectors @ query_vector for e in entries
-                                          if e.vectors is not None]))  # fmt: skip
-    dense = bool(fused.any())
-    if dense and lexical_weight <= 0:
-        lexical = None
-    else:
+        scores += np.concatenate([e.vectors @ query_vector for e in entries
+                                  if e.vectors is not None])  # fmt: skip
+        found |= scores > 0
+    lexical = None
+    if not dense or lexical_weight > 0:
         lexical = _bm25(entries, offsets, total, terms(query))
     if lexical is not None:
-        _add_ranks(fused, lexical, lexical_weight if dense else 1.0)
-    top = np.argsort(-fused, kind="stable")[:k]
+        scores += (lexical_weight if dense else 1.0) * lexical / lexical.max()
+        found |= lexical > 0
+    candidates = np.flatnonzero(found)
+    top = candidates[np.argsort(-scores[candidates], kind="stable")[:k]]
     hits = []
     for index in top:
-        if fused[index] <= 0:
-            break
         e = int(np.searchsorted(offsets, index, side="right")) - 1
         entry, i = entries[e], int(index) - offsets[e]
         hits.append(Hit(entry.file_id, entry.ns[i], entry.pages[i], entry.texts[i],
-                        float(fused[index])))  # fmt: skip
+                        float(scores[index])))  # fmt: skip
     return hits
-
-
-def _add_ranks(
-    fused: npt.NDArray[np.float64], scores: npt.NDArray[Any], weight: float = 1.0
-) -> None:
-    """Add weight / (RRF_K + rank) for the chunks with a positive score."""
-    order = np.argsort(-scores, kind="stable")
-    ranks = np.empty(len(scores), dtype=np.float64)
-    ranks[order] = np.arange(1, len(scores) + 1)
-    contribution = weight / (RRF_K + ranks)
-    contribution[scores <= 0] = 0.0
-    fused += contribution
 
 
 def _bm25(

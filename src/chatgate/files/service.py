@@ -14,16 +14,14 @@ import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
-import numpy as np
-
 from chatgate.config import FilesConfig
 from chatgate.errors import InvalidRequestError, PayloadTooLargeError
 from chatgate.files.blobs import Blobs
 from chatgate.files.chunking import split
-from chatgate.files.embed import Embedder
+from chatgate.files.embed import Embedder, pack
 from chatgate.files.extract import ExtractError, extract
 from chatgate.files.kinds import check_start, classify
-from chatgate.files.retrieval import Index
+from chatgate.files.retrieval import LEXICAL_WEIGHT, Index
 from chatgate.files.store import FileStore, Row, public
 from chatgate.gateway.router import Router
 from chatgate.storage import Database
@@ -55,17 +53,21 @@ class FileService:
         self.blobs = Blobs(db, config.storage, config.dir)
         self.store = FileStore(db, self.blobs)
         self.embedder = Embedder(router, config.embedding_model)
-        self.index = Index(self.store.chunks, config.cache_bytes)
+        self.index = Index(
+            self.store.chunks, config.cache_bytes, self.embedder.tag, self._embed_again
+        )
         self.publish = publish
         self._tasks: set[asyncio.Task[None]] = set()
+        self._embedding: set[str] = set()  # files being embedded by this process
 
     async def start(self) -> None:
         """Index again what a stopped process left half done (any replica may: indexing a
         file twice writes the same chunks)."""
         for row in await self.store.pending():
             self._index_later(row["user_id"], row)
-        if self.embedder.available():
-            for file_id in await self.store.unembedded_files():
+        tag = self.embedder.tag()
+        if tag is not None:  # chunks never embedded, or by another model than today's
+            for file_id in await self.store.unembedded_files(tag):
                 self._later(self._embed_logged(file_id))
 
     async def close(self) -> None:
@@ -153,6 +155,14 @@ class FileService:
         return {"file_id": file_id, "name": found["name"], "page": found["page"], "n": n,
                 "text": found["text"]}  # fmt: skip
 
+    def lexical_weight(self) -> float:
+        """The words' share in a search's score: ``files.lexical_weight`` if set, else the
+        embedding model's own (retrieval.LEXICAL_WEIGHT)."""
+        if self.config.lexical_weight is not None:
+            return self.config.lexical_weight
+        found = self.embedder.lexical_weight()
+        return LEXICAL_WEIGHT if found is None else found
+
     # -- indexing --------------------------------------------------------------------------------
     def _index_later(self, user_id: str, row: Row) -> None:
         self._later(self._index(user_id, row))
@@ -198,21 +208,30 @@ class FileService:
         return values
 
     async def embed_file(self, file_id: str) -> None:
-        """Embed the file's chunks that have no vector yet, a batch at a time (each batch
-        stored at once: a process that stops midway leaves the rest for the next start)."""
-        if not self.embedder.available():
+        """Embed the file's chunks that have no vector of today's model yet, a batch at a time
+        (each batch stored at once: a process that stops midway leaves the rest for the next
+        start)."""
+        tag = self.embedder.tag()
+        if tag is None:
             return
-        todo = await self.store.unembedded(file_id)
+        todo = await self.store.unembedded(file_id, tag)
         for start in range(0, len(todo), EMBED_BATCH):
             batch = todo[start : start + EMBED_BATCH]
-            vectors = await self.embedder.passages([text for _, text in batch])
-            if vectors is None:
+            found = await self.embedder.passages([text for _, text in batch])
+            if found is None:
                 return
+            made_by, vectors = found
             await self.store.set_vectors(
-                file_id,
-                [(n, vectors[i].astype(np.float32).tobytes()) for i, (n, _) in enumerate(batch)],
+                file_id, [(n, pack(made_by, vectors[i])) for i, (n, _) in enumerate(batch)]
             )
         self.index.forget(file_id)
+
+    def _embed_again(self, file_id: str) -> None:
+        """A search met the file with another model's vectors (``files.embedding_model``
+        changed since): embed it anew, once at a time per process."""
+        if file_id not in self._embedding:
+            self._embedding.add(file_id)
+            self._later(self._embed_logged(file_id))
 
     async def _embed_logged(self, file_id: str) -> None:
         try:
@@ -221,6 +240,8 @@ class FileService:
             raise
         except Exception:  # lexical retrieval still works; the next start tries again
             log.exception("embedding %s failed", file_id)
+        finally:
+            self._embedding.discard(file_id)
 
     async def wait_indexed(self) -> None:
         """Until the indexing running now is done (tests, benchmarks)."""

@@ -8,7 +8,19 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    LargeBinary,
+    Select,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatgate.errors import NotFoundError
@@ -151,17 +163,19 @@ class FileStore:
                 await conn.execute(_INSERT_CHUNK, batch)
             await conn.execute(update(StoredFile).where(StoredFile.id == file_id).values(**values))
 
-    async def unembedded(self, file_id: str) -> builtins.list[tuple[int, str]]:
+    async def unembedded(self, file_id: str, tag: bytes) -> builtins.list[tuple[int, str]]:
+        """The file's chunks without a vector of the model tagged ``tag`` (none, or another
+        model's)."""
         query = (
             select(FileChunk.n, FileChunk.text)
-            .where(FileChunk.file_id == file_id, FileChunk.vector.is_(None))
+            .where(FileChunk.file_id == file_id, _not_embedded(tag))
             .order_by(FileChunk.n)
         )
         async with self.db.engine.connect() as conn:
             return [(r["n"], r["text"]) for r in await _rows(conn, query)]
 
-    async def unembedded_files(self) -> builtins.list[str]:
-        query = select(FileChunk.file_id).where(FileChunk.vector.is_(None)).distinct()
+    async def unembedded_files(self, tag: bytes) -> builtins.list[str]:
+        query = select(FileChunk.file_id).where(_not_embedded(tag)).distinct()
         async with self.db.engine.connect() as conn:
             return [r["file_id"] for r in await _rows(conn, query)]
 
@@ -244,6 +258,15 @@ class FileStore:
         query = select(StoredFile.id, StoredFile.status).where(StoredFile.id.in_(list(file_ids)))
         async with self.db.engine.connect() as conn:
             return {r["id"]: r["status"] for r in await _rows(conn, query)}
+
+
+def _not_embedded(tag: bytes) -> ColumnElement[bool]:
+    """A chunk without a vector, or with one another model made (embed.pack: the tag first;
+    ``substr`` takes bytes of a BLOB in SQLite and of a ``bytea`` in PostgreSQL)."""
+    return or_(
+        FileChunk.vector.is_(None),
+        func.substr(FileChunk.vector, 1, len(tag)) != literal(tag, LargeBinary()),
+    )
 
 
 def _attached() -> Select[Any]:

