@@ -10,17 +10,13 @@ stream has begun.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from typing import Any
 
 import orjson
 
 from chatgate.api import asgi
 from chatgate.api.asgi import (
-    SSE_HEADERS,
     ClientGone,
-    DisconnectWatch,
     Receive,
     Scope,
     Send,
@@ -28,19 +24,17 @@ from chatgate.api.asgi import (
     read_body,
     send_json,
 )
+from chatgate.api.door import Door, Wanted
 from chatgate.api.schema import error_response, json_request
 from chatgate.chat.tokens import PER_MESSAGE, TokenCounter
 from chatgate.config import Config
-from chatgate.drain import Drain, shutting_down
 from chatgate.errors import GatewayError, InvalidRequestError, ModelNotFoundError
-from chatgate.gateway.auth import bearer
-from chatgate.gateway.path import CLIENT_GONE, Exchange
+from chatgate.gateway.auth import Identity, bearer
+from chatgate.gateway.path import Exchange
 from chatgate.gateway.reasoning import parse_mode
 from chatgate.protocol import anthropic
-from chatgate.protocol.openai import parse_cache_headers, parse_json, validate_chat_request
+from chatgate.protocol.openai import ChatRequest, parse_json, validate_chat_request
 from chatgate.state import AppState, Runtime
-
-log = logging.getLogger(__name__)
 
 MESSAGES_PATH = "/v1/messages"
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
@@ -56,27 +50,32 @@ async def send_error(send: Send, exc: GatewayError, headers: list[tuple[bytes, b
     await asgi.send_error(send, exc, headers, anthropic.error_body)
 
 
-class _Door:
+def resolve(state: AppState, body: Any, aliases: anthropic.Aliases) -> tuple[str, str]:
+    """(the name the client asked for, the chatgate model it means)."""
+    name = body.get("model") if isinstance(body, dict) else None
+    if not isinstance(name, str) or not name:
+        raise InvalidRequestError("`model` is required and must be a string.", param="model")
+    router = state.router
+    return name, anthropic.resolve_model(name, lambda m: router.get(m) is not None, aliases)
+
+
+class Messages(Door):
+    """ASGI endpoint for ``POST /v1/messages``."""
+
+    api = "anthropic"
     # Anthropic's error shape, also for refusals made before the door (``asgi.ErrorShapes``).
     error_body = staticmethod(anthropic.error_body)
+    echo_request_id = True
 
     def __init__(self, runtime: Runtime, config: Config) -> None:
-        self.runtime = runtime
+        super().__init__(runtime)
         self.aliases = anthropic.compile_aliases(config.anthropic.model_aliases)
 
-    def model(self, state: AppState, body: Any) -> tuple[str, str]:
-        """(the name the client asked for, the chatgate model it means)."""
-        name = body.get("model") if isinstance(body, dict) else None
-        if not isinstance(name, str) or not name:
-            raise InvalidRequestError("`model` is required and must be a string.", param="model")
-        router = state.router
-        return name, anthropic.resolve_model(
-            name, lambda m: router.get(m) is not None, self.aliases
-        )
+    def credential(self, wanted: Wanted) -> str | None:
+        return credential(wanted)
 
-
-class Messages(_Door):
-    """ASGI endpoint for ``POST /v1/messages``."""
+    def turn(self, exchange: Exchange) -> _Turn:
+        return _Turn(self.aliases)
 
     def openapi(self) -> dict[str, Any]:
         return _operation(
@@ -98,99 +97,46 @@ class Messages(_Door):
             },
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        wanted = chatgate_headers(scope)
-        try:
-            state = self.runtime.require()
-        except GatewayError as exc:
-            await send_error(send, exc, [])
-            return
-        async with state.path.begin("anthropic", wanted.get(b"x-request-id")) as exchange:
-            rid = exchange.request_id.encode("latin-1")
-            headers = [(b"x-request-id", rid), (b"request-id", rid)]
-            try:
-                await exchange.authenticate(credential(wanted))
-                body = parse_json(await read_body(receive, state.config.server.max_body_bytes))
-                asked, model = self.model(state, body)
-                mode = parse_mode(wanted.get(b"x-chatgate-reasoning"))
-                req = validate_chat_request(
-                    anthropic.to_chat_body(body, model), mode or anthropic.reasoning_mode(body)
-                )
-                parse_cache_headers(
-                    req,
-                    wanted.get(b"cache-control"),
-                    wanted.get(b"x-chatgate-cache-ttl"),
-                    state.config.cache.max_ttl,
-                )
-                await exchange.admit(req)
-                headers += exchange.headers
-                stops = req.body.get("stop")
-                drain = self.runtime.drain
-                async with DisconnectWatch(receive) as watch:
-                    async with drain.watch() as opening:
-                        answer = await exchange.open()
-                    if opening.cut:  # the drain deadline came first: no answer begun to end
-                        raise shutting_down()
-                    headers.append((b"x-chatgate-cache", answer.cache.encode()))
-                    headers += exchange.cost_headers
-                    if answer.completion is not None:
-                        message = anthropic.to_message(answer.completion, asked, stops)
-                        await send_json(send, 200, orjson.dumps(message), headers)
-                    else:
-                        stream = anthropic.MessageStream(asked, stops)
-                        await _stream(exchange, stream, send, headers, drain)
-                if watch.gone:
-                    exchange.status = CLIENT_GONE
-            except ClientGone:
-                exchange.status = CLIENT_GONE
-            except GatewayError as exc:
-                exchange.fail(exc)
-                await send_error(send, exc, headers)
-            except Exception as exc:  # a bug of ours: still an answer in the API's own shape
-                log.exception("anthropic message %s failed", exchange.request_id)
-                exchange.fail(f"internal error ({type(exc).__name__})", 500)
-                with contextlib.suppress(Exception):  # fails only if the response had begun
-                    await send_error(
-                        send, GatewayError("Internal error; see the server log."), headers
-                    )
+
+class _Turn:
+    """A Messages request: the model name the client asked for, which its answer carries."""
+
+    __slots__ = ("aliases", "asked")
+
+    error_body = staticmethod(anthropic.error_body)
+
+    def __init__(self, aliases: anthropic.Aliases) -> None:
+        self.aliases = aliases
+        self.asked = ""
+
+    async def parse(
+        self, state: AppState, identity: Identity, wanted: Wanted, raw: bytes
+    ) -> ChatRequest:
+        body = parse_json(raw)
+        self.asked, model = resolve(state, body, self.aliases)
+        mode = parse_mode(wanted.get(b"x-chatgate-reasoning"))
+        return validate_chat_request(
+            anthropic.to_chat_body(body, model), mode or anthropic.reasoning_mode(body)
+        )
+
+    def whole(self, req: ChatRequest, completion: dict[str, Any]) -> bytes:
+        return orjson.dumps(anthropic.to_message(completion, self.asked, req.body.get("stop")))
+
+    def stream(self, req: ChatRequest) -> anthropic.MessageStream:
+        return anthropic.MessageStream(self.asked, req.body.get("stop"))
 
 
-async def _stream(
-    exchange: Exchange,
-    stream: anthropic.MessageStream,
-    send: Send,
-    headers: list[tuple[bytes, bytes]],
-    drain: Drain,
-) -> None:
-    """Send the opened stream, one write per batch (the first carries ``message_start``). An
-    error after the first byte travels as ``event: error`` and no ``message_stop`` follows; so
-    does the server's stop, at its drain deadline."""
-    await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
-    head = stream.start()
-    try:
-        async with drain.watch() as deadline:
-            async for batch in exchange:
-                body = stream.feed(batch)
-                if head:
-                    body, head = head + body, b""
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-        if deadline.cut:
-            raise shutting_down()
-        tail = stream.finish()
-    except Exception as exc:
-        if not isinstance(exc, GatewayError):
-            log.exception("stream failed")
-            exc = GatewayError("Internal error; see the server log.")
-        exchange.fail(exc, 200)  # the status line said 200; the log keeps the error
-        tail = anthropic.event("error", anthropic.error_body(exc))
-    await send({"type": "http.response.body", "body": head + tail})
-
-
-class CountTokens(_Door):
+class CountTokens:
     """ASGI endpoint for ``POST /v1/messages/count_tokens``: the prompt's tokens by the model's
     own tokenizer where one ships offline (``chat.tokens``), calibrated by what the upstream
     reported for earlier prompts; otherwise about four bytes a token. No upstream call, so no
     rate limit or usage; the key and its allow-list are checked."""
+
+    error_body = staticmethod(anthropic.error_body)
+
+    def __init__(self, runtime: Runtime, config: Config) -> None:
+        self.runtime = runtime
+        self.aliases = anthropic.compile_aliases(config.anthropic.model_aliases)
 
     def openapi(self) -> dict[str, Any]:
         return _operation(
@@ -212,7 +158,7 @@ class CountTokens(_Door):
             state = self.runtime.require()
             identity = await state.auth.authenticate(credential(wanted))
             body = parse_json(await read_body(receive, state.config.server.max_body_bytes))
-            _, model = self.model(state, body)
+            _, model = resolve(state, body, self.aliases)
             identity.check_model(model)
             if state.router.get(model) is None:
                 raise ModelNotFoundError(model)

@@ -12,38 +12,23 @@ ends it, which Ollama's clients raise.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from chatgate.api import asgi
-from chatgate.api.asgi import (
-    ClientGone,
-    DisconnectWatch,
-    Receive,
-    Scope,
-    Send,
-    chatgate_headers,
-    read_body,
-    send_json,
-)
 from chatgate.api.deps import State
+from chatgate.api.door import Door, Wanted
 from chatgate.api.schema import error_response, json_request
-from chatgate.drain import Drain, shutting_down
 from chatgate.errors import GatewayError, InvalidRequestError, ModelNotFoundError
-from chatgate.gateway.auth import bearer
-from chatgate.gateway.path import CLIENT_GONE, Exchange
+from chatgate.gateway.auth import Identity
+from chatgate.gateway.path import Exchange
 from chatgate.gateway.reasoning import parse_mode
 from chatgate.gateway.router import known_context_window
 from chatgate.protocol import ollama
-from chatgate.protocol.openai import parse_cache_headers, parse_json, validate_chat_request
+from chatgate.protocol.openai import ChatRequest, parse_json, validate_chat_request
 from chatgate.state import AppState, Runtime
-
-log = logging.getLogger(__name__)
 
 CHAT_PATH = "/api/chat"
 GENERATE_PATH = "/api/generate"
@@ -64,12 +49,6 @@ def error_body(exc: GatewayError, asked: str | None = None) -> dict[str, str]:
     return {"error": error_message(exc, asked)}
 
 
-async def send_error(
-    send: Send, exc: GatewayError, headers: list[tuple[bytes, bytes]], asked: str | None = None
-) -> None:
-    await asgi.send_error(send, exc, headers, lambda e: error_body(e, asked))
-
-
 def _model(state: AppState, body: Any) -> tuple[str, str]:
     """(the name the client asked for, the chatgate model it means)."""
     if not isinstance(body, dict):
@@ -80,81 +59,22 @@ def _model(state: AppState, body: Any) -> tuple[str, str]:
     return name, ollama.resolve_model(name, lambda m: state.router.get(m) is not None)
 
 
-class OllamaDoor:
+class OllamaDoor(Door):
     """ASGI endpoint for ``POST /api/chat`` (``kind="chat"``) or ``/api/generate``."""
 
+    api = "ollama"
+    stream_headers = NDJSON_HEADERS
     error_body = staticmethod(error_body)
 
     def __init__(self, runtime: Runtime, kind: str) -> None:
-        self.runtime = runtime
+        super().__init__(runtime)
         self.kind = kind
         chat = kind == "chat"
         self.translate = ollama.chat_body if chat else ollama.generate_body
         self.render = ollama.chat_response if chat else ollama.generate_response
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        wanted = chatgate_headers(scope)
-        try:
-            state = self.runtime.require()
-        except GatewayError as exc:
-            await send_error(send, exc, [])
-            return
-        async with state.path.begin("ollama", wanted.get(b"x-request-id")) as exchange:
-            timing = ollama.Timing(exchange.started)
-            headers = [(b"x-request-id", exchange.request_id.encode("latin-1"))]
-            asked: str | None = None
-            try:
-                identity = await exchange.authenticate(bearer(wanted.get(b"authorization")))
-                body = parse_json(await read_body(receive, state.config.server.max_body_bytes))
-                asked, model = _model(state, body)
-                if ollama.is_load_request(body, self.kind):
-                    identity.check_model(model)
-                    if state.router.get(model) is None:
-                        raise ModelNotFoundError(model)
-                    await send_json(
-                        send, 200, orjson.dumps(ollama.load_response(asked, self.kind)), headers
-                    )
-                    return
-                mode = parse_mode(wanted.get(b"x-chatgate-reasoning"))
-                req = validate_chat_request(
-                    self.translate(body, model), mode or ollama.reasoning_mode(body)
-                )
-                parse_cache_headers(
-                    req,
-                    wanted.get(b"cache-control"),
-                    wanted.get(b"x-chatgate-cache-ttl"),
-                    state.config.cache.max_ttl,
-                )
-                await exchange.admit(req)
-                headers += exchange.headers
-                drain = self.runtime.drain
-                async with DisconnectWatch(receive) as watch:
-                    async with drain.watch() as opening:
-                        answer = await exchange.open()
-                    if opening.cut:  # the drain deadline came first: no answer begun to end
-                        raise shutting_down()
-                    headers.append((b"x-chatgate-cache", answer.cache.encode()))
-                    headers += exchange.cost_headers
-                    if answer.completion is not None:
-                        whole = self.render(answer.completion, asked, timing)
-                        await send_json(send, 200, orjson.dumps(whole), headers)
-                    else:
-                        stream = ollama.NdjsonStream(asked, self.kind, timing)
-                        await _stream(exchange, stream, send, headers, drain)
-                if watch.gone:
-                    exchange.status = CLIENT_GONE
-            except ClientGone:
-                exchange.status = CLIENT_GONE
-            except GatewayError as exc:
-                exchange.fail(exc)
-                await send_error(send, exc, headers, asked)
-            except Exception as exc:  # a bug of ours: still an answer in the API's own shape
-                log.exception("ollama %s %s failed", self.kind, exchange.request_id)
-                exchange.fail(f"internal error ({type(exc).__name__})", 500)
-                with contextlib.suppress(Exception):  # fails only if the response had begun
-                    await send_error(
-                        send, GatewayError("Internal error; see the server log."), headers
-                    )
+    def turn(self, exchange: Exchange) -> _Turn:
+        return _Turn(self, ollama.Timing(exchange.started))
 
     def openapi(self) -> dict[str, Any]:
         chat = self.kind == "chat"
@@ -185,34 +105,41 @@ class OllamaDoor:
         }
 
 
-async def _stream(
-    exchange: Exchange,
-    stream: ollama.NdjsonStream,
-    send: Send,
-    headers: list[tuple[bytes, bytes]],
-    drain: Drain,
-) -> None:
-    """Send the opened stream, a write per batch; an error after the first byte (or the
-    server's drain deadline) is a last ``{"error": …}`` line, with no ``done: true`` line."""
-    await send(
-        {"type": "http.response.start", "status": 200, "headers": [*NDJSON_HEADERS, *headers]}
-    )
-    try:
-        async with drain.watch() as deadline:
-            async for batch in exchange:
-                body = stream.feed(batch)
-                if body:
-                    await send({"type": "http.response.body", "body": body, "more_body": True})
-        if deadline.cut:
-            raise shutting_down()
-        tail = stream.finish()
-    except Exception as exc:
-        if not isinstance(exc, GatewayError):
-            log.exception("stream failed")
-            exc = GatewayError("Internal error; see the server log.")
-        exchange.fail(exc, 200)  # the status line said 200; the log keeps the error
-        tail = ollama.error_line(exc.message)
-    await send({"type": "http.response.body", "body": tail})
+class _Turn:
+    """An Ollama request: the model name the client asked for (its answer and its "not found"
+    carry it) and the timing its durations are measured by."""
+
+    __slots__ = ("asked", "door", "timing")
+
+    def __init__(self, door: OllamaDoor, timing: ollama.Timing) -> None:
+        self.door = door
+        self.timing = timing
+        self.asked = ""  # until the body names it
+
+    def error_body(self, exc: GatewayError) -> dict[str, str]:
+        return error_body(exc, self.asked or None)
+
+    async def parse(
+        self, state: AppState, identity: Identity, wanted: Wanted, raw: bytes
+    ) -> ChatRequest | bytes:
+        body = parse_json(raw)
+        self.asked, model = _model(state, body)
+        kind = self.door.kind
+        if ollama.is_load_request(body, kind):
+            identity.check_model(model)
+            if state.router.get(model) is None:
+                raise ModelNotFoundError(model)
+            return orjson.dumps(ollama.load_response(self.asked, kind))
+        mode = parse_mode(wanted.get(b"x-chatgate-reasoning"))
+        return validate_chat_request(
+            self.door.translate(body, model), mode or ollama.reasoning_mode(body)
+        )
+
+    def whole(self, req: ChatRequest, completion: dict[str, Any]) -> bytes:
+        return orjson.dumps(self.door.render(completion, self.asked, self.timing))
+
+    def stream(self, req: ChatRequest) -> ollama.NdjsonStream:
+        return ollama.NdjsonStream(self.asked, self.door.kind, self.timing)
 
 
 def _error(exc: GatewayError, asked: str | None = None) -> JSONResponse:

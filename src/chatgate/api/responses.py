@@ -12,8 +12,6 @@ else gets a 404.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import time
 from typing import Any
 
@@ -21,27 +19,15 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from chatgate.api.asgi import (
-    SSE_HEADERS,
-    ClientGone,
-    DisconnectWatch,
-    Receive,
-    Scope,
-    Send,
-    chatgate_headers,
-    openai_error,
-    read_body,
-    send_error,
-    send_json,
-)
+from chatgate.api.asgi import openai_error
 from chatgate.api.deps import State
+from chatgate.api.door import Door, Wanted
 from chatgate.api.schema import responses_openapi
-from chatgate.drain import Drain, shutting_down
-from chatgate.errors import GatewayError, InvalidRequestError, NotFoundError
+from chatgate.errors import InvalidRequestError, NotFoundError
 from chatgate.gateway.auth import Identity, bearer
-from chatgate.gateway.path import CLIENT_GONE, Exchange
+from chatgate.gateway.path import Exchange
 from chatgate.gateway.reasoning import parse_mode
-from chatgate.protocol.openai import ChatRequest, parse_cache_headers, parse_json
+from chatgate.protocol.openai import ChatRequest, parse_json
 from chatgate.protocol.responses import (
     Item,
     ResponsesRequest,
@@ -51,15 +37,10 @@ from chatgate.protocol.responses import (
 )
 from chatgate.protocol.responses_render import listed_items, render, skeleton
 from chatgate.protocol.responses_stream import ResponseStream
-from chatgate.state import AppState, Runtime
+from chatgate.state import AppState
 from chatgate.storage import ResponseRepository
 
-log = logging.getLogger(__name__)
-
 PATH = "/v1/responses"
-_CACHE_HEADERS = {
-    status: (b"x-chatgate-cache", status.encode()) for status in ("hit", "miss", "bypass")
-}
 
 
 def owner_of(identity: Identity) -> str:
@@ -68,18 +49,40 @@ def owner_of(identity: Identity) -> str:
 
 
 class _Turn:
-    """What a stored response needs besides the answer: who, and the input it answered."""
+    """A Responses request: the request as the client sent it, who asked, the input it answers
+    (with ``previous_response_id``'s items before it) and the id its stored response gets."""
 
     __slots__ = ("input", "owner", "req", "rid", "store")
 
-    def __init__(
-        self, req: ResponsesRequest, owner: str, history: list[Item], store: ResponseRepository
-    ) -> None:
-        self.req = req
+    error_body = staticmethod(openai_error)
+    req: ResponsesRequest
+    owner: str
+    input: list[Item]
+    store: ResponseRepository | None
+
+    def __init__(self) -> None:
         self.rid = new_id()
-        self.owner = owner
-        self.store = store if req.store else None
-        self.input = (history + req.input) if history else req.input
+
+    async def parse(
+        self, state: AppState, identity: Identity, wanted: Wanted, raw: bytes
+    ) -> ChatRequest:
+        store = state.responses
+        assert store is not None
+        reasoning = parse_mode(wanted.get(b"x-chatgate-reasoning"))
+        self.req = rreq = parse_request(parse_json(raw))
+        self.owner = owner_of(identity)
+        history = await history_of(store, rreq, self.owner)
+        self.store = store if rreq.store else None
+        self.input = (history + rreq.input) if history else rreq.input
+        return ChatRequest(chat_body(rreq, history), rreq.model, rreq.stream, reasoning)
+
+    def whole(self, req: ChatRequest, completion: dict[str, Any]) -> bytes:
+        payload = orjson.dumps(render(self.req, self.rid, completion))
+        self.save(payload)
+        return payload
+
+    def stream(self, req: ChatRequest) -> _Stream:
+        return _Stream(self)
 
     def save(self, response: bytes) -> None:
         """Store the response (written behind the request: see ``storage.responses``)."""
@@ -93,6 +96,20 @@ class _Turn:
                 orjson.dumps(self.input).decode(),
                 response.decode(),
             )
+
+
+class _Stream(ResponseStream):
+    """The response's events; the whole response is stored as its last event is written."""
+
+    def __init__(self, turn: _Turn) -> None:
+        super().__init__(skeleton(turn.req, turn.rid, int(time.time())))
+        self.turn = turn
+
+    def finish(self) -> bytes:
+        tail = self.close()
+        final = orjson.dumps(self.response)
+        self.turn.save(final)
+        return tail + self.completed(final)
 
 
 async def history_of(store: ResponseRepository, req: ResponsesRequest, owner: str) -> list[Item]:
@@ -112,109 +129,16 @@ async def history_of(store: ResponseRepository, req: ResponsesRequest, owner: st
     return items + output
 
 
-class CreateResponse:
+class CreateResponse(Door):
     """ASGI endpoint for ``POST /v1/responses``."""
 
-    error_body = staticmethod(openai_error)
+    api = "responses"
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def turn(self, exchange: Exchange) -> _Turn:
+        return _Turn()
 
     def openapi(self) -> dict[str, Any]:
         return responses_openapi()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        wanted = chatgate_headers(scope)
-        try:
-            state = self.runtime.require()
-        except GatewayError as exc:
-            await send_error(send, exc, [])
-            return
-        store = state.responses
-        assert store is not None
-        async with state.path.begin("responses", wanted.get(b"x-request-id")) as exchange:
-            headers = [(b"x-request-id", exchange.request_id.encode("latin-1"))]
-            try:
-                identity = await exchange.authenticate(bearer(wanted.get(b"authorization")))
-                raw = await read_body(receive, state.config.server.max_body_bytes)
-                reasoning = parse_mode(wanted.get(b"x-chatgate-reasoning"))
-                rreq = parse_request(parse_json(raw))
-                owner = owner_of(identity)
-                history = await history_of(store, rreq, owner)
-                req = ChatRequest(chat_body(rreq, history), rreq.model, rreq.stream, reasoning)
-                parse_cache_headers(
-                    req,
-                    wanted.get(b"cache-control"),
-                    wanted.get(b"x-chatgate-cache-ttl"),
-                    state.config.cache.max_ttl,
-                )
-                await exchange.admit(req)
-                headers += exchange.headers
-                turn = _Turn(rreq, owner, history, store)
-                drain = self.runtime.drain
-                async with DisconnectWatch(receive) as watch:
-                    async with drain.watch() as opening:
-                        answer = await exchange.open()
-                    if opening.cut:  # the drain deadline came first: no answer begun to end
-                        raise shutting_down()
-                    headers.append(_CACHE_HEADERS[answer.cache])
-                    headers += exchange.cost_headers
-                    if answer.completion is not None:
-                        payload = orjson.dumps(render(rreq, turn.rid, answer.completion))
-                        turn.save(payload)
-                        await send_json(send, 200, payload, headers)
-                    else:
-                        await _stream(exchange, turn, send, headers, drain)
-                if watch.gone:
-                    exchange.status = CLIENT_GONE
-            except ClientGone:
-                exchange.status = CLIENT_GONE
-            except GatewayError as exc:
-                exchange.fail(exc)
-                await send_error(send, exc, headers)
-            except Exception as exc:  # a bug of ours: still an answer in the API's own shape
-                log.exception("response %s failed", exchange.request_id)
-                exchange.fail(f"internal error ({type(exc).__name__})", 500)
-                with contextlib.suppress(Exception):  # fails only if the response had begun
-                    err = GatewayError("Internal error; see the server log.")
-                    await send_error(send, err, headers)
-
-
-async def _stream(
-    exchange: Exchange,
-    turn: _Turn,
-    send: Send,
-    headers: list[tuple[bytes, bytes]],
-    drain: Drain,
-) -> None:
-    """Send the opened stream as Responses events. The opening events travel with the first
-    batch, the closing ones with ``response.completed``: one write each. An error after the
-    first byte (or the server's drain deadline) ends the stream with ``error`` and
-    ``response.failed``."""
-    stream = ResponseStream(skeleton(turn.req, turn.rid, int(time.time())))
-    await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
-    head = stream.start()
-    try:
-        async with drain.watch() as deadline:
-            async for batch in exchange:
-                body = stream.feed(batch)
-                if head:
-                    body, head = head + body, b""
-                if body:
-                    await send({"type": "http.response.body", "body": body, "more_body": True})
-        if deadline.cut:
-            raise shutting_down()
-        tail = head + stream.close()
-    except Exception as exc:
-        if not isinstance(exc, GatewayError):
-            log.exception("stream failed")
-            exc = GatewayError("Internal error; see the server log.")
-        exchange.fail(exc, 200)  # the status line said 200; the log keeps the error
-        await send({"type": "http.response.body", "body": head + stream.failed(exc)})
-        return
-    final = orjson.dumps(stream.response)
-    turn.save(final)
-    await send({"type": "http.response.body", "body": tail + stream.completed(final)})
 
 
 async def _identity(request: Request, state: AppState) -> str:

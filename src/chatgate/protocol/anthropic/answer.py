@@ -9,6 +9,9 @@ from typing import Any
 
 import orjson
 
+from chatgate.errors import GatewayError
+from chatgate.protocol.anthropic.request import error_body
+
 Event = tuple[str, dict[str, Any]]
 """One server-sent event: its name and its JSON data."""
 
@@ -134,7 +137,8 @@ class MessageStream:
     """OpenAI chunks in, Anthropic's stream events out as SSE bytes (first choice only).
 
     ``start`` gives ``message_start`` and a ``ping``; ``feed`` each batch; ``finish`` closes
-    the open block and gives ``message_delta`` (stop reason, usage) and ``message_stop``.
+    the open block and gives ``message_delta`` (stop reason, usage) and ``message_stop``, or
+    ``failed`` gives the ``error`` event instead.
     Reasoning becomes a thinking block, content a text block and each tool call a
     ``tool_use`` block whose arguments arrive as ``input_json_delta``; a block is closed when
     the next kind begins, as Anthropic streams them one after another. The per-chunk deltas are
@@ -261,6 +265,11 @@ class MessageStream:
         out.append(event("message_delta", data))
         out.append(_STOP)
         return b"".join(out)
+
+    def failed(self, exc: GatewayError) -> bytes:
+        """The answer broke off after the first byte: an ``error`` event, and no
+        ``message_stop`` after it."""
+        return event("error", error_body(exc))
 
 
 _PING = b'event: ping\ndata: {"type":"ping"}\n\n'

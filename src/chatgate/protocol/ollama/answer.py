@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from chatgate.errors import GatewayError
+
 VERSION = "0.12.0"
 """The Ollama version ``/api/version`` reports: the API these doors follow (clients check it
 before using ``think``, structured outputs and tool calls)."""
@@ -168,6 +170,9 @@ class NdjsonStream:
             + b"}\n"
         )
 
+    def start(self) -> bytes:
+        return b""  # Ollama's stream has no opening line
+
     def feed(self, batch: Iterable[dict[str, Any]]) -> bytes:
         if self.timing.first is None:
             self.timing.first = time.perf_counter()
@@ -211,6 +216,10 @@ class NdjsonStream:
         last = self._line(created, {}, done=True)
         out.append(last[:-2] + b"," + orjson.dumps(stats)[1:-1] + b"}\n")
         return b"".join(out)
+
+    def failed(self, exc: GatewayError) -> bytes:
+        """The answer broke off after the first byte: an error line, no ``done: true`` one."""
+        return error_line(exc.message)
 
 
 def error_line(message: str) -> bytes:
