@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.routing import APIRoute
 from starlette.routing import Match
@@ -98,9 +98,14 @@ def ui_router(static_dir: Path = STATIC_DIR) -> APIRouter:
             return None
         return path
 
-    @router.api_route("/", methods=["GET", "HEAD"])  # Ollama's clients probe `HEAD /`
-    async def index() -> Response:
-        return page()
+    @router.api_route("/", methods=["GET", "HEAD"])
+    async def index(request: Request) -> Response:
+        answer = page()
+        if request.method == "HEAD" and answer.status_code == 503:
+            # Ollama's clients probe `HEAD /` to see that the server is up: it is, built UI
+            # or not (a checkout that never ran the front end's build).
+            return Response(status_code=200, headers=PAGE_HEADERS)
+        return answer
 
     @router.get("/assets/{rel:path}")
     async def asset(rel: str) -> Response:
