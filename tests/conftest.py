@@ -26,9 +26,11 @@ def fake_server() -> Iterator[FakeUpstream]:
 @pytest.fixture
 def fake(fake_server: FakeUpstream) -> Iterator[FakeUpstream]:
     """The shared fake upstream, with knobs and records reset for this test, and reset again
-    after it: a test that does not ask for ``fake`` must not meet another's knobs (a hang)."""
+    after it, its answers still streaming ended: a test that does not ask for ``fake`` must not
+    meet another's knobs (a hang), nor count another's answer in flight."""
     fake_server.reset()
     yield fake_server
+    fake_server.abort_in_flight()
     fake_server.reset()
 
 

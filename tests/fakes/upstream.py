@@ -306,6 +306,7 @@ class FakeServer:
         self.cancelled = 0
         self.completed = 0
         self.in_flight = 0
+        self._answering: set[asyncio.Task[Any]] = set()  # handlers of the in-flight answers
         self.oauth_calls = 0
         self.tokens: dict[str, float] = {}  # token -> expiry (unix seconds)
         self.function_states: set[str] = set()  # GigaChat functions_state_ids handed out
@@ -331,6 +332,12 @@ class FakeServer:
         self.oauth_calls = 0
         self.function_states.clear()
         self.gigachat_files.clear()
+
+    def abort_in_flight(self) -> None:
+        """End every answer still streaming (its connection is dropped), so a long answer a
+        test left behind does not run on into the next test."""
+        for task in list(self._answering):
+            task.cancel()
 
     def revoke_tokens(self) -> None:
         self.tokens = {}
@@ -415,6 +422,9 @@ class FakeServer:
         if last:
             k = {**k, **last}
         self.in_flight += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._answering.add(task)
         finished = False
         try:
             resp = await self._chat(request, body, k)
@@ -427,6 +437,7 @@ class FakeServer:
             raise
         finally:
             self.in_flight -= 1
+            self._answering.discard(task)
             if finished:
                 self.completed += 1
 
@@ -1054,6 +1065,13 @@ class FakeUpstream:
 
     def reset(self) -> None:
         self._call(self.server.reset)
+
+    def abort_in_flight(self, within: float = 5.0) -> None:
+        """End the answers still streaming, and wait (up to ``within`` s) until they have."""
+        self._call(self.server.abort_in_flight)
+        deadline = time.monotonic() + within
+        while self.server.in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def revoke_gigachat_tokens(self) -> None:
         self._call(self.server.revoke_tokens)
