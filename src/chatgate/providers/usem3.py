@@ -55,6 +55,11 @@ MAX_CHARS = 8192
 # 30 questions 0.83/1.00 up to 0.2, then 0.80/0.97; 17 paraphrased or cross-language ones
 # 0.65/0.82, 0.88/0.94, 0.88/0.94, 0.94/0.94, 0.82/0.94.
 SEARCH_LEXICAL_WEIGHT = 0.15
+# The model is trained on sentences and short paragraphs: the documents index embeds each chunk
+# (~160 tokens) whole and also as windows of whole sentences of at most this many tokens
+# (files/embed.py), and scores a chunk by the mean of its whole vector's cosine and its best
+# row's (files/retrieval.py). TODO figures
+SEARCH_WINDOW_TOKENS = 64
 
 
 def available() -> bool:
@@ -79,6 +84,7 @@ class UseM3Provider:
     """One model, used by one worker thread (the BLAS thread limit it sets is process-wide)."""
 
     search_lexical_weight: ClassVar[float] = SEARCH_LEXICAL_WEIGHT
+    search_window_tokens: ClassVar[int] = SEARCH_WINDOW_TOKENS
 
     def __init__(self, name: str, cfg: UseM3Config) -> None:
         self.name = name
