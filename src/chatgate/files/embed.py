@@ -96,7 +96,7 @@ class Embedder:
         return size if isinstance(size, int) and size > 0 else None
 
     def lexical_weight(self) -> float | None:
-        """The share of BM25 measured to help the model's search (its provider's
+        """The share of the words' score measured to help the model's search (its provider's
         ``search_lexical_weight``), if known."""
         dep = self.router.get(self.model)
         weight = getattr(dep.provider, "search_lexical_weight", None) if dep else None
