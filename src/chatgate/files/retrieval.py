@@ -1,13 +1,13 @@
 """Retrieval over a conversation's documents: cosine similarity of the question's embedding
-to every chunk (brute force in numpy: 3,000 chunks of 512 floats is one 6 MB product, about
-a millisecond; a chunk embedded as several windows, embed.py, scores the mean of its whole
-vector's cosine and its best row's), plus a share of a lexical score that depends on the model
-(see ``LEXICAL_WEIGHT``): the idf-weighted fraction of the question's terms (words and CJK
-character bigrams) the chunk holds. The share is absolute, not scaled to the best chunk: a
-question in another language than the documents shares only stray terms (a number, a name)
-with any chunk, and then the words add almost nothing instead of a full boost to whichever
-chunk holds that number. BM25 (scaled to 1 for the best chunk) ranks the chunks alone when
-vectors are missing.
+to every chunk (brute force in numpy; a chunk embedded as several windows, embed.py, scores
+the mean of its whole vector's cosine and its best row's: 3,000 chunks of ~4 rows of 512
+floats is a 24 MB product, about a millisecond), plus a share of a lexical score that
+depends on the model (see ``LEXICAL_WEIGHT``): the idf-weighted fraction of the question's
+terms (words and CJK character bigrams) the chunk holds. The share is absolute, not scaled
+to the best chunk: a question in another language than the documents shares only stray
+terms (a number, a name) with any chunk, and then the words add almost nothing instead of a
+full boost to whichever chunk holds that number. BM25 (scaled to 1 for the best chunk) ranks
+the chunks alone when vectors are missing.
 
 Each process caches each document's vectors and term index (``files.cache_bytes``, least
 recently used out first). A document's chunks never change once embedded, so such an entry is
@@ -77,7 +77,7 @@ class Entry:
     # The term index, built on first lexical use: term → (chunk indexes, term frequencies).
     _postings: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] | None = None
     _lengths: npt.NDArray[np.float32] | None = None
-    # The first row of each chunk's windows in ``vectors`` (a chunk's score is its best one).
+    # Where each chunk's rows start in ``vectors`` (None: one row each).
     starts: npt.NDArray[np.int64] | None = None
 
     @property
@@ -258,9 +258,9 @@ def _cosines(entry: Entry, query_vector: Matrix) -> npt.NDArray[np.float64]:
     """Each chunk's cosine: with one vector, that vector's; with windows (embed.views: the
     whole chunk's row first), the mean of the whole chunk's and the best row's — what the
     passage is about, and the sentences that answer."""
-    assert entry.vectors is not None and entry.starts is not None
+    assert entry.vectors is not None
     rows = (entry.vectors @ query_vector).astype(np.float64)
-    if len(rows) == len(entry.starts):
+    if entry.starts is None or len(rows) == len(entry.starts):
         return rows
     found: npt.NDArray[np.float64] = (rows[entry.starts]
                                       + np.maximum.reduceat(rows, entry.starts)) / 2  # fmt: skip
