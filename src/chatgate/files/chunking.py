@@ -51,6 +51,35 @@ def split(pages: list[Page], size: int, overlap: int) -> list[Chunk]:
     return chunks
 
 
+def windows(text: str, size: int) -> list[str]:
+    """``text`` (a chunk) as consecutive windows of whole sentences, each at most about ``size``
+    tokens (a longer sentence is cut every ``size`` tokens; a short last sentence joins the
+    window before it): what a sentence encoder is trained on, where a whole chunk's vector
+    would average several topics into one."""
+    spans = [m.span() for m in _UNIT.finditer(text)]
+    if len(spans) <= size:
+        return [text] if spans else []
+    sentences: list[tuple[int, int]] = []  # unit index ranges
+    first = 0
+    for i, (s, e) in enumerate(spans):
+        nxt = spans[i + 1][0] if i + 1 < len(spans) else len(text)
+        if text[s:e] in _SENTENCE_END or "\n" in text[e:nxt] or i + 1 - first >= size:
+            sentences.append((first, i + 1))
+            first = i + 1
+    if first < len(spans):
+        sentences.append((first, len(spans)))
+    groups: list[list[int]] = []  # [start, end) unit ranges
+    for start, end in sentences:
+        if groups and end - groups[-1][0] <= size:
+            groups[-1][1] = end
+        else:
+            groups.append([start, end])
+    if len(groups) > 1 and groups[-1][1] - groups[-1][0] < size // 4:
+        tail = groups.pop()
+        groups[-1][1] = tail[1]
+    return [_tidy(text[spans[a][0] : spans[b - 1][1]].strip()) for a, b in groups]
+
+
 def _sentence_cut(text: str, spans: list[tuple[int, int]], start: int, end: int, size: int) -> int:
     """``end``, moved back to just after a sentence end in the window's last third."""
     for i in range(end - 1, start + (size * 2) // 3, -1):

