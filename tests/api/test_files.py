@@ -30,6 +30,7 @@ from tests.chat.conftest import (
 )
 from tests.fakes.upstream import FakeUpstream
 from tests.files import make
+from tests.memory import PeakRss
 
 __all__ = ["alice", "chat_server", "pg_server"]
 
@@ -173,13 +174,6 @@ def test_quota(alice: httpx.Client) -> None:
     upload(alice, "c.txt", b"c" * (LIMIT - 10), "text/plain")
 
 
-def _rss() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
 def test_an_oversized_upload_is_refused_while_it_streams(
     chat_server: ChatServer, alice: httpx.Client
 ) -> None:
@@ -187,30 +181,17 @@ def test_an_oversized_upload_is_refused_while_it_streams(
     passed; the server (this process) does not grow by anything near the body's size."""
     total = 10 * LIMIT * 8  # 20 MiB, 80x the limit: well past what socket buffers hold
     piece = b"%PDF-1.4\n" + b"x" * (64 * 1024 - 9)
-    peak, stop = [_rss()], threading.Event()
-    base = peak[0]
-
-    def sample() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], _rss())
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
     headers = {"content-type": "application/pdf", "x-requested-with": "t",
                "cookie": f"chatgate_session={alice.cookies['chatgate_session']}"}  # fmt: skip
-    try:
+    with PeakRss(every=0.005) as memory:
         chunks = (piece for _ in range(total // len(piece)))
         path = "/api/files?name=big.pdf"
         reply = asyncio.run(request(chat_server.url, "POST", path, headers=headers, chunks=chunks))
-    finally:
-        stop.set()
-        sampler.join()
     assert reply.status == 413 and reply.code == "file_too_large", reply
     assert reply.sent < total // 2, "the server read on past the limit"
     print(f"upload of {total >> 20} MiB refused after {reply.sent >> 10} KiB; peak RSS growth "
-          f"{(peak[0] - base) >> 10} KiB")  # fmt: skip
-    assert peak[0] - base < 8 * 1024 * 1024, f"grew by {(peak[0] - base) >> 20} MiB"
+          f"{memory.grew >> 10} KiB")  # fmt: skip
+    assert memory.grew < 8 * 1024 * 1024, f"grew by {memory.grew >> 20} MiB"
     assert alice.get("/api/files").json()["files"] == []
     assert not list((FILES_DIR / "incoming").glob("*.part"))  # the spool is cleaned
     # A declared length over the limit is refused before a byte is read.

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +15,7 @@ import pytest
 from robustness.rawhttp import request
 
 from chatgate.config import FilesConfig
-from tests.api.test_files import _rss, upload
+from tests.api.test_files import upload
 from tests.chat.conftest import (
     ChatServer,
     alice,
@@ -27,6 +25,7 @@ from tests.chat.conftest import (
     send,
     wait_status,
 )
+from tests.memory import PeakRss
 
 __all__ = ["alice", "chat_server", "pg_server"]
 
@@ -69,23 +68,10 @@ def test_an_export_with_a_3_mib_file_imports_as_another_user(
 ) -> None:
     body = httpx.Request("POST", "/", json=export).content
     assert BODY_LIMIT < len(body) < IMPORT_LIMIT  # refused by the generic cap before
-    peak, stop = [_rss()], threading.Event()
-    base = peak[0]
-
-    def sample() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], _rss())
-            time.sleep(0.002)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
+    with PeakRss() as memory:
         r = bob.post("/api/conversations/import", content=body, timeout=60,
                      headers={"Content-Type": "application/json"})  # fmt: skip
-    finally:
-        stop.set()
-        sampler.join()
-    print(f"import of {len(body) >> 10} KiB: RSS +{(peak[0] - base) >> 10} KiB at the peak")
+    print(f"import of {len(body) >> 10} KiB: RSS +{memory.grew >> 10} KiB at the peak")
     assert r.status_code == 201, r.text
     user = next(m for m in r.json()["messages"] if m["role"] == "user")
     [attached] = user["attachments"]
@@ -116,28 +102,15 @@ def test_an_import_over_its_limit_is_413_while_it_streams(
     not read; the server (this process) grows by about the limit at most, not the body."""
     total = 8 * IMPORT_LIMIT
     piece = b'{"files": [{"data": "' + b"A" * (64 * 1024 - 21)
-    peak, stop = [_rss()], threading.Event()
-    base = peak[0]
-
-    def sample() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], _rss())
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
     headers = {"content-type": "application/json", "x-requested-with": "t",
                "cookie": f"chatgate_session={bob.cookies['chatgate_session']}"}  # fmt: skip
-    try:
+    with PeakRss(every=0.005) as memory:
         chunks = (piece for _ in range(total // len(piece)))
         path = "/api/conversations/import"
         reply = asyncio.run(request(chat_server.url, "POST", path, headers=headers, chunks=chunks))
-    finally:
-        stop.set()
-        sampler.join()
     assert reply.status == 413 and reply.code == "request_too_large", reply
     assert reply.sent < total // 2, "the server read on past the limit"
-    grew = peak[0] - base
+    grew = memory.grew
     print(
         f"import of {total >> 20} MiB refused after {reply.sent >> 10} KiB; RSS +{grew >> 10} KiB"
     )
