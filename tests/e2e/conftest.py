@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from chatgate.api.ui import STATIC_DIR
@@ -161,3 +162,12 @@ def new_page(browser: Any, ui_url: str) -> Iterator[Callable[..., UiPage]]:
 @pytest.fixture
 def ui(new_page: Callable[..., UiPage]) -> UiPage:
     return new_page()
+
+
+@pytest.fixture
+def server_ui(new_page: Callable[..., UiPage], ui_url: str) -> UiPage:
+    """A page in server mode (history on the server, as `chatgate serve` users get it); the
+    server's /api answers as the implicit single user (loopback, no users yet)."""
+    me = httpx.get(ui_url + "/api/me", timeout=10)
+    assert me.status_code == 200, me.text
+    return new_page(local=False)

@@ -36,13 +36,6 @@ def ui_url(fake_server: FakeUpstream) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def server_ui(new_page: Callable[..., UiPage], ui_url: str) -> UiPage:
-    me = httpx.get(ui_url + "/api/me", timeout=10)
-    assert me.status_code == 200, me.text  # loopback, no users: the implicit single user
-    return new_page(local=False)
-
-
 def answer_request(fake: FakeUpstream) -> dict[str, Any]:
     """The body of the newest streamed (answer) request the fake upstream received."""
     bodies = [r["body"] for r in fake.requests if r["body"].get("stream")]

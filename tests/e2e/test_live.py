@@ -7,7 +7,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import expect
 
@@ -16,11 +15,8 @@ from tests.fakes.upstream import FakeUpstream
 
 
 @pytest.fixture
-def tabs(new_page: Callable[..., UiPage], ui_url: str) -> tuple[UiPage, UiPage]:
-    me = httpx.get(ui_url + "/api/me", timeout=10)
-    if me.status_code != 200:
-        pytest.skip(f"the server's /api is not available here (GET /api/me: {me.status_code})")
-    return new_page(local=False), new_page(local=False)
+def tabs(new_page: Callable[..., UiPage], server_ui: UiPage) -> tuple[UiPage, UiPage]:
+    return server_ui, new_page(local=False)
 
 
 def test_a_second_tab_follows_the_first_live(

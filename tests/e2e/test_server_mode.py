@@ -4,22 +4,10 @@ then runs in its local mode, which the other tests cover)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import httpx
-import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import UiPage
 from tests.fakes.upstream import FakeUpstream
-
-
-@pytest.fixture
-def server_ui(new_page: Callable[..., UiPage], ui_url: str) -> UiPage:
-    me = httpx.get(ui_url + "/api/me", timeout=10)
-    if me.status_code != 200:
-        pytest.skip(f"the server's /api is not available here (GET /api/me: {me.status_code})")
-    return new_page(local=False)
 
 
 def test_server_mode_send_reload_mid_answer_and_branch(

@@ -4,22 +4,10 @@ and keeping one makes it the conversation's branch (the other stays a sibling)."
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import httpx
-import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import UiPage
 from tests.fakes.upstream import FakeUpstream
-
-
-@pytest.fixture
-def server_ui(new_page: Callable[..., UiPage], ui_url: str) -> UiPage:
-    me = httpx.get(ui_url + "/api/me", timeout=10)
-    if me.status_code != 200:
-        pytest.skip(f"the server's /api is not available here (GET /api/me: {me.status_code})")
-    return new_page(local=False)
 
 
 def test_compare_two_models_reload_mid_answer_and_keep_one(
