@@ -12,10 +12,10 @@ import logging
 import secrets
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from chatgate.config import FilesConfig
-from chatgate.errors import InvalidRequestError, PayloadTooLargeError
+from chatgate.errors import DatabaseUnavailableError, InvalidRequestError, PayloadTooLargeError
 from chatgate.files.blobs import Blobs
 from chatgate.files.chunking import split
 from chatgate.files.embed import Embedder, pack
@@ -30,8 +30,10 @@ from chatgate.storage.base import utcnow
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
+T = TypeVar("T")
 _HEAD = 16  # bytes the type check looks at
 EMBED_BATCH = 32  # chunks embedded (and stored) at a time
+RETRY_MIN, RETRY_MAX = 0.5, 10.0  # seconds between tries of work the database refused
 
 
 def new_file_id() -> str:
@@ -172,10 +174,32 @@ class FileService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _through_outage(self, what: str, work: Callable[[], Awaitable[T]]) -> T:
+        """``work()``, tried again with backoff while the database is away (indexing and
+        embedding are idempotent), so a file is not marked failed for an outage it outlives;
+        one line when it begins to wait, one when it goes on."""
+        delay = RETRY_MIN
+        waited = False
+        while True:
+            try:
+                done = await work()
+            except DatabaseUnavailableError:
+                if not waited:
+                    waited = True
+                    log.warning("%s waits for the database", what)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            if waited:
+                log.warning("%s goes on: the database is back", what)
+            return done
+
     async def _index(self, user_id: str, row: Row) -> None:
         values: Row
         try:
-            values = await self.index_file(row)
+            values = await self._through_outage(
+                f"indexing {row['id']}", lambda: self.index_file(row)
+            )
         except asyncio.CancelledError:
             raise
         except ExtractError as exc:
@@ -235,7 +259,7 @@ class FileService:
 
     async def _embed_logged(self, file_id: str) -> None:
         try:
-            await self.embed_file(file_id)
+            await self._through_outage(f"embedding {file_id}", lambda: self.embed_file(file_id))
         except asyncio.CancelledError:
             raise
         except Exception:  # lexical retrieval still works; the next start tries again
