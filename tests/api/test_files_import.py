@@ -14,7 +14,7 @@ import httpx
 import pytest
 from robustness.rawhttp import request
 
-from chatgate.config import FilesConfig
+from chatgate.files.config import FilesConfig
 from tests.api.test_files import upload
 from tests.chat.conftest import (
     ChatServer,

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from bench.files import evalset, heldout
 
-from chatgate.config import FilesConfig
 from chatgate.files.chunking import split
+from chatgate.files.config import FilesConfig
 from chatgate.files.extract import Page
 
 

@@ -14,10 +14,10 @@ import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from chatgate.config import FilesConfig
 from chatgate.errors import DatabaseUnavailableError, InvalidRequestError, PayloadTooLargeError
 from chatgate.files.blobs import Blobs
 from chatgate.files.chunking import split
+from chatgate.files.config import FilesConfig
 from chatgate.files.embed import Embedder, pack
 from chatgate.files.extract import ExtractError, extract
 from chatgate.files.kinds import check_start, classify
