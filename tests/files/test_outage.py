@@ -19,10 +19,10 @@ from chatgate.files.service import FileService
 from chatgate.gateway.router import build_router
 from chatgate.providers import usem3
 from chatgate.providers.registry import default_registry
-from chatgate.storage import Database, upgrade
-from tests.storage.conftest import PgServer, pg_address, pg_server, require_pg, through
+from chatgate.storage import Database
+from tests.storage.conftest import pg_server, proxied_db
 
-__all__ = ["pg_server"]
+__all__ = ["pg_server", "proxied_db"]
 
 pytestmark = pytest.mark.skipif(not usem3.available(), reason="the bundled model is missing")
 
@@ -34,10 +34,9 @@ async def _pieces(data: bytes) -> AsyncIterator[bytes]:
 
 
 async def test_indexing_waits_out_a_database_outage(
-    pg_server: PgServer | str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    proxied_db: tuple[TcpProxy, Database], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = require_pg(pg_server)
-    url = await server.create_database()
+    proxy, db = proxied_db
     caplog.set_level(logging.WARNING, logger="chatgate.files.service")
     config = Config.model_validate({
         "discover_env": False, "local_model": False,
@@ -53,28 +52,24 @@ async def test_indexing_waits_out_a_database_outage(
         events.append(event)
 
     try:
-        await upgrade(url)
-        with TcpProxy(*pg_address(server)) as proxy:
-            async with Database(through(proxy.port, url)) as db:
-                router = await build_router({"fast": provider}, config.providers, config.models)
-                files = FileService(config.files, db, router, publish)
-                uid = (await Accounts(db, "off", True).create_user("ann", "ann-password-1")).id
-                made = await files.upload(uid, "a.txt", "text/plain", None, _pieces(TEXT))
-                proxy.cut()  # before the indexing task has read a byte
-                await asyncio.sleep(1.5)
-                assert made["status"] != "error" and not events  # nothing settled meanwhile
-                proxy.restore()
-                async with asyncio.timeout(30):
-                    await files.wait_indexed()
-                row = await files.store.get(uid, made["id"])
-                assert row["status"] == "ready", row
-                assert events[-1]["file"]["status"] == "ready"
-                tag = files.embedder.tag()
-                assert tag is not None and await files.store.unembedded(made["id"], tag) == []
-                await files.close()
+        router = await build_router({"fast": provider}, config.providers, config.models)
+        files = FileService(config.files, db, router, publish)
+        uid = (await Accounts(db, "off", True).create_user("ann", "ann-password-1")).id
+        made = await files.upload(uid, "a.txt", "text/plain", None, _pieces(TEXT))
+        proxy.cut()  # before the indexing task has read a byte
+        await asyncio.sleep(1.5)
+        assert made["status"] != "error" and not events  # nothing settled meanwhile
+        proxy.restore()
+        async with asyncio.timeout(30):
+            await files.wait_indexed()
+        row = await files.store.get(uid, made["id"])
+        assert row["status"] == "ready", row
+        assert events[-1]["file"]["status"] == "ready"
+        tag = files.embedder.tag()
+        assert tag is not None and await files.store.unembedded(made["id"], tag) == []
+        await files.close()
     finally:
         await provider.close()
-        await server.drop_database(url)
     messages = [r.getMessage() for r in caplog.records if r.name == "chatgate.files.service"]
     assert any("waits for the database" in m for m in messages), messages
     assert any("the database is back" in m for m in messages), messages

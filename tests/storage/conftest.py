@@ -16,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from robustness.outage import TcpProxy
 from sqlalchemy.engine import make_url
 
 from chatgate.storage import Database, upgrade
@@ -144,3 +145,18 @@ def through(proxy_port: int, url: str) -> str:
 def pg_address(server: PgServer) -> tuple[str, int]:
     parsed = make_url(server.admin_dsn)
     return parsed.host or "127.0.0.1", parsed.port or 5432
+
+
+@pytest.fixture
+async def proxied_db(pg_server: PgServer | str) -> AsyncIterator[tuple[TcpProxy, Database]]:
+    """A migrated PostgreSQL database reached through a TCP proxy that the test cuts and
+    restores (an outage), and a Database connected through it; dropped afterwards."""
+    server = require_pg(pg_server)
+    url = await server.create_database()
+    try:
+        await upgrade(url)
+        with TcpProxy(*pg_address(server)) as proxy:
+            async with Database(through(proxy.port, url)) as db:
+                yield proxy, db
+    finally:
+        await server.drop_database(url)

@@ -13,9 +13,8 @@ import pytest
 from robustness.outage import TcpProxy
 from sqlalchemy import func, select
 
-from chatgate.storage import Database, ResponseRepository, StoredResponse, upgrade
+from chatgate.storage import Database, ResponseRepository, StoredResponse
 from chatgate.storage.base import utcnow
-from tests.storage.conftest import PgServer, pg_address, require_pg, through
 
 DAY = 86400.0
 
@@ -118,31 +117,24 @@ async def test_a_delete_waits_for_the_insert(db: Database) -> None:
 
 
 async def test_responses_saved_during_an_outage_are_written_when_the_database_returns(
-    pg_server: PgServer | str, caplog: pytest.LogCaptureFixture
+    proxied_db: tuple[TcpProxy, Database], caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = require_pg(pg_server)
-    url = await server.create_database()
+    proxy, db = proxied_db
     caplog.set_level(logging.WARNING, logger="chatgate.storage.responses")
+    repo = ResponseRepository(db, retention=DAY, flush_interval=0.01, miss_retry=0)
     try:
-        await upgrade(url)
-        with TcpProxy(*pg_address(server)) as proxy:
-            async with Database(through(proxy.port, url)) as db:
-                repo = ResponseRepository(db, retention=DAY, flush_interval=0.01, miss_retry=0)
-                try:
-                    proxy.cut()
-                    for i in range(30):
-                        repo.save(f"resp_{i}", "k:a", "m", None, "[]", f'{{"n":{i}}}')
-                    await asyncio.sleep(1.0)  # several refused tries
-                    found = await repo.get("resp_7", "k:a")  # served from memory meanwhile
-                    assert found is not None and found.response == '{"n":7}'
-                    proxy.restore()
-                    async with asyncio.timeout(10):
-                        await repo.flush()
-                finally:
-                    await repo.close()
-                assert await rows(db) == 30
+        proxy.cut()
+        for i in range(30):
+            repo.save(f"resp_{i}", "k:a", "m", None, "[]", f'{{"n":{i}}}')
+        await asyncio.sleep(1.0)  # several refused tries
+        found = await repo.get("resp_7", "k:a")  # served from memory meanwhile
+        assert found is not None and found.response == '{"n":7}'
+        proxy.restore()
+        async with asyncio.timeout(10):
+            await repo.flush()
     finally:
-        await server.drop_database(url)
+        await repo.close()
+    assert await rows(db) == 30
     messages = [r.getMessage() for r in caplog.records if r.name == "chatgate.storage.responses"]
     assert sum("keeping 30" in m for m in messages) == 1, messages
     assert sum("the database is back" in m for m in messages) == 1, messages
@@ -150,23 +142,16 @@ async def test_responses_saved_during_an_outage_are_written_when_the_database_re
 
 
 async def test_a_stop_during_an_outage_gives_up_after_its_grace(
-    pg_server: PgServer | str, caplog: pytest.LogCaptureFixture
+    proxied_db: tuple[TcpProxy, Database], caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = require_pg(pg_server)
-    url = await server.create_database()
-    try:
-        await upgrade(url)
-        with TcpProxy(*pg_address(server)) as proxy:
-            async with Database(through(proxy.port, url)) as db:
-                repo = ResponseRepository(db, retention=DAY, flush_interval=0.01, close_grace=0.5)
-                proxy.cut()
-                repo.save("resp_1", "", "m", None, "[]", "{}")
-                started = time.monotonic()
-                await repo.close()
-                assert 0.4 < time.monotonic() - started < 3
-                proxy.restore()
-    finally:
-        await server.drop_database(url)
+    proxy, db = proxied_db
+    repo = ResponseRepository(db, retention=DAY, flush_interval=0.01, close_grace=0.5)
+    proxy.cut()
+    repo.save("resp_1", "", "m", None, "[]", "{}")
+    started = time.monotonic()
+    await repo.close()
+    assert 0.4 < time.monotonic() - started < 3
+    proxy.restore()
     assert any("could not be written before the stop" in r.getMessage() for r in caplog.records)
 
 
