@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
 import socket
-import subprocess
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import NoReturn
 
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+from robustness.outage import RedisServer
 
 from chatgate.errors import RateLimitError
 from chatgate.gateway.ratelimit import (
@@ -36,7 +36,7 @@ NO_KEY = Limit()
 MakeBackend = Callable[..., Backend]
 
 
-def unavailable(reason: str) -> None:
+def unavailable(reason: str) -> NoReturn:
     """Skip, except on CI (CI=true), where a missing service is a failure."""
     if os.environ.get("CI") == "true":
         pytest.fail(reason)
@@ -407,60 +407,20 @@ async def test_redis_unreachable_falls_back_to_local_limits_divided_by_replicas(
     assert len(warnings) == 1 and "divided by 2" in warnings[0]
 
 
-class OwnRedis:
-    """A redis-server of this test's own, on a free port, that the test may stop and restart."""
-
-    def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            unavailable("redis-server is not installed")
-        self.binary = binary or ""
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        args = ["--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
-        self.proc = subprocess.Popen(
-            [self.binary, *args],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
-                return
-            except OSError:
-                time.sleep(0.01)
-        raise RuntimeError("redis-server did not start")
-
-    async def shutdown(self) -> None:
-        client = aioredis.Redis.from_url(self.url)
-        try:
-            await client.shutdown(nosave=True)
-        except (RedisError, OSError):
-            pass  # the server hangs up as it goes
-        finally:
-            await client.aclose()
-        assert self.proc is not None
-        self.proc.wait(5)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(5)
-
-
 @pytest.fixture
-def own_redis() -> Iterator[OwnRedis]:
-    server = OwnRedis()
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, on a free port, that the test may stop and restart."""
+    try:
+        server = RedisServer()
+    except FileNotFoundError as exc:
+        unavailable(str(exc))
     server.start()
     yield server
     server.stop()
 
 
 async def test_redis_stopped_mid_test_then_back(
-    own_redis: OwnRedis, caplog: pytest.LogCaptureFixture
+    own_redis: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="chatgate.gateway.ratelimit")
     rl = RateLimiter(RedisBackend(own_redis.url, replicas=4, retry_after=0.05), Limit(rpm=40))
@@ -469,7 +429,7 @@ async def test_redis_stopped_mid_test_then_back(
             await rl.reserve(None, NO_KEY, 0)
         assert not rl.degraded
 
-        await own_redis.shutdown()
+        await asyncio.to_thread(own_redis.stop)
         results = [await outcome(rl.reserve(None, NO_KEY, 0)) for _ in range(12)]
         # Served all the same, by local buckets holding this replica's share of what was left
         # (10 / 4 replicas), not a fresh 40 / 4.
@@ -497,7 +457,7 @@ async def test_redis_stopped_mid_test_then_back(
 
 @pytest.mark.parametrize("replicas", [1, 2])
 async def test_an_outage_and_a_return_are_no_fresh_minute(
-    own_redis: OwnRedis, replicas: int
+    own_redis: RedisServer, replicas: int
 ) -> None:
     """The limit is spent through Redis; Redis goes away and comes back empty: neither the
     local fallback nor the returned Redis lets another minute's worth through."""
@@ -506,7 +466,7 @@ async def test_an_outage_and_a_return_are_no_fresh_minute(
         assert all(
             [isinstance(await outcome(rl.reserve(None, NO_KEY, 0)), Reservation) for _ in range(10)]
         )
-        await own_redis.shutdown()
+        await asyncio.to_thread(own_redis.stop)
         during = [await outcome(rl.reserve(None, NO_KEY, 0)) for _ in range(10)]
         assert rl.degraded
         assert sum(isinstance(r, Reservation) for r in during) == 0, during
