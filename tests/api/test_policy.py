@@ -466,3 +466,38 @@ def test_usage_lands_on_the_key_or_the_user_never_both(server: Server) -> None:
     assert mine and all(r["key_id"] is None for r in mine)
     theirs = [r for r in rows if r["key_id"] == key_id]
     assert theirs and all(r["user_id"] is None for r in theirs)
+
+
+def test_count_tokens_walks_the_request_path(server: Server) -> None:
+    """``/v1/messages/count_tokens`` calls no upstream but is a door all the same: key,
+    allow-list, budget and one request of the rate limit, in Anthropic's shape, counted under
+    its own api label and in the key's usage (a request, no tokens)."""
+    url = server.url + "/v1/messages/count_tokens"
+    body = {"model": ALLOWED, "messages": [{"role": "user", "content": "count these words"}]}
+
+    def count(secret: str | None, **extra: Any) -> httpx.Response:
+        headers = {"x-api-key": secret} if secret else {}
+        return httpx.post(url, json={**body, **extra}, headers=headers)
+
+    missing = count(None)
+    assert missing.status_code == 401 and _anthropic(missing).type == TYPES["missing"]
+    key_id, secret = server.key(models=[ALLOWED], rpm=2)
+    forbidden = count(secret, model=FORBIDDEN)
+    assert forbidden.status_code == 403 and _anthropic(forbidden).type == TYPES["model"]
+    served = count(secret)
+    assert served.status_code == 200 and served.json()["input_tokens"] > 0
+    assert served.headers["x-ratelimit-limit-requests"] == "2"
+    assert count(secret).status_code == 200
+    limited = count(secret)
+    assert limited.status_code == 429 and _anthropic(limited).type == TYPES["rate"]
+    assert float(limited.headers["retry-after"]) > 0
+    assert usage_of(server, DOORS[0], key_id) == (2, 0)
+    _, spent = server.key(budget_tokens=1)
+    assert DOORS[0].call(server, spent, ALLOWED) is None  # spends past the budget
+    broke = count(spent)
+    assert broke.status_code == 429 and _anthropic(broke).type == TYPES["budget"]
+    metrics = httpx.get(server.url + "/metrics").text
+    assert (
+        'chatgate_requests_total{api="anthropic_count_tokens",model="fake-model",status="200"'
+        in metrics
+    )

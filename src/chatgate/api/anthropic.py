@@ -30,7 +30,7 @@ from chatgate.chat.tokens import PER_MESSAGE, TokenCounter
 from chatgate.config import Config
 from chatgate.errors import GatewayError, InvalidRequestError, ModelNotFoundError
 from chatgate.gateway.auth import Identity, bearer
-from chatgate.gateway.path import Exchange
+from chatgate.gateway.path import CLIENT_GONE, Exchange
 from chatgate.gateway.reasoning import parse_mode
 from chatgate.protocol import anthropic
 from chatgate.protocol.openai import ChatRequest, parse_json, validate_chat_request
@@ -129,9 +129,12 @@ class _Turn:
 class CountTokens:
     """ASGI endpoint for ``POST /v1/messages/count_tokens``: the prompt's tokens by the model's
     own tokenizer where one ships offline (``chat.tokens``), calibrated by what the upstream
-    reported for earlier prompts; otherwise about four bytes a token. No upstream call, so no
-    rate limit or usage; the key and its allow-list are checked."""
+    reported for earlier prompts; otherwise about four bytes a token. No upstream call, but
+    along the request path like every door (api ``anthropic_count_tokens``): the key, its
+    allow-list and budget, one request of its rate limit (counting is work here: a flood of
+    large bodies is held back like any other), metrics and the access log."""
 
+    api = "anthropic_count_tokens"
     error_body = staticmethod(anthropic.error_body)
 
     def __init__(self, runtime: Runtime, config: Config) -> None:
@@ -144,7 +147,8 @@ class CountTokens:
             "count_message_tokens",
             "The prompt's input tokens, counted here: by the model's own tokenizer where one "
             "ships offline, calibrated by what the upstream reported, else about four bytes a "
-            "token. No upstream call, so no rate limit or usage; the key and its allow-list apply.",
+            "token. No upstream call; the key, its allow-list and budget apply, and it counts "
+            "as one request of the key's rate limit (no tokens).",
             {
                 "description": '`{"input_tokens": N}`',
                 "content": {"application/json": {"schema": _COUNT}},
@@ -153,24 +157,32 @@ class CountTokens:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         wanted = chatgate_headers(scope)
-        headers: list[tuple[bytes, bytes]] = []
         try:
             state = self.runtime.require()
-            identity = await state.auth.authenticate(credential(wanted))
-            body = parse_json(await read_body(receive, state.config.server.max_body_bytes))
-            _, model = resolve(state, body, self.aliases)
-            identity.check_model(model)
-            if state.router.get(model) is None:
-                raise ModelNotFoundError(model)
-            texts, messages = anthropic.count_texts(body)
-            counter = state.chat.tokens if state.chat is not None else TokenCounter()
-            await counter.warm(model, texts)
-            total = sum(counter.count(model, t) for t in texts) + PER_MESSAGE * messages
-            await send_json(send, 200, orjson.dumps({"input_tokens": total}), headers)
-        except ClientGone:
-            return
         except GatewayError as exc:
-            await send_error(send, exc, headers)
+            await send_error(send, exc, [])
+            return
+        async with state.path.begin(self.api, wanted.get(b"x-request-id")) as exchange:
+            rid = exchange.request_id.encode("latin-1")
+            headers = [(b"x-request-id", rid), (b"request-id", rid)]
+            try:
+                await exchange.authenticate(credential(wanted))
+                body = parse_json(await read_body(receive, state.config.server.max_body_bytes))
+                _, model = resolve(state, body, self.aliases)
+                if state.router.get(model) is None:
+                    raise ModelNotFoundError(model)
+                await exchange.admit(ChatRequest(body, model, stream=False), tokens=0)
+                headers += exchange.headers
+                texts, messages = anthropic.count_texts(body)
+                counter = state.chat.tokens if state.chat is not None else TokenCounter()
+                await counter.warm(model, texts)
+                total = sum(counter.count(model, t) for t in texts) + PER_MESSAGE * messages
+                await send_json(send, 200, orjson.dumps({"input_tokens": total}), headers)
+            except ClientGone:
+                exchange.status = CLIENT_GONE
+            except GatewayError as exc:
+                exchange.fail(exc)
+                await send_error(send, exc, headers)
 
 
 _ERROR = {
