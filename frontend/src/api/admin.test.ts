@@ -4,15 +4,7 @@ import {
   AdminError,
   EMPTY_KEY_FORM,
   adminHeaders,
-  formatBytes,
-  formatDateTime,
-  formatKeyUsage,
-  formatLimits,
-  formatMoney,
-  formatPercent,
-  formatSpend,
   keyCreateBody,
-  keyState,
   parseLimit,
   parseModels,
   toCache,
@@ -25,6 +17,16 @@ import {
   userLimitsForm,
   type ClientKey,
 } from "./admin";
+import {
+  formatBytes,
+  formatDateTime,
+  formatKeyUsage,
+  formatLimits,
+  formatMoney,
+  formatPercent,
+  formatSpend,
+  keyState,
+} from "./adminFormat";
 
 const KEY = {
   id: "key_1",

@@ -3,18 +3,20 @@
 import { useCallback, useState } from "react";
 import {
   EMPTY_KEY_FORM,
-  formatDateTime,
-  formatKeyUsage,
-  formatLimits,
-  formatMoney,
-  formatSpend,
   keyCreateBody,
-  keyState,
   type AdminApi,
   type ClientKey,
   type KeyForm,
   type KeyFormField,
 } from "../api/admin";
+import {
+  formatDateTime,
+  formatKeyUsage,
+  formatLimits,
+  formatMoney,
+  formatSpend,
+  keyState,
+} from "../api/adminFormat";
 import { useLocale, useT, type T } from "../i18n";
 import type { MessageKey } from "../i18n/messages";
 import { copyText } from "../lib/clipboard";

@@ -2,14 +2,16 @@
 
 import { useCallback, useId, useState } from "react";
 import {
-  formatBytes,
-  formatCount,
-  formatPercent,
   type AdminApi,
   type Counters,
   type Period,
   type UsageReport,
 } from "../api/admin";
+import {
+  formatBytes,
+  formatCount,
+  formatPercent,
+} from "../api/adminFormat";
 import { useLocale, useT } from "../i18n";
 import type { MessageKey } from "../i18n/messages";
 import { AdminSection, ConfirmButton, ErrorNote, TableFrame } from "./AdminParts";

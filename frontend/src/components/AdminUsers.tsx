@@ -2,11 +2,6 @@
 
 import { useCallback, useState } from "react";
 import {
-  formatCount,
-  formatKeyUsage,
-  formatLimits,
-  formatMoney,
-  formatSpend,
   userLimitsBody,
   userLimitsForm,
   type AdminApi,
@@ -14,6 +9,13 @@ import {
   type UserLimitsField,
   type UserLimitsForm,
 } from "../api/admin";
+import {
+  formatCount,
+  formatKeyUsage,
+  formatLimits,
+  formatMoney,
+  formatSpend,
+} from "../api/adminFormat";
 import { useLocale, useT, type T } from "../i18n";
 import type { MessageKey } from "../i18n/messages";
 import { AdminSection, ErrorNote, LabeledInput, TableFrame } from "./AdminParts";
